@@ -1,0 +1,5 @@
+import sys
+
+from fnann.cli import main
+
+sys.exit(main())

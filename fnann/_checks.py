@@ -1,0 +1,130 @@
+"""Input validation at the public boundary.
+
+Every check raises ``ValueError`` (bad shape or value) or ``TypeError`` (wrong kind of
+object) with a message that names the argument, says what was expected and what came.
+Shape checks are static, so they also run (once, at trace time) under ``jax.jit``; value
+checks (NaN, label range) look at concrete arrays only and are skipped for tracers.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_concrete(x) -> bool:
+    """True when ``x`` holds values (not a tracer inside ``jit``/``vmap``/``grad``)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_sizes(sizes) -> tuple[int, ...]:
+    """Checks an MLP's layer widths and returns them as a tuple of ints."""
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+        raise TypeError(
+            f"sizes must be a list or tuple of layer widths like (64, 128, 10); got {sizes!r}."
+        )
+    if len(sizes) < 2:
+        raise ValueError(
+            f"sizes needs at least two entries (inputs and outputs), e.g. (4, 3); got {tuple(sizes)}."
+        )
+    out = []
+    for i, n in enumerate(sizes):
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise TypeError(f"sizes[{i}] must be an integer width; got {n!r}.")
+        if n < 1:
+            raise ValueError(f"sizes[{i}] must be a width >= 1; got {n}.")
+        out.append(int(n))
+    return tuple(out)
+
+
+def check_x(x, n_in: int, name: str = "x") -> None:
+    """Checks that ``x`` is a float batch of shape ``(batch, n_in)``."""
+    shape = jnp.shape(x)
+    if len(shape) != 2:
+        hint = f" For a single example pass {name}[None, :]." if len(shape) == 1 else ""
+        raise ValueError(f"{name} must have shape (batch, {n_in}); got shape {shape}.{hint}")
+    if shape[1] != n_in:
+        raise ValueError(
+            f"{name} has {shape[1]} features (shape {shape}) but the network's first layer "
+            f"expects {n_in}."
+        )
+    dtype = jnp.result_type(x)
+    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+        raise TypeError(f"{name} must hold real numbers; got dtype {dtype}.")
+
+
+def check_params(params, sizes: tuple[int, ...], name: str = "params") -> None:
+    """Checks that ``params`` is one ``Dense(W, b)`` per layer with the net's shapes."""
+    n_layers = len(sizes) - 1
+    if not isinstance(params, (tuple, list)):
+        raise TypeError(
+            f"{name} must be a tuple of Dense(W, b), one per layer (from fnann.init); "
+            f"got {type(params).__name__}."
+        )
+    if len(params) != n_layers:
+        raise ValueError(
+            f"{name} has {len(params)} layers but the network {sizes} has {n_layers}."
+        )
+    for l, layer in enumerate(params):
+        W, b = _unpack_layer(layer, l, name)
+        want_W, want_b = (sizes[l + 1], sizes[l]), (sizes[l + 1],)
+        if jnp.shape(W) != want_W or jnp.shape(b) != want_b:
+            raise ValueError(
+                f"{name}[{l}] has W {jnp.shape(W)} and b {jnp.shape(b)} but the network "
+                f"{sizes} expects W {want_W} (n_out, n_in) and b {want_b}."
+            )
+
+
+def _unpack_layer(layer, l: int, name: str):
+    try:
+        W, b = layer.W, layer.b
+    except AttributeError:
+        raise TypeError(
+            f"{name}[{l}] must be a Dense(W, b); got {type(layer).__name__}."
+        ) from None
+    return W, b
+
+
+def check_targets_values(y, n_out: int, *, labels: bool, name: str = "y") -> None:
+    """Value checks on concrete targets: finite, and integer labels inside [0, n_out)."""
+    if not is_concrete(y):
+        return
+    y = np.asarray(y)
+    if np.issubdtype(y.dtype, np.integer):
+        if labels and y.ndim == 1 and n_out > 1 and y.size:
+            lo, hi = int(y.min()), int(y.max())
+            if lo < 0 or hi >= n_out:
+                raise ValueError(
+                    f"{name} holds class labels in [{lo}, {hi}] but the network has "
+                    f"{n_out} outputs, so labels must lie in [0, {n_out - 1}]."
+                )
+    elif not np.all(np.isfinite(y)):
+        raise ValueError(f"{name} contains NaN or inf at {_first_bad(y)}.")
+
+
+def check_finite(x, name: str = "x") -> None:
+    """Raises if a concrete float array holds NaN or inf, naming the first bad index."""
+    if not is_concrete(x):
+        return
+    x = np.asarray(x)
+    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} contains NaN or inf at {_first_bad(x)}.")
+
+
+def _first_bad(a: np.ndarray) -> str:
+    idx = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+    return f"index {idx if len(idx) > 1 else idx[0]} (value {a[idx]})"
+
+
+def check_rows(x, y, x_name: str = "x", y_name: str = "y") -> None:
+    """Checks that ``x`` and ``y`` have the same number of rows."""
+    nx, ny = jnp.shape(x)[0], jnp.shape(y)[0] if jnp.ndim(y) else None
+    if ny is None or nx != ny:
+        raise ValueError(
+            f"{x_name} has {nx} rows but {y_name} has "
+            f"{'no rows (a scalar)' if ny is None else ny}; they need one row per example."
+        )

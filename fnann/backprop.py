@@ -1,0 +1,168 @@
+"""Backpropagation written by hand: the delta recursion.
+
+Notation: a ``d`` prefix always means ∂L/∂(that): ``dW`` is ∂L/∂W, ``da`` is ∂L/∂A.
+``delta`` is δ^(l) = ∂L/∂Z^(l). With batch-first rows (see ``fnann.mlp``) the textbook
+equations read
+
+    δ^(L) = ∂L/∂A^(L) ⊙ σ'(Z^(L))              delta = act.backward(z, da)
+    δ^(l) = (W^(l+1))ᵀ δ^(l+1) ⊙ σ'(Z^(l))     delta = act.backward(z, delta @ W)
+    ∂L/∂W^(l) = δ^(l) (A^(l-1))ᵀ               dW = delta.T @ a_prev
+    ∂L/∂b^(l) = δ^(l)                          db = delta.sum(axis=0)
+
+The sum over the batch in ``db`` (and the matrix product in ``dW``) adds the per-example
+gradients; the 1/m of the batch-mean loss already sits in ∂L/∂A^(L) (``loss.grad``), so
+no layer divides again. Some texts (Ng) put the 1/m into dW instead; the totals agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from fnann import _checks
+from fnann.activations import Activation
+from fnann.losses import Loss, get_loss, is_fused
+from fnann.mlp import MLP, Dense, Params, Precision, Trace, check_inputs, forward_trace
+
+Array = jax.Array
+
+METHODS = ("manual", "autodiff")
+
+
+def dense_backward(layer: Dense, a_prev: Array, delta: Array,
+                   precision: Precision = None) -> tuple[Dense, Array]:
+    """Gradients of one affine layer, given its delta (an exact vector-Jacobian product).
+
+    Math: ∂L/∂W = δ A_prevᵀ,  ∂L/∂b = Σ_examples δ,  ∂L/∂A_prev = Wᵀ δ.
+    Shapes: a_prev (batch, n_in), delta (batch, n_out), layer.W (n_out, n_in)
+      -> (Dense(dW (n_out, n_in), db (n_out,)), da_prev (batch, n_in)).
+    """
+    dW = jnp.matmul(delta.T, a_prev, precision=precision)
+    db = jnp.sum(delta, axis=0)
+    da_prev = jnp.matmul(delta, layer.W, precision=precision)
+    return Dense(dW, db), da_prev
+
+
+def output_delta(output: Activation, loss: Loss, z: Array, a: Array, y,
+                 fused: bool = True) -> Array:
+    """δ^(L) = ∂L/∂Z^(L) for the output layer.
+
+    Math: δ^(L) = ∂L/∂A^(L) ⊙ σ'(Z^(L)) (the VJP of σ for softmax), or, where the loss is
+    the output activation's canonical link (softmax + cross-entropy, sigmoid + binary
+    cross-entropy) and ``fused`` is set, the fused δ^(L) = (A^(L) - y) / m.
+    """
+    if fused and is_fused(loss, output):
+        return loss.delta_from_logits(z, y)
+    return output.backward(z, loss.grad(a, y))
+
+
+def backward(net: MLP, params: Params, trace: Trace, y, loss: Loss | str,
+             precision: Precision = None, fused: bool = True) -> Params:
+    """Hand-derived gradients of the batch-mean loss: the delta recursion.
+
+    Math: δ^(L) = ∂L/∂A^(L) ⊙ σ'(Z^(L));  δ^(l) = (W^(l+1))ᵀ δ^(l+1) ⊙ σ'(Z^(l));
+          ∂L/∂W^(l) = δ^(l) (A^(l-1))ᵀ;  ∂L/∂b^(l) = δ^(l) (summed over the batch).
+
+    Args:
+      net: the network.
+      params: its parameters.
+      trace: from ``forward_trace(net, params, x)``.
+      y: targets (one-hot rows, integer labels or values; see ``fnann.losses``).
+      loss: a ``Loss`` or its name.
+      precision: matmul precision (``"highest"`` for gradient checks on GPU/TPU).
+      fused: use the fused output delta where the loss and output activation allow it.
+        ``False`` runs the textbook chain ∂L/∂A^(L) then σ's VJP (for teaching and tests).
+
+    Returns:
+      Gradients with the structure of ``params``: one ``Dense(dW, db)`` per layer.
+    """
+    loss = get_loss(loss)
+    check_inputs(net, params, trace.A[0])
+    L = net.n_layers
+    sigma = net.activations
+    delta = output_delta(sigma[L - 1], loss, trace.Z[L - 1], trace.A[L], y, fused)  # δ^(L)
+    grads = [None] * L
+    for l in reversed(range(L)):  # layer l + 1 of the textbook
+        grads[l], da_prev = dense_backward(params[l], trace.A[l], delta, precision)
+        if l > 0:
+            delta = sigma[l - 1].backward(trace.Z[l - 1], da_prev)  # δ^(l) = Wᵀδ^(l+1) ⊙ σ'(Z^(l))
+    return tuple(grads)
+
+
+def loss_value(net: MLP, loss: Loss, y_hat: Array, trace: Trace, y) -> Array:
+    """The loss of a forward pass, from the logits when the loss fuses with the output."""
+    if is_fused(loss, net.output):
+        return loss.fn_from_logits(trace.Z[-1], y)
+    return loss.fn(y_hat, y)
+
+
+def objective(net: MLP, loss: Loss | str, params: Params, x, y,
+              precision: Precision = None) -> Array:
+    """The scalar L(params; x, y) that both gradient methods differentiate."""
+    loss = get_loss(loss)
+    y_hat, trace = forward_trace(net, params, x, precision)
+    return loss_value(net, loss, y_hat, trace, y)
+
+
+def check_targets(net: MLP, loss: Loss, x, y) -> None:
+    """Shape and (for concrete arrays) value checks of the targets ``y`` against ``x``."""
+    _checks.check_rows(x, y)
+    labels = loss.link is not None and loss.link.name == "softmax"
+    _checks.check_targets_values(y, net.n_out, labels=labels)
+    if jnp.ndim(y) == 1 and net.n_out > 1 and not (
+        labels and jnp.issubdtype(jnp.result_type(y), jnp.integer)
+    ):
+        raise ValueError(
+            f"y has shape {jnp.shape(y)} but the network has {net.n_out} outputs; pass targets "
+            f"of shape ({jnp.shape(y)[0]}, {net.n_out})"
+            + (" or integer class labels." if labels else ".")
+        )
+    if jnp.ndim(y) == 2 and jnp.shape(y)[1] != net.n_out:
+        raise ValueError(
+            f"y has {jnp.shape(y)[1]} columns but the network has {net.n_out} outputs."
+        )
+    if jnp.ndim(y) not in (1, 2):
+        raise ValueError(f"y must have shape (batch,) or (batch, {net.n_out}); got {jnp.shape(y)}.")
+
+
+def loss_and_grad(net: MLP, loss: Loss | str, method: str = "manual",
+                  precision: Precision = None) -> Callable[[Params, Array, Array], tuple[Array, Params]]:
+    """Builds ``f(params, x, y) -> (loss_value, grads)`` by hand-derived or automatic backprop.
+
+    Args:
+      net: the network.
+      loss: a ``Loss`` or its name.
+      method: ``"manual"`` (``forward_trace`` + ``backward``, the delta recursion) or
+        ``"autodiff"`` (``jax.value_and_grad`` of the same scalar).
+      precision: matmul precision for both passes.
+
+    Returns:
+      A pure function, safe to ``jit`` and ``vmap``; ``grads`` has the structure of params.
+
+    Example:
+      >>> from fnann.mlp import init
+      >>> net = MLP([3, 4, 2])
+      >>> params = init(jax.random.key(0), net)
+      >>> x, y = jnp.ones((5, 3)), jnp.array([0, 1, 1, 0, 1])
+      >>> value, grads = jax.jit(loss_and_grad(net, "cross_entropy"))(params, x, y)
+      >>> grads[0].W.shape
+      (4, 3)
+    """
+    loss = get_loss(loss)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be an fnann.MLP; got {type(net).__name__}.")
+
+    def manual(params: Params, x, y) -> tuple[Array, Params]:
+        check_targets(net, loss, x, y)
+        y_hat, trace = forward_trace(net, params, x, precision)
+        return loss_value(net, loss, y_hat, trace, y), backward(net, params, trace, y, loss, precision)
+
+    def autodiff(params: Params, x, y) -> tuple[Array, Params]:
+        check_targets(net, loss, x, y)
+        return jax.value_and_grad(lambda p: objective(net, loss, p, x, y, precision))(params)
+
+    return manual if method == "manual" else autodiff

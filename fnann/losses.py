@@ -1,0 +1,230 @@
+"""Losses: each value travels with its hand-derived gradient ``dL/dy_hat``.
+
+A :class:`Loss` bundles ``fn(y_hat, y)``, a scalar reduced as DESIGN.md fixes it, with
+``grad(y_hat, y)``, the gradient of that scalar with respect to ``y_hat`` (the 1/m of the
+batch mean is inside it, so a backward pass never divides again).
+
+Where the network's output activation is the loss's canonical link (softmax for
+cross-entropy, sigmoid for binary cross-entropy) the two fuse: the loss is computed from
+the logits ``Z^(L)`` with ``logsumexp``/``softplus`` and the output delta is simply
+``dL/dZ^(L) = (A^(L) - y) / m``. Both stay finite at logits of 1e4 (no ``log(0)``, no
+``inf - inf``). :class:`Loss` carries these as ``link``, ``fn_from_logits`` and
+``delta_from_logits``.
+
+Targets: one-hot rows (or any rows of the output's width) for ``cross_entropy``; integer
+class labels of shape ``(batch,)`` are accepted too and one-hot encoded. A 1-D ``y`` for a
+one-output network is read as ``(batch, 1)``, never broadcast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from fnann.activations import Activation, sigmoid, softmax
+
+Array = jax.Array
+
+
+class Loss(NamedTuple):
+    """A loss, its hand-derived gradient and, optionally, its fused canonical-link form.
+
+    Attributes:
+      name: the name it is looked up by (``"mse"``).
+      fn: ``L = fn(y_hat, y)``, a scalar.
+      grad: ``dL/dy_hat = grad(y_hat, y)``, shape of ``y_hat``.
+      link: the output ``Activation`` with which the loss fuses, or ``None``.
+      fn_from_logits: ``L = fn_from_logits(z, y)`` with ``y_hat = link.fn(z)``.
+      delta_from_logits: ``dL/dz = delta_from_logits(z, y)``, the fused output delta.
+    """
+
+    name: str
+    fn: Callable[[Array, Array], Array]
+    grad: Callable[[Array, Array], Array]
+    link: Activation | None = None
+    fn_from_logits: Callable[[Array, Array], Array] | None = None
+    delta_from_logits: Callable[[Array, Array], Array] | None = None
+
+
+def as_targets(y_hat: Array, y, *, one_hot: bool = False) -> Array:
+    """Brings targets ``y`` to the shape and dtype of ``y_hat``.
+
+    Integer labels of shape ``(batch,)`` become one-hot rows when ``one_hot`` is set and
+    the output has more than one unit; any 1-D ``y`` for a one-unit output becomes
+    ``(batch, 1)``. Anything else must already have the shape of ``y_hat``.
+
+    Raises:
+      ValueError: when ``y`` cannot be read as targets for ``y_hat`` (named ``y``).
+    """
+    y = jnp.asarray(y)
+    batch, n_out = y_hat.shape[0], y_hat.shape[-1]
+    if y.ndim == 1 and one_hot and n_out > 1:
+        if not jnp.issubdtype(y.dtype, jnp.integer):
+            raise ValueError(
+                f"y: 1-D targets for {n_out} classes must be integer class labels; "
+                f"got dtype {y.dtype}. Pass one-hot rows of shape ({batch}, {n_out}) instead."
+            )
+        y = jax.nn.one_hot(y, n_out, dtype=y_hat.dtype)
+    elif y.ndim == 1 and n_out == 1:
+        y = y[:, None]
+    if y.shape != y_hat.shape:
+        raise ValueError(
+            f"y has shape {y.shape} but the network's output has shape {y_hat.shape}; "
+            "targets need one row per example and one column per output unit"
+            + (" (or integer class labels of shape (batch,))." if one_hot else ".")
+        )
+    return y.astype(y_hat.dtype)
+
+
+# --- mean squared error -------------------------------------------------------------
+
+
+def mse_fn(y_hat: Array, y) -> Array:
+    """Mean squared error over every element.
+
+    Math: L = (1/N) Σ_i (ŷ_i - y_i)², N = batch · n_out (no ½).
+    """
+    y = as_targets(y_hat, y)
+    return jnp.mean(jnp.square(y_hat - y))
+
+
+def mse_grad(y_hat: Array, y) -> Array:
+    """Math: dL/dŷ = (2/N) (ŷ - y)."""
+    y = as_targets(y_hat, y)
+    return 2.0 * (y_hat - y) / y_hat.size
+
+
+# --- categorical cross-entropy ------------------------------------------------------
+
+
+def cross_entropy_fn(y_hat: Array, y) -> Array:
+    """Categorical cross-entropy, mean over the batch.
+
+    Math: L = (1/m) Σ_i -Σ_k y_ik log ŷ_ik, with 0 log 0 = 0.
+    """
+    y = as_targets(y_hat, y, one_hot=True)
+    safe = jnp.where(y > 0, y_hat, 1.0)  # 0 log 0 = 0 even where ŷ has exact zeros
+    return -jnp.sum(jnp.where(y > 0, y * jnp.log(safe), 0.0)) / y_hat.shape[0]
+
+
+def cross_entropy_grad(y_hat: Array, y) -> Array:
+    """Math: dL/dŷ_ik = -y_ik / (m ŷ_ik) (0 where y_ik = 0)."""
+    y = as_targets(y_hat, y, one_hot=True)
+    safe = jnp.where(y > 0, y_hat, 1.0)
+    return jnp.where(y > 0, -y / safe, 0.0) / y_hat.shape[0]
+
+
+def cross_entropy_from_logits(z: Array, y) -> Array:
+    """Softmax cross-entropy computed from the logits with ``logsumexp``.
+
+    Math: L = (1/m) Σ_i [ (Σ_k y_ik) logsumexp(z_i) - Σ_k y_ik z_ik ]
+            = (1/m) Σ_i -Σ_k y_ik log softmax(z_i)_k.
+    """
+    y = as_targets(z, y, one_hot=True)
+    lse = jax.nn.logsumexp(z, axis=-1)
+    return jnp.sum(jnp.sum(y, axis=-1) * lse - jnp.sum(y * z, axis=-1)) / z.shape[0]
+
+
+def cross_entropy_delta(z: Array, y) -> Array:
+    """Fused output delta of softmax + cross-entropy.
+
+    Math: δ^(L) = dL/dZ^(L) = (A^(L) - y) / m   (for rows of y that sum to 1;
+          in general (Σ_k y_k) A^(L) - y, over m).
+    """
+    y = as_targets(z, y, one_hot=True)
+    return (jnp.sum(y, axis=-1, keepdims=True) * softmax.fn(z) - y) / z.shape[0]
+
+
+# --- binary cross-entropy -----------------------------------------------------------
+
+
+def binary_cross_entropy_fn(y_hat: Array, y) -> Array:
+    """Binary cross-entropy, mean over every element.
+
+    Math: L = -(1/N) Σ_i [ y_i log ŷ_i + (1 - y_i) log(1 - ŷ_i) ], with 0 log 0 = 0.
+    """
+    y = as_targets(y_hat, y)
+    pos = jnp.where(y > 0, y * jnp.log(jnp.where(y > 0, y_hat, 1.0)), 0.0)
+    neg = jnp.where(y < 1, (1 - y) * jnp.log(jnp.where(y < 1, 1 - y_hat, 1.0)), 0.0)
+    return -jnp.mean(pos + neg)
+
+
+def binary_cross_entropy_grad(y_hat: Array, y) -> Array:
+    """Math: dL/dŷ_i = (1/N) [ -y_i / ŷ_i + (1 - y_i) / (1 - ŷ_i) ]."""
+    y = as_targets(y_hat, y)
+    pos = jnp.where(y > 0, -y / jnp.where(y > 0, y_hat, 1.0), 0.0)
+    neg = jnp.where(y < 1, (1 - y) / jnp.where(y < 1, 1 - y_hat, 1.0), 0.0)
+    return (pos + neg) / y_hat.size
+
+
+def binary_cross_entropy_from_logits(z: Array, y) -> Array:
+    """Sigmoid binary cross-entropy computed from the logits.
+
+    Math: -[y log σ(z) + (1 - y) log(1 - σ(z))] = softplus(z) - y z, mean over N elements.
+    """
+    y = as_targets(z, y)
+    return jnp.mean(jnp.logaddexp(0.0, z) - y * z)
+
+
+def binary_cross_entropy_delta(z: Array, y) -> Array:
+    """Fused output delta of sigmoid + binary cross-entropy.
+
+    Math: δ^(L) = dL/dZ^(L) = (σ(Z^(L)) - y) / N.
+    """
+    y = as_targets(z, y)
+    return (sigmoid.fn(z) - y) / z.size
+
+
+mse = Loss("mse", mse_fn, mse_grad)
+cross_entropy = Loss(
+    "cross_entropy",
+    cross_entropy_fn,
+    cross_entropy_grad,
+    softmax,
+    cross_entropy_from_logits,
+    cross_entropy_delta,
+)
+binary_cross_entropy = Loss(
+    "binary_cross_entropy",
+    binary_cross_entropy_fn,
+    binary_cross_entropy_grad,
+    sigmoid,
+    binary_cross_entropy_from_logits,
+    binary_cross_entropy_delta,
+)
+
+LOSSES: Mapping[str, Loss] = MappingProxyType(
+    {l.name: l for l in (mse, cross_entropy, binary_cross_entropy)}
+)
+"""Read-only map from name to the built-in :class:`Loss`."""
+
+_ALIASES = {"ce": "cross_entropy", "bce": "binary_cross_entropy", "crossentropy": "cross_entropy"}
+
+
+def get_loss(loss: str | Loss, *, argname: str = "loss") -> Loss:
+    """Looks up a loss by name (``"mse"``, ``"cross_entropy"``, ``"binary_cross_entropy"``,
+    or the short ``"ce"``/``"bce"``), or checks and returns a ``Loss`` as it is.
+
+    Raises:
+      ValueError: for an unknown name; the message lists the known names.
+      TypeError: for anything that is neither a name nor a ``Loss``.
+    """
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, str):
+        key = loss.lower().replace("-", "_")
+        key = _ALIASES.get(key, key)
+        if key in LOSSES:
+            return LOSSES[key]
+        known = ", ".join(repr(k) for k in LOSSES)
+        raise ValueError(f"{argname}: unknown loss {loss!r}; known names are {known}.")
+    raise TypeError(f"{argname} must be a loss name or an fnann.Loss; got {type(loss).__name__}.")
+
+
+def is_fused(loss: Loss, output: Activation) -> bool:
+    """True when ``loss`` has a fused form for the output activation ``output``."""
+    return loss.link is not None and loss.delta_from_logits is not None and loss.link == output

@@ -1,0 +1,180 @@
+"""The network: a static description (:class:`MLP`), its parameters and the forward pass.
+
+Conventions (DESIGN.md): arrays are batch-first, ``x`` has shape ``(batch, n_in)``; layer
+l has ``W`` of shape ``(n_out, n_in)`` and ``b`` of shape ``(n_out,)``, exactly the
+textbook W^(l), b^(l). A batch's rows are the textbook's columns transposed, so
+
+    Z = W A + b   (textbook, columns are examples)
+    z = a_prev @ W.T + b   (fnann, rows are examples).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from fnann import _checks
+from fnann.activations import Activation, get_activation
+
+Array = jax.Array
+Precision = jax.lax.Precision | str | None
+
+
+class Dense(NamedTuple):
+    """One layer's parameters: ``W`` of shape ``(n_out, n_in)`` and ``b`` of shape ``(n_out,)``."""
+
+    W: Array
+    b: Array
+
+
+Params = tuple[Dense, ...]
+
+
+class Trace(NamedTuple):
+    """What the forward pass keeps for the backward pass (a pytree).
+
+    Attributes:
+      Z: ``(Z^(1), ..., Z^(L))``, each of shape ``(batch, n_l)``.
+      A: ``(A^(0), A^(1), ..., A^(L))`` with ``A^(0) = x`` and ``A^(L) = y_hat``.
+    """
+
+    Z: tuple[Array, ...]
+    A: tuple[Array, ...]
+
+
+@dataclasses.dataclass(frozen=True, init=False)
+class MLP:
+    """A frozen, hashable description of a feed-forward network (no arrays).
+
+    Args:
+      sizes: layer widths, inputs first: ``(64, 128, 64, 10)`` is three layers.
+      hidden: activation of every hidden layer, a name or an ``Activation``.
+      output: activation of the output layer, a name or an ``Activation``.
+
+    Two ``MLP`` built alike compare and hash equal, so a net can be a static argument of
+    ``jax.jit`` and a compiled step is reused.
+
+    Example:
+      >>> net = MLP([4, 8, 3], hidden="tanh", output="softmax")
+      >>> net.n_layers, net.n_in, net.n_out
+      (2, 4, 3)
+      >>> net == MLP((4, 8, 3), "tanh", "softmax")
+      True
+    """
+
+    sizes: tuple[int, ...]
+    hidden: Activation
+    output: Activation
+
+    def __init__(self, sizes: Sequence[int], hidden: str | Activation = "relu",
+                 output: str | Activation = "softmax"):
+        object.__setattr__(self, "sizes", _checks.check_sizes(sizes))
+        object.__setattr__(self, "hidden", get_activation(hidden, argname="hidden"))
+        object.__setattr__(self, "output", get_activation(output, argname="output"))
+
+    @property
+    def n_layers(self) -> int:
+        """L, the number of layers with weights."""
+        return len(self.sizes) - 1
+
+    @property
+    def n_in(self) -> int:
+        return self.sizes[0]
+
+    @property
+    def n_out(self) -> int:
+        return self.sizes[-1]
+
+    @property
+    def activations(self) -> tuple[Activation, ...]:
+        """sigma^(1), ..., sigma^(L): ``hidden`` for every layer but the last."""
+        return (self.hidden,) * (self.n_layers - 1) + (self.output,)
+
+    def __repr__(self) -> str:
+        return f"MLP(sizes={self.sizes}, hidden={self.hidden.name!r}, output={self.output.name!r})"
+
+
+def init(key: Array, net: MLP, dtype=jnp.float32) -> Params:
+    """Draws initial parameters: He for ReLU layers, Glorot otherwise; zero biases.
+
+    Math: W^(l)_ij ~ N(0, 2 / n_in) if sigma^(l) is ReLU (He et al. 2015),
+          W^(l)_ij ~ N(0, 2 / (n_in + n_out)) otherwise (Glorot & Bengio 2010); b^(l) = 0.
+
+    Args:
+      key: a ``jax.random`` key.
+      net: the network.
+      dtype: floating dtype of the parameters.
+
+    Returns:
+      A tuple with one ``Dense(W, b)`` per layer, ``W`` of shape ``(n_out, n_in)``.
+
+    Example:
+      >>> params = init(jax.random.key(0), MLP([4, 8, 3]))
+      >>> [p.W.shape for p in params]
+      [(8, 4), (3, 8)]
+    """
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be an fnann.MLP; got {type(net).__name__}.")
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"dtype must be a floating dtype; got {dtype}.")
+    keys = jax.random.split(key, net.n_layers)
+    params = []
+    for k, n_in, n_out, act in zip(keys, net.sizes[:-1], net.sizes[1:], net.activations):
+        var = 2.0 / n_in if act.name == "relu" else 2.0 / (n_in + n_out)
+        W = jnp.sqrt(var).astype(dtype) * jax.random.normal(k, (n_out, n_in), dtype)
+        params.append(Dense(W, jnp.zeros((n_out,), dtype)))
+    return tuple(params)
+
+
+def dense_forward(layer: Dense, a_prev: Array, precision: Precision = None) -> Array:
+    """Affine map of one layer.
+
+    Math: Z = W A_prev + b (textbook columns); here rows are examples: z = a_prev Wᵀ + b.
+    Shapes: a_prev (batch, n_in), layer.W (n_out, n_in), layer.b (n_out,) -> (batch, n_out).
+    """
+    return jnp.matmul(a_prev, layer.W.T, precision=precision) + layer.b
+
+
+def check_inputs(net: MLP, params: Params, x) -> None:
+    """Static checks shared by every public entry point: the net, params and x agree."""
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be an fnann.MLP; got {type(net).__name__}.")
+    _checks.check_params(params, net.sizes)
+    _checks.check_x(x, net.n_in)
+
+
+def forward_trace(net: MLP, params: Params, x, precision: Precision = None) -> tuple[Array, Trace]:
+    """Forward pass that keeps every Z^(l) and A^(l) for the backward pass.
+
+    Math: A^(0) = X;  Z^(l) = W^(l) A^(l-1) + b^(l);  A^(l) = sigma^(l)(Z^(l));  ŷ = A^(L).
+    Shapes: x (batch, n_in) -> y_hat (batch, n_out); trace.Z[l-1], trace.A[l] (batch, n_l).
+
+    Returns:
+      ``(y_hat, trace)``; ``trace`` is a pytree and can cross a ``jit`` boundary.
+    """
+    check_inputs(net, params, x)
+    a = jnp.asarray(x, dtype=params[0].W.dtype)
+    Z, A = [], [a]
+    for layer, act in zip(params, net.activations):
+        z = dense_forward(layer, a, precision)
+        a = act.fn(z)
+        Z.append(z)
+        A.append(a)
+    return a, Trace(tuple(Z), tuple(A))
+
+
+def forward(net: MLP, params: Params, x, precision: Precision = None) -> Array:
+    """The network's output ŷ = A^(L) for a batch ``x`` of shape ``(batch, n_in)``.
+
+    Math: A^(l) = sigma^(l)(W^(l) A^(l-1) + b^(l)), A^(0) = X.
+
+    Example:
+      >>> net = MLP([2, 3, 2])
+      >>> forward(net, init(jax.random.key(0), net), jnp.ones((5, 2))).shape
+      (5, 2)
+    """
+    return forward_trace(net, params, x, precision)[0]

@@ -1,0 +1,47 @@
+"""``fnann gradcheck``: prints a passing table with exit status 0; bad options exit 2."""
+
+import subprocess
+import sys
+
+import pytest
+
+from fnann import cli
+
+
+def test_gradcheck_default_network_passes(capsys):
+    assert cli.main(["gradcheck", "--batch", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "MLP(sizes=(64, 128, 64, 10)" in out and "gradient check passed" in out
+
+
+def test_gradcheck_exit_status_1_when_the_check_fails(monkeypatch, capsys):
+    import jax.numpy as jnp
+
+    import fnann
+    from fnann import mlp
+
+    # A tanh whose hand-written derivative is 1% off: the command must report failure.
+    wrong = fnann.elementwise("tanh", jnp.tanh, lambda z: 1.01 / jnp.cosh(z) ** 2)
+    real = mlp.get_activation
+    monkeypatch.setattr(mlp, "get_activation", lambda a, argname: wrong if a == "tanh" else real(a, argname=argname))
+    assert cli.main(["gradcheck", "--sizes", "3,4,2", "--hidden", "tanh", "--batch", "4"]) == 1
+    assert "FAILED" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["gradcheck", "--sizes", "3,a"], "malformed sizes"),
+    (["gradcheck", "--hidden", "gelu"], "unknown activation"),
+    (["gradcheck", "--loss", "hinge"], "unknown loss"),
+])
+def test_bad_options_one_line_exit_2(argv, msg, capsys):
+    with pytest.raises(SystemExit) as e:
+        status = cli.main(argv)
+        raise SystemExit(status)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err
+
+
+def test_console_module_runs():
+    r = subprocess.run([sys.executable, "-m", "fnann", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "gradcheck" in r.stdout
