@@ -20,10 +20,54 @@ from fnann.backprop import backward, dense_backward, loss_and_grad, objective
 from fnann.gradcheck import GradCheckReport, check_grads
 from fnann.losses import LOSSES, Loss, binary_cross_entropy, cross_entropy, get_loss, mse
 from fnann.mlp import MLP, Dense, Trace, dense_forward, forward, forward_trace, init
+from fnann import optim, schedules
+from fnann.optim import (
+    AdamState,
+    EmptyState,
+    MomentumState,
+    Optimizer,
+    RMSPropState,
+    SGDState,
+    adam,
+    apply_updates,
+    chain,
+    clip_by_global_norm,
+    momentum,
+    rmsprop,
+    sgd,
+)
+from fnann.predict import accuracy, evaluate, predict
+from fnann.train import TrainingDiverged, TrainState, fit, train_step
+from fnann.checkpoint import Checkpoint, load, save
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdamState",
+    "Checkpoint",
+    "EmptyState",
+    "MomentumState",
+    "Optimizer",
+    "RMSPropState",
+    "SGDState",
+    "TrainState",
+    "TrainingDiverged",
+    "accuracy",
+    "adam",
+    "apply_updates",
+    "chain",
+    "clip_by_global_norm",
+    "evaluate",
+    "fit",
+    "load",
+    "momentum",
+    "optim",
+    "predict",
+    "rmsprop",
+    "save",
+    "schedules",
+    "sgd",
+    "train_step",
     "ACTIVATIONS",
     "Activation",
     "Dense",

@@ -128,3 +128,10 @@ def check_rows(x, y, x_name: str = "x", y_name: str = "y") -> None:
             f"{x_name} has {nx} rows but {y_name} has "
             f"{'no rows (a scalar)' if ny is None else ny}; they need one row per example."
         )
+
+
+def check_params_finite(params, name: str = "params") -> None:
+    """Raises if concrete parameters hold NaN or inf, naming the layer."""
+    for l, layer in enumerate(params):
+        for field in ("W", "b"):
+            check_finite(getattr(layer, field), f"{name}[{l}].{field}")

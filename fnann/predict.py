@@ -1,0 +1,120 @@
+"""Inference on data of any size: ``predict``, ``accuracy`` and ``evaluate`` in chunks.
+
+Each runs a jitted function over fixed-size chunks of ``x`` (the last chunk may be
+smaller), so memory stays bounded by the chunk size and at most two programs compile per
+chunk size, whatever the number of rows.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnann.backprop import check_targets, loss_value
+from fnann.losses import Loss, as_targets, get_loss
+from fnann.mlp import MLP, Params, check_inputs, forward_trace
+
+Array = jax.Array
+
+DEFAULT_CHUNK = 8192
+
+
+def accuracy_metric(net: MLP) -> Callable[[Array, Array], Array] | None:
+    """The per-batch count of correct predictions for a classifier, or ``None``.
+
+    softmax output: argmax of ŷ against the label (or the argmax of a one-hot row);
+    sigmoid output: ŷ > 0.5 against each 0/1 target (binary or multi-label). Any other
+    output activation is a regressor and has no accuracy.
+    """
+    if net.output.name == "softmax":
+        def correct(y_hat, y):
+            labels = y if y.ndim == 1 else jnp.argmax(y, axis=-1)
+            return jnp.sum(jnp.argmax(y_hat, axis=-1) == labels)
+        return correct
+    if net.output.name == "sigmoid":
+        def correct(y_hat, y):
+            y = as_targets(y_hat, y)
+            return jnp.sum((y_hat > 0.5) == (y > 0.5)) / y_hat.shape[-1]
+        return correct
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def _chunk_fns(net: MLP, loss: Loss | None):
+    def out(params, x):
+        return forward_trace(net, params, x)[0]
+
+    def stats(params, x, y):
+        y_hat, trace = forward_trace(net, params, x)
+        total = loss_value(net, loss, y_hat, trace, y) * x.shape[0]  # undo the batch mean
+        metric = accuracy_metric(net)
+        return total, (metric(y_hat, y) if metric else jnp.zeros(()))
+
+    return jax.jit(out), jax.jit(stats)
+
+
+def _chunks(n: int, chunk: int):
+    if chunk < 1:
+        raise ValueError(f"chunk_size must be >= 1; got {chunk}.")
+    return [slice(i, min(i + chunk, n)) for i in range(0, n, chunk)]
+
+
+def predict(net: MLP, params: Params, x, chunk_size: int = DEFAULT_CHUNK) -> Array:
+    """The network's output ŷ for ``x`` of shape ``(n, n_in)``, computed chunk by chunk.
+
+    Example:
+      >>> from fnann import MLP, init
+      >>> net = MLP([3, 4, 2])
+      >>> predict(net, init(jax.random.key(0), net), jnp.ones((10, 3)), chunk_size=4).shape
+      (10, 2)
+    """
+    check_inputs(net, params, x)
+    out, _ = _chunk_fns(net, None)
+    x = jnp.asarray(x, params[0].W.dtype)
+    parts = [out(params, x[s]) for s in _chunks(x.shape[0], chunk_size)]
+    return jnp.concatenate(parts) if parts else jnp.zeros((0, net.n_out), x.dtype)
+
+
+def evaluate(net: MLP, params: Params, x, y, loss: Loss | str,
+             chunk_size: int = DEFAULT_CHUNK) -> dict[str, float]:
+    """Loss (batch mean over all of ``x``) and, for classifiers, accuracy, in chunks.
+
+    Returns:
+      ``{"loss": float, "accuracy": float}`` (``accuracy`` only for classifiers).
+    """
+    loss = get_loss(loss)
+    check_inputs(net, params, x)
+    check_targets(net, loss, x, y)
+    _, stats = _chunk_fns(net, loss)
+    x = jnp.asarray(x, params[0].W.dtype)
+    y = jnp.asarray(y)
+    n = x.shape[0]
+    total, correct = 0.0, 0.0
+    for s in _chunks(n, chunk_size):
+        t, c = stats(params, x[s], y[s])
+        total, correct = total + float(t), correct + float(c)
+    result = {"loss": total / n}
+    if accuracy_metric(net) is not None:
+        result["accuracy"] = correct / n
+    return result
+
+
+def accuracy(net: MLP, params: Params, x, y, chunk_size: int = DEFAULT_CHUNK) -> float:
+    """Fraction of correctly classified examples (argmax for softmax, 0.5 for sigmoid).
+
+    Raises:
+      ValueError: for a network without a softmax or sigmoid output (a regressor).
+    """
+    metric = accuracy_metric(net)
+    if metric is None:
+        raise ValueError(
+            f"accuracy needs a classifier (softmax or sigmoid output); this net's output is "
+            f"{net.output.name!r}. Use evaluate(..., loss) for regression.")
+    y_hat = predict(net, params, x, chunk_size)
+    check_targets(net, get_loss("binary_cross_entropy" if net.output.name == "sigmoid"
+                                else "cross_entropy"), x, y)
+    return float(metric(y_hat, jnp.asarray(y))) / jnp.shape(x)[0]

@@ -1,0 +1,299 @@
+"""Training: one fused step, epochs compiled with ``lax.scan``, and ``fit``.
+
+``train_step`` builds the pure step ``(params, opt_state, x, y) -> (params, opt_state,
+loss)``: forward, backward (hand-derived or autodiff) and the optimizer update, which
+``jax.jit`` compiles into one XLA program.
+
+``fit`` runs gradient descent by epochs. Each epoch draws a fresh permutation from
+``jax.random.fold_in(key, epoch)`` and runs as one compiled function: a ``lax.scan``
+over the ``n // b`` full batches, then one step on the last ``n mod b`` examples, whose
+gradient is the mean over those examples alone (no example is dropped, no batch is
+padded, no batch is larger than ``batch_size``). ``batch_size=1`` is stochastic gradient
+descent, ``None`` the full batch. The epoch function is cached, so neither a new epoch
+nor a new ``fit`` call with the same shapes compiles again. Because epoch ``e`` always
+uses ``fold_in(key, e)``, training N epochs, then M more from ``initial_epoch=N``, gives
+bit-identical params to N + M epochs in one go.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnann import _checks
+from fnann.backprop import check_targets, loss_and_grad
+from fnann.losses import Loss, get_loss
+from fnann.mlp import MLP, Params, check_inputs
+from fnann.optim import Optimizer, apply_updates
+from fnann.predict import accuracy_metric, evaluate
+
+Array = jax.Array
+
+MONITORS = ("val_loss", "val_accuracy", "loss")
+
+
+class TrainState(NamedTuple):
+    """Everything needed to continue training: pass it back to ``fit`` or to ``save``.
+
+    Attributes:
+      params: the parameters.
+      opt_state: the optimizer state.
+      epoch: epochs completed so far (the next epoch's index).
+      key: the ``key`` given to ``fit``; epoch ``e`` shuffles with ``fold_in(key, e)``.
+    """
+
+    params: Params
+    opt_state: Any
+    epoch: int
+    key: Array
+
+
+class TrainingDiverged(FloatingPointError):
+    """Raised by ``fit`` when the loss or the parameters stop being finite.
+
+    Attributes:
+      epoch: the epoch (counted from 0) in which it happened.
+      params: the last finite parameters (those at the start of that epoch).
+      opt_state: the optimizer state that went with them.
+      history: the history up to the last finite epoch.
+    """
+
+    def __init__(self, message: str, epoch: int, params: Params, opt_state: Any, history: dict):
+        super().__init__(message)
+        self.epoch, self.params, self.opt_state, self.history = epoch, params, opt_state, history
+
+
+def train_step(net: MLP, loss: Loss | str, opt: Optimizer, method: str = "manual"):
+    """Builds one pure training step, closed over the static configuration.
+
+    Math: L, g = L(θ; x, y), ∂L/∂θ;  (u, s) = opt.update(g, s, θ);  θ <- θ + u.
+
+    Args:
+      net: the network.
+      loss: a ``Loss`` or its name.
+      opt: an ``fnann.optim.Optimizer``.
+      method: ``"manual"`` (hand-derived backward) or ``"autodiff"``.
+
+    Returns:
+      ``step(params, opt_state, x, y) -> (params, opt_state, loss_value)``, where
+      ``loss_value`` is the loss at the params that went in. Jit it once and call it many
+      times; its buffers can be donated: ``jax.jit(step, donate_argnums=(0, 1))``.
+
+    Example:
+      >>> from fnann import MLP, init, optim
+      >>> net = MLP([2, 4, 2])
+      >>> opt = optim.sgd(0.1)
+      >>> step = jax.jit(train_step(net, "cross_entropy", opt))
+      >>> params = init(jax.random.key(0), net)
+      >>> params, state, value = step(params, opt.init(params), jnp.ones((3, 2)), jnp.array([0, 1, 1]))
+    """
+    if not isinstance(opt, Optimizer):
+        raise TypeError(f"opt must be an fnann.optim.Optimizer; got {type(opt).__name__}.")
+    value_and_grad = loss_and_grad(net, loss, method=method)
+
+    def step(params: Params, opt_state, x, y):
+        value, grads = value_and_grad(params, x, y)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return apply_updates(params, updates), opt_state, value
+
+    return step
+
+
+def _all_finite(tree) -> Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+
+
+@functools.lru_cache(maxsize=64)
+def compiled_epoch(net: MLP, loss: Loss, opt: Optimizer, method: str, batch_size: int | None):
+    """The jitted function that runs one epoch; cached so that it compiles once per shape.
+
+    ``epoch(params, opt_state, key, x, y) -> (params, opt_state, mean_batch_loss, finite)``.
+    """
+    step = train_step(net, loss, opt, method)
+
+    def epoch(params, opt_state, key, x, y):
+        n = x.shape[0]
+        b = n if batch_size is None else min(batch_size, n)
+        n_full, rest = divmod(n, b)
+        perm = jax.random.permutation(key, n)
+
+        def body(carry, idx):
+            params, opt_state = carry
+            params, opt_state, value = step(params, opt_state, x[idx], y[idx])
+            return (params, opt_state), value
+
+        full = perm[: n_full * b].reshape(n_full, b)
+        (params, opt_state), values = jax.lax.scan(body, (params, opt_state), full)
+        if rest:  # the last n mod b examples: one more step, averaged over their own count
+            (params, opt_state), last = body((params, opt_state), perm[n_full * b:])
+            values = jnp.concatenate([values, last[None]])
+        mean_loss = jnp.mean(values)
+        return params, opt_state, mean_loss, jnp.isfinite(mean_loss) & _all_finite(params)
+
+    return jax.jit(epoch)
+
+
+def check_data(net: MLP, loss: Loss, x, y, x_name: str = "x", y_name: str = "y"):
+    """Validates a dataset before anything compiles; returns it as device arrays."""
+    _checks.check_x(x, net.n_in, x_name)
+    _checks.check_rows(x, y, x_name, y_name)
+    _checks.check_finite(x, x_name)
+    if jnp.shape(x)[0] == 0:
+        raise ValueError(f"{x_name} has no rows; fit needs at least one example.")
+    try:
+        check_targets(net, loss, x, y)
+    except ValueError as e:
+        raise ValueError(str(e).replace("y ", f"{y_name} ", 1) if y_name != "y" else str(e)) from None
+    return x, y
+
+
+def _check_batch_size(batch_size) -> None:
+    if batch_size is None:
+        return
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f"batch_size must be a positive int or None (full batch); got {batch_size!r}.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 (1 is SGD) or None (full batch); got {batch_size}.")
+
+
+def _check_epochs(epochs, name: str = "epochs") -> None:
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral):
+        raise TypeError(f"{name} must be an int; got {epochs!r}.")
+    if epochs < 0:
+        raise ValueError(f"{name} must be >= 0; got {epochs}.")
+
+
+def _as_device(x, y, dtype):
+    x = jnp.asarray(x, dtype)
+    y = jnp.asarray(y)
+    return x, (y.astype(jnp.int32) if jnp.issubdtype(y.dtype, jnp.integer) else y.astype(dtype))
+
+
+def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key: Array,
+        epochs: int, batch_size: int | None = 32, method: str = "manual",
+        validation_data: tuple | None = None, opt_state: Any = None, initial_epoch: int = 0,
+        patience: int | None = None, monitor: str = "val_loss", min_delta: float = 0.0,
+        restore_best: bool = True, callback: Callable[[int, dict], Any] | None = None,
+        verbose: bool = False, return_state: bool = False):
+    """Trains ``params`` by gradient descent over epochs; every epoch runs compiled.
+
+    Math: per batch B of the shuffled data, θ <- opt(θ, (1/|B|) Σ_{i∈B} ∇_θ L_i).
+
+    Args:
+      net, loss, opt: the network, the loss (or its name) and the optimizer.
+      params: initial parameters (not modified).
+      x, y: training data, ``x`` of shape ``(n, n_in)``; ``y`` one-hot rows, integer
+        labels or regression targets.
+      key: PRNG key; epoch ``e`` is shuffled with ``jax.random.fold_in(key, e)``.
+      epochs: number of epochs to run in this call.
+      batch_size: 1 is SGD, ``None`` the full batch, anything else mini-batches; the last
+        batch holds the ``n mod batch_size`` remaining examples and is averaged over them.
+      method: ``"manual"`` or ``"autodiff"`` gradients.
+      validation_data: optional ``(x_val, y_val)``; adds ``val_loss`` (and, for
+        classification, ``val_accuracy``) to the history.
+      opt_state: optimizer state to continue from (default ``opt.init(params)``).
+      initial_epoch: index of the first epoch (to resume: the number already done).
+      patience: stop after this many epochs without improvement of ``monitor``.
+      monitor: ``"val_loss"``, ``"val_accuracy"`` or ``"loss"``.
+      min_delta: the least change that counts as an improvement.
+      restore_best: with ``patience``, return the best params seen rather than the last.
+      callback: called as ``callback(epoch, logs)`` after every epoch; returning ``True``
+        stops training.
+      verbose: print one line per epoch.
+      return_state: also return a :class:`TrainState` to continue from.
+
+    Returns:
+      ``(params, history)``, or ``(params, history, state)`` with ``return_state``.
+      ``history`` is a dict of per-epoch lists of floats: ``"epoch"``, ``"loss"`` (the
+      epoch's mean batch loss) and, with validation data, ``"val_loss"`` and
+      ``"val_accuracy"``.
+
+    Raises:
+      ValueError, TypeError: on bad data or arguments, before anything compiles.
+      TrainingDiverged: when the loss or params become NaN/inf; it carries the epoch, the
+        last finite params and the history.
+    """
+    loss = get_loss(loss)
+    if not isinstance(opt, Optimizer):
+        raise TypeError(f"opt must be an fnann.optim.Optimizer; got {type(opt).__name__}.")
+    check_inputs(net, params, x)
+    _checks.check_params_finite(params)
+    _check_epochs(epochs)
+    _check_epochs(initial_epoch, "initial_epoch")
+    _check_batch_size(batch_size)
+    if monitor not in MONITORS:
+        raise ValueError(f"monitor must be one of {MONITORS}; got {monitor!r}.")
+    if patience is not None and (not isinstance(patience, numbers.Integral) or patience < 0):
+        raise ValueError(f"patience must be a non-negative int or None; got {patience!r}.")
+    check_data(net, loss, x, y)
+    if validation_data is not None:
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise TypeError("validation_data must be a pair (x_val, y_val).")
+        check_data(net, loss, *validation_data, x_name="x_val", y_name="y_val")
+    if monitor.startswith("val_") and patience is not None and validation_data is None:
+        raise ValueError(f"monitor={monitor!r} needs validation_data (or use monitor='loss').")
+    classify = accuracy_metric(net) is not None
+    if monitor == "val_accuracy" and not classify:
+        raise ValueError("monitor='val_accuracy' needs a classifier (softmax or sigmoid output).")
+
+    dtype = params[0].W.dtype
+    x, y = _as_device(x, y, dtype)
+    if validation_data is not None:
+        x_val, y_val = _as_device(*validation_data, dtype)
+    params = jax.tree.map(jnp.asarray, params)
+    if opt_state is None:
+        opt_state = opt.init(params)
+    run_epoch = compiled_epoch(net, loss, opt, method, batch_size)
+
+    history: dict[str, list] = {"epoch": [], "loss": []}
+    if validation_data is not None:
+        history["val_loss"] = []
+        if classify:
+            history["val_accuracy"] = []
+    sign = -1.0 if monitor == "val_accuracy" else 1.0
+    best, best_params, best_state, waited = math.inf, params, opt_state, 0
+    epoch = initial_epoch
+    for epoch in range(initial_epoch, initial_epoch + epochs):
+        new_params, new_state, train_loss, finite = run_epoch(
+            params, opt_state, jax.random.fold_in(key, epoch), x, y)
+        if not bool(finite):
+            raise TrainingDiverged(
+                f"training diverged in epoch {epoch}: the loss or the parameters became NaN or "
+                f"inf (epoch loss {float(train_loss)}). The last finite parameters are kept on "
+                "this error as .params; try a smaller learning rate.", epoch, params, opt_state,
+                history)
+        params, opt_state = new_params, new_state
+        logs = {"epoch": epoch, "loss": float(train_loss)}
+        if validation_data is not None:
+            metrics = evaluate(net, params, x_val, y_val, loss)
+            logs["val_loss"] = metrics["loss"]
+            if classify:
+                logs["val_accuracy"] = metrics["accuracy"]
+        for name, value in logs.items():
+            history[name].append(value)
+        if verbose:
+            print("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in logs.items()))
+        stop = bool(callback(epoch, logs)) if callback is not None else False
+        if patience is not None:
+            score = sign * logs[monitor]
+            if score < best - min_delta:
+                best, best_params, best_state, waited = score, params, opt_state, 0
+            else:
+                waited += 1
+                stop = stop or waited > patience
+        if stop:
+            break
+    if patience is not None and restore_best and history["loss"]:
+        params, opt_state = best_params, best_state
+    done = initial_epoch + len(history["loss"])
+    if return_state:
+        return params, history, TrainState(params, opt_state, done, key)
+    return params, history
