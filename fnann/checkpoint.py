@@ -144,12 +144,26 @@ def save(path: str | os.PathLike, net: MLP, params: Params, opt_state: Any = Non
         "history": history or {}, "meta": meta or {},
     }
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def atomic_write(path: str | os.PathLike, content) -> str:
+    """Writes a file atomically: a temporary file in the same folder, fsync, then rename.
+
+    Args:
+      path: the target; its previous content survives any failure before the rename.
+      content: ``bytes``, or a function that writes to the open binary file.
+    """
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".fnann-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            if callable(content):
+                content(f)
+            else:
+                f.write(content)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

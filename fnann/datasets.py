@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["NAMES", "Dataset", "load", "load_file", "one_hot", "sine", "spirals", "xor"]
+__all__ = ["NAMES", "Dataset", "load", "load_file", "one_hot", "read_features", "sine", "spirals", "xor"]
 
 _BUNDLED = ("digits", "iris", "breast_cancer", "wine", "diabetes")
 _SYNTHETIC = ("xor", "spirals", "sine")
@@ -274,7 +274,9 @@ def _read_table(path: str, label: int | str, delimiter: str):
     if not rows:
         raise ValueError(f"{path}: the file has a header but no data rows")
     n_cols = len(columns)
-    if isinstance(label, str):
+    if label is None:
+        col = None
+    elif isinstance(label, str):
         if label not in columns:
             raise ValueError(f"{path}: no label column {label!r}; available columns: "
                              f"{', '.join(columns) if header else 'none by name (no header row)'}")
@@ -298,8 +300,33 @@ def _read_table(path: str, label: int | str, delimiter: str):
             if not np.isfinite(x[i, k]):
                 raise ValueError(f"{path}: line {line}, column {j} ({columns[j]}): "
                                  f"{cells[j]} is not a finite number")
+    if col is None:
+        return x, None, tuple(columns), []
     where = [f"line {line}, column {col} ({columns[col]})" for line, _ in rows]
     return x, np.array([cells[col] for _, cells in rows]), tuple(columns[j] for j in feats), where
+
+
+def read_features(path: str | os.PathLike, *, delimiter: str = ",") -> np.ndarray:
+    """Reads a feature matrix with no label column: a CSV (optional header) or an ``.npz``
+    with an array ``x``; returns float32 of shape (n, d).
+
+    Raises:
+      FileNotFoundError: if the file does not exist.
+      ValueError: for a ragged row, a non-numeric cell, NaN or inf (naming the line).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as data:
+            if "x" not in data:
+                raise ValueError(f"{path}: missing key 'x'; found keys: {', '.join(data.files)}")
+            x = np.asarray(data["x"], dtype=np.float64)
+        x = x[:, None] if x.ndim == 1 else x
+        if x.ndim != 2 or not np.all(np.isfinite(x)):
+            raise ValueError(f"{path}: x must be finite numbers of shape (n, d); got {x.shape}")
+        return x.astype(np.float32)
+    return _read_table(path, None, delimiter)[0].astype(np.float32)
 
 
 def _read_npz(path: str):

@@ -1,0 +1,47 @@
+"""Figures of a training run (matplotlib is an optional extra: ``pip install "fnann[plot]"``)."""
+
+from __future__ import annotations
+
+import os
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as err:
+        raise ImportError('plots need matplotlib: pip install "fnann[plot]"') from err
+    matplotlib.use("Agg")  # files only, no window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | os.PathLike) -> str:
+    """Saves a matplotlib figure as PNG atomically (temporary file, then rename) and closes it."""
+    from fnann.checkpoint import atomic_write
+
+    try:
+        return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120, bbox_inches="tight"))
+    finally:
+        _pyplot().close(fig)
+
+
+def plot_history(history: dict, path: str | os.PathLike, title: str = "") -> str:
+    """Plots the per-epoch loss (and validation loss/accuracy, if present) to a PNG."""
+    plt = _pyplot()
+    has_acc = "val_accuracy" in history
+    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5.5, 3.8))
+    axes = axes if has_acc else [axes]
+    epochs = [e + 1 for e in history["epoch"]]
+    axes[0].plot(epochs, history["loss"], label="training loss")
+    if "val_loss" in history:
+        axes[0].plot(epochs, history["val_loss"], label="validation loss")
+    axes[0].set(xlabel="epoch", ylabel="loss", yscale="log", title="loss")
+    axes[0].legend()
+    if has_acc:
+        axes[1].plot(epochs, history["val_accuracy"], color="C2")
+        axes[1].set(xlabel="epoch", ylabel="accuracy", title="validation accuracy")
+        axes[1].grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)
