@@ -20,7 +20,7 @@ from fnann.backprop import backward, dense_backward, loss_and_grad, objective
 from fnann.gradcheck import GradCheckReport, check_grads
 from fnann.losses import LOSSES, Loss, binary_cross_entropy, cross_entropy, get_loss, mse
 from fnann.mlp import MLP, Dense, Trace, dense_forward, forward, forward_trace, init
-from fnann import optim, schedules
+from fnann import datasets, optim, plots, schedules
 from fnann.optim import (
     AdamState,
     EmptyState,
@@ -29,6 +29,7 @@ from fnann.optim import (
     RMSPropState,
     SGDState,
     adam,
+    add_decayed_weights,
     apply_updates,
     chain,
     clip_by_global_norm,
@@ -54,9 +55,12 @@ __all__ = [
     "TrainingDiverged",
     "accuracy",
     "adam",
+    "add_decayed_weights",
     "apply_updates",
     "chain",
     "clip_by_global_norm",
+    "datasets",
+    "plots",
     "evaluate",
     "fit",
     "load",

@@ -147,6 +147,16 @@ def save(path: str | os.PathLike, net: MLP, params: Params, opt_state: Any = Non
     return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
+def _file_mode(path: str) -> int:
+    """The mode a plain ``open(path, "w")`` would give: the old file's, else 0666 & ~umask."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write(path: str | os.PathLike, content) -> str:
     """Writes a file atomically: a temporary file in the same folder, fsync, then rename.
 
@@ -159,6 +169,7 @@ def atomic_write(path: str | os.PathLike, content) -> str:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".fnann-", suffix=".tmp", dir=folder)
     try:
+        os.chmod(tmp, _file_mode(path))  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             if callable(content):
                 content(f)

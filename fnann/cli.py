@@ -152,6 +152,8 @@ def _add_train(sub) -> None:
     p.add_argument("--b2", type=float, default=0.999, help="Adam second-moment decay")
     p.add_argument("--eps", type=_positive(float), default=1e-8, help="RMSProp/Adam epsilon")
     p.add_argument("--clip", type=_positive(float), help="clip gradients to this global norm")
+    p.add_argument("--weight-decay", type=float, default=1e-3,
+                   help="L2 penalty lambda: adds lambda*theta to the gradient (default 1e-3; 0: off)")
     p.add_argument("--epochs", type=int, default=40, help="epochs (default 40)")
     p.add_argument("--batch-size", type=_batch_size, default=32,
                    help="1 (SGD), an integer (mini-batches) or 'full' (default 32)")
@@ -181,7 +183,11 @@ def build_optimizer(args):
            "sgd": lambda: fnann.sgd(lr),
            "momentum": lambda: fnann.momentum(lr, gamma=args.gamma),
            "rmsprop": lambda: fnann.rmsprop(lr, beta=args.beta, eps=args.eps)}[args.optimizer]()
-    return fnann.chain(fnann.clip_by_global_norm(args.clip), opt) if args.clip else opt
+    if args.weight_decay < 0:
+        raise UsageError(f"--weight-decay must be >= 0; got {args.weight_decay}")
+    steps = ([fnann.clip_by_global_norm(args.clip)] if args.clip else []) + (
+        [fnann.add_decayed_weights(args.weight_decay)] if args.weight_decay else [])
+    return fnann.chain(*steps, opt) if steps else opt
 
 
 class Progress:
@@ -245,7 +251,8 @@ def _run_train(args) -> int:
         ck = fnann.load(ckpt_path, net=net)
         params, opt_state, first, k_fit, history = ck.params, ck.opt_state, ck.epoch, ck.key, ck.history
     print(f"fnann train: {data.name} ({len(x_tr)} train / {len(x_val)} validation / "
-          f"{len(data.x_test)} test), {net}, loss {loss.name}, {args.optimizer}, "
+          f"{len(data.x_test)} test), {net}, loss {loss.name}, {args.optimizer}"
+          f"{f' + L2 {args.weight_decay:g}' if args.weight_decay else ''}, "
           f"batch {args.batch_size or 'full'}, {args.method} gradients")
     if not args.no_gradcheck:
         report = fnann.check_grads(net, loss, params, x_tr[:16], y_tr[:16], n_fd=8, seed=args.seed)

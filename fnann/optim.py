@@ -53,6 +53,7 @@ __all__ = [
     "adam",
     "chain",
     "clip_by_global_norm",
+    "add_decayed_weights",
     "apply_updates",
     "global_norm",
     "tree_zeros_like",
@@ -535,6 +536,44 @@ def clip_by_global_norm(max_norm: float) -> Optimizer:
         clip = norm > max_norm  # the inner where keeps the unused branch finite at norm 0
         scale = jnp.where(clip, max_norm / jnp.where(clip, norm, 1.0), 1.0)
         return tree_map_checked(lambda g: g * _cast(scale, g), grads, params=params), state
+
+    return Optimizer(init, update)
+
+
+def add_decayed_weights(weight_decay: float) -> Optimizer:
+    """L2 regularisation as a gradient transform: add ``weight_decay * theta`` to the grads.
+
+    Math: g <- g + lambda theta, the gradient of the penalty (lambda / 2) ||theta||^2.
+    Stateless (``EmptyState()``); put it *before* the optimizer in a ``chain``:
+    ``chain(add_decayed_weights(1e-3), adam(1e-3))`` is Adam on the L2-regularised loss
+    (not AdamW, whose decay bypasses the moment estimates). It needs ``params`` in
+    ``update``.
+
+    Args:
+        weight_decay: lambda >= 0 (biases are decayed too).
+
+    Raises:
+        ValueError: ``weight_decay`` < 0 or not finite; ``update`` called without params.
+
+    Example:
+        >>> wd = add_decayed_weights(0.1)
+        >>> params = {"w": jnp.array([2.0])}
+        >>> wd.update({"w": jnp.array([1.0])}, wd.init(params), params)[0]
+        {'w': Array([1.2], dtype=float32)}
+    """
+    x = _as_float("weight_decay", weight_decay)
+    if x is not None and not (math.isfinite(x) and x >= 0):
+        raise ValueError(f"weight_decay must be a finite number >= 0; got {weight_decay!r}.")
+
+    def init(params):
+        del params
+        return EmptyState()
+
+    def update(grads, state, params=None):
+        if params is None:
+            raise ValueError("add_decayed_weights needs params: call update(grads, state, params).")
+        return tree_map_checked(lambda g, p: g + _cast(weight_decay, g) * p, grads, params,
+                                params=params), state
 
     return Optimizer(init, update)
 

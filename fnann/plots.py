@@ -16,12 +16,12 @@ def _pyplot():
     return plt
 
 
-def save_figure(fig, path: str | os.PathLike) -> str:
+def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> str:
     """Saves a matplotlib figure as PNG atomically (temporary file, then rename) and closes it."""
     from fnann.checkpoint import atomic_write
 
     try:
-        return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120, bbox_inches="tight"))
+        return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))
     finally:
         _pyplot().close(fig)
 
@@ -30,7 +30,8 @@ def plot_history(history: dict, path: str | os.PathLike, title: str = "") -> str
     """Plots the per-epoch loss (and validation loss/accuracy, if present) to a PNG."""
     plt = _pyplot()
     has_acc = "val_accuracy" in history
-    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5.5, 3.8))
+    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5.5, 3.8),
+                             layout="constrained")
     axes = axes if has_acc else [axes]
     epochs = [e + 1 for e in history["epoch"]]
     axes[0].plot(epochs, history["loss"], label="training loss")

@@ -90,8 +90,11 @@ def exponential_decay(
     transition_steps = _steps("transition_steps", transition_steps)
 
     def schedule(step):
-        p = _as_float(step) / transition_steps
-        return init_value * decay_rate ** (jnp.floor(p) if staircase else p)
+        if staircase:  # integer division: float32 k / T may round to just below an integer
+            p = _as_float(jnp.asarray(step) // transition_steps)
+        else:
+            p = _as_float(step) / transition_steps
+        return init_value * decay_rate**p
 
     return schedule
 
