@@ -38,7 +38,7 @@ from fnann.optim import (
     sgd,
 )
 from fnann.predict import accuracy, evaluate, predict
-from fnann.train import TrainingDiverged, TrainState, fit, train_step
+from fnann.train import TrainingDivergedError, TrainState, fit, train_step
 from fnann.checkpoint import Checkpoint, load, save
 
 __version__ = "0.1.0"
@@ -52,7 +52,7 @@ __all__ = [
     "RMSPropState",
     "SGDState",
     "TrainState",
-    "TrainingDiverged",
+    "TrainingDivergedError",
     "accuracy",
     "adam",
     "add_decayed_weights",

@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from fnann.backprop import check_targets, loss_value
 from fnann.losses import Loss, as_targets, get_loss

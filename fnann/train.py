@@ -25,7 +25,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from fnann import _checks
 from fnann.backprop import check_targets, loss_and_grad
@@ -55,7 +54,7 @@ class TrainState(NamedTuple):
     key: Array
 
 
-class TrainingDiverged(FloatingPointError):
+class TrainingDivergedError(FloatingPointError):
     """Raised by ``fit`` when the loss or the parameters stop being finite.
 
     Attributes:
@@ -217,7 +216,7 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
 
     Raises:
       ValueError, TypeError: on bad data or arguments, before anything compiles.
-      TrainingDiverged: when the loss or params become NaN/inf; it carries the epoch, the
+      TrainingDivergedError: when the loss or params become NaN/inf; it carries the epoch, the
         last finite params and the history.
     """
     loss = get_loss(loss)
@@ -264,7 +263,7 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         new_params, new_state, train_loss, finite = run_epoch(
             params, opt_state, jax.random.fold_in(key, epoch), x, y)
         if not bool(finite):
-            raise TrainingDiverged(
+            raise TrainingDivergedError(
                 f"training diverged in epoch {epoch}: the loss or the parameters became NaN or "
                 f"inf (epoch loss {float(train_loss)}). The last finite parameters are kept on "
                 "this error as .params; try a smaller learning rate.", epoch, params, opt_state,

@@ -10,20 +10,12 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-settings.register_profile(
-    "dev",
-    max_examples=10,
+COMMON = dict(
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     print_blob=True,
 )
-settings.register_profile(
-    "ci",
-    max_examples=12,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    print_blob=True,
-)
+settings.register_profile("dev", max_examples=10, **COMMON)
+settings.register_profile("ci", max_examples=12, **COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))

@@ -1,6 +1,5 @@
 """Checkpoints: exact round trip, bit-identical resume, atomic writes, clear errors."""
 
-import os
 
 import jax
 import jax.numpy as jnp

@@ -50,6 +50,10 @@ def test_train_digits_quick(tmp_path, capsys):
     assert np.mean(np.array(predicted) == d.y_test[:5]) >= 0.6
     status, out, err = run(["evaluate", str(tmp_path / "run" / "checkpoint.npz"), "--no-cache"], capsys)
     assert status == 0 and f"accuracy {acc:.4f}" in out
+    status, out, err = run(["evaluate", str(tmp_path / "run" / "checkpoint.npz"), "--data", "digits",
+                            "--no-cache"], capsys)
+    assert status == 0 and "(1797 examples)" in out, err
+    assert float(out.split("accuracy ")[1].split()[0]) >= 0.9
 
 
 def test_resume_continues_and_existing_checkpoint_is_never_overwritten(tmp_path, capsys):

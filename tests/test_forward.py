@@ -15,7 +15,7 @@ NP_ACT = {
     "tanh": np.tanh,
     "relu": lambda z: np.where(z > 0, z, 0.0),
     "identity": lambda z: z,
-    "softmax": lambda z: np.exp(z - z.max(-1, keepdims=True)) / np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True),
+    "softmax": lambda z: (lambda e: e / e.sum(-1, keepdims=True))(np.exp(z - z.max(-1, keepdims=True))),
 }
 
 

@@ -186,7 +186,7 @@ def test_divergence_stops_with_the_epoch_and_keeps_finite_params():
     net = fnann.MLP([3, 8, 1], hidden="relu", output="identity")
     params, x, y = problem(net, "mse", 32, 0)
     y = y * 1e3
-    with pytest.raises(fnann.TrainingDiverged, match=r"diverged in epoch \d+") as e:
+    with pytest.raises(fnann.TrainingDivergedError, match=r"diverged in epoch \d+") as e:
         fnann.fit(net, "mse", fnann.sgd(10.0), params, x, y, key=jax.random.key(0), epochs=50,
                   batch_size=8)
     assert all(bool(jnp.all(jnp.isfinite(l))) for l in jax.tree.leaves(e.value.params))
