@@ -154,7 +154,7 @@ def _add_train(sub) -> None:
     p.add_argument("--clip", type=_positive(float), help="clip gradients to this global norm")
     p.add_argument("--weight-decay", type=float, default=1e-3,
                    help="L2 penalty lambda: adds lambda*theta to the gradient (default 1e-3; 0: off)")
-    p.add_argument("--epochs", type=int, default=40, help="epochs (default 40)")
+    p.add_argument("--epochs", type=int, default=60, help="epochs (default 60)")
     p.add_argument("--batch-size", type=_batch_size, default=32,
                    help="1 (SGD), an integer (mini-batches) or 'full' (default 32)")
     p.add_argument("--val-size", type=float, default=0.1,
