@@ -13,6 +13,7 @@ compile-and-warm-up run), each of ``--steps`` steps, synchronised with
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 
@@ -20,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 import fnann
-from fnann.train import compiled_epoch
+from fnann.train import compiled_epoch, epoch_order
 
 CONFIGS = {
     "small": ((64, 128, 64, 10), 32),
@@ -53,14 +54,18 @@ def baseline_step(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
     return step
 
 
-def timed(fn, repeats):
-    fn()  # compile and warm up
-    times = []
+def timed_side_by_side(fns: dict, repeats: int) -> dict:
+    """Median seconds per call of each function, timed round-robin so that every variant
+    sees the same machine conditions (a shared machine drifts by 10-20% over a minute)."""
+    for fn in fns.values():
+        fn()  # compile and warm up
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def loop_of(step, n_steps):
@@ -99,21 +104,20 @@ def bench(name, steps, repeats):
     base_state = (jnp.zeros([], jnp.int32), jax.tree.map(jnp.zeros_like, base_params),
                   jax.tree.map(jnp.zeros_like, base_params))
     base = baseline_step()
-    rows = {}
     jit_base = jax.jit(base)
-    rows["baseline step (value_and_grad + Adam)"] = timed(
-        lambda: loop_of(jit_base, steps)(base_params, base_state, xs, ys), repeats)
+    rows = {"baseline step (value_and_grad + Adam)":
+            lambda: loop_of(jit_base, steps)(base_params, base_state, xs, ys)}
     for method in ("manual", "autodiff"):
         step = jax.jit(fnann.train_step(net, "cross_entropy", opt, method))
-        rows[f"fnann train_step {method}"] = timed(
-            lambda: loop_of(step, steps)(params, state, xs, ys), repeats)
+        rows[f"fnann train_step {method}"] = functools.partial(loop_of(step, steps), params, state, xs, ys)
     base_scan = scan_of(base)
-    rows["baseline in lax.scan"] = timed(lambda: base_scan(base_params, base_state, xs, ys), repeats)
+    rows["baseline in lax.scan"] = lambda: base_scan(base_params, base_state, xs, ys)
+    key = jax.random.key(3)
     for method in ("manual", "autodiff"):
         epoch = compiled_epoch(net, fnann.cross_entropy, opt, method, batch)
-        key = jax.random.key(3)
-        rows[f"fnann fit epoch (scan) {method}"] = timed(
-            lambda: jax.block_until_ready(epoch(params, state, key, x, y)), repeats)
+        rows[f"fnann fit epoch (scan) {method}"] = functools.partial(  # the shuffle included
+            lambda e: jax.block_until_ready(e(params, state, epoch_order(key, 0, n), x, y)), epoch)
+    rows = timed_side_by_side(rows, repeats)
     return {k: n / t for k, t in rows.items()}
 
 

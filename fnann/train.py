@@ -5,7 +5,7 @@ loss)``: forward, backward (hand-derived or autodiff) and the optimizer update, 
 ``jax.jit`` compiles into one XLA program.
 
 ``fit`` runs gradient descent by epochs. Each epoch draws a fresh permutation from
-``jax.random.fold_in(key, epoch)`` and runs as one compiled function: a ``lax.scan``
+``jax.random.fold_in(key, epoch)`` (``epoch_order``) and runs as one compiled function: a ``lax.scan``
 over the ``n // b`` full batches, then one step on the last ``n mod b`` examples, whose
 gradient is the mean over those examples alone (no example is dropped, no batch is
 padded, no batch is larger than ``batch_size``). ``batch_size=1`` is stochastic gradient
@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnann import _checks
 from fnann.backprop import check_targets, loss_and_grad
@@ -109,29 +110,33 @@ def _all_finite(tree) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
-def shuffle(key: Array, n: int) -> Array:
-    """A random permutation of ``range(n)``: the order of n random 32-bit keys.
+def epoch_order(key: Array, epoch: int, n: int) -> Array:
+    """The shuffled order of the examples in epoch ``epoch``: a permutation of ``range(n)``.
 
-    One sort instead of the two rounds of ``jax.random.permutation`` (sorting dominates a
-    short epoch on CPU); equal keys, which have probability about n²/2³³, keep index order.
+    It depends only on ``jax.random.fold_in(key, epoch)``, whose bits seed a numpy
+    generator on the host: a uniform random permutation in microseconds, where sorting n
+    random keys inside XLA costs milliseconds on a CPU (as much as a short epoch's steps).
     """
-    return jnp.argsort(jax.random.bits(key, (n,), jnp.uint32), stable=True)
+    k = jax.random.fold_in(key, epoch)
+    bits = jax.random.key_data(k) if jnp.issubdtype(k.dtype, jax.dtypes.prng_key) else k
+    rng = np.random.default_rng(np.asarray(bits, np.uint32).ravel().tolist())
+    return jnp.asarray(rng.permutation(n).astype(np.int32))
 
 
 @functools.lru_cache(maxsize=64)
 def compiled_epoch(net: MLP, loss: Loss, opt: Optimizer, method: str, batch_size: int | None):
     """The jitted function that runs one epoch; cached so that it compiles once per shape.
 
-    ``epoch(params, opt_state, key, x, y) -> (params, opt_state, mean_batch_loss, finite)``.
+    ``epoch(params, opt_state, order, x, y) -> (params, opt_state, mean_batch_loss, finite)``,
+    where ``order`` is the epoch's permutation of the examples (``epoch_order``).
     """
     step = train_step(net, loss, opt, method)
 
-    def epoch(params, opt_state, key, x, y):
+    def epoch(params, opt_state, order, x, y):
         n = x.shape[0]
         b = n if batch_size is None else min(batch_size, n)
         n_full, rest = divmod(n, b)
-        perm = shuffle(key, n)
-        x, y = x[perm], y[perm]  # one gather per epoch; the scan then reads contiguous batches
+        x, y = x[order], y[order]  # one gather per epoch; the scan then reads contiguous batches
 
         def body(carry, batch):
             params, opt_state = carry
@@ -201,7 +206,8 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
       params: initial parameters (not modified).
       x, y: training data, ``x`` of shape ``(n, n_in)``; ``y`` one-hot rows, integer
         labels or regression targets.
-      key: PRNG key; epoch ``e`` is shuffled with ``jax.random.fold_in(key, e)``.
+      key: PRNG key; epoch ``e`` is shuffled by ``epoch_order(key, e, n)``, which depends
+        only on ``jax.random.fold_in(key, e)``.
       epochs: number of epochs to run in this call.
       batch_size: 1 is SGD, ``None`` the full batch, anything else mini-batches; the last
         batch holds the ``n mod batch_size`` remaining examples and is averaged over them.
@@ -261,6 +267,7 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
     if opt_state is None:
         opt_state = opt.init(params)
     run_epoch = compiled_epoch(net, loss, opt, method, batch_size)
+    n = x.shape[0]
 
     history: dict[str, list] = {"epoch": [], "loss": []}
     if validation_data is not None:
@@ -272,7 +279,7 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
     epoch = initial_epoch
     for epoch in range(initial_epoch, initial_epoch + epochs):
         new_params, new_state, train_loss, finite = run_epoch(
-            params, opt_state, jax.random.fold_in(key, epoch), x, y)
+            params, opt_state, epoch_order(key, epoch, n), x, y)
         if not bool(finite):
             raise TrainingDivergedError(
                 f"training diverged in epoch {epoch}: the loss or the parameters became NaN or "

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import fnann
 from fnann import datasets
-from fnann.train import shuffle
+from fnann.train import epoch_order
 from strategies import max_rel_error, problem
 
 
@@ -77,7 +77,7 @@ def test_batch_size_one_is_n_sequential_single_example_steps_in_shuffled_order()
     params, x, y = problem(net, "mse", 9, 1)
     key, lr = jax.random.key(5), 0.05
     got, _ = fnann.fit(net, "mse", fnann.sgd(lr), params, x, y, key=key, epochs=1, batch_size=1)
-    order = np.asarray(shuffle(jax.random.fold_in(key, 0), 9))
+    order = np.asarray(epoch_order(key, 0, 9))
     want = params
     for i in order:
         g = reference_grad(net, "mse", want, x[i:i + 1], y[i:i + 1])
@@ -90,7 +90,7 @@ def test_minibatches_and_the_partial_last_batch():
     params, x, y = problem(net, "mse", 10, 2)
     key, lr, b = jax.random.key(7), 0.1, 4  # batches of 4, 4 and the last 2
     got, hist = fnann.fit(net, "mse", fnann.sgd(lr), params, x, y, key=key, epochs=1, batch_size=b)
-    order = np.asarray(shuffle(jax.random.fold_in(key, 0), 10))
+    order = np.asarray(epoch_order(key, 0, 10))
     want, losses = params, []
     for start in range(0, 10, b):
         idx = order[start:start + b]
@@ -269,11 +269,13 @@ def test_predict_and_evaluate_in_chunks_match_one_shot():
         fnann.accuracy(reg, fnann.init(jax.random.key(0), reg), x, jnp.zeros((37, 2)))
 
 
-@given(n=st.integers(1, 300), seed=st.integers(0, 2**31 - 1))
-def test_shuffle_is_a_permutation_and_depends_only_on_the_key(n, seed):
+@given(n=st.integers(1, 300), seed=st.integers(0, 2**31 - 1), epoch=st.integers(0, 1000))
+def test_epoch_order_is_a_permutation_that_depends_only_on_key_and_epoch(n, seed, epoch):
     key = jax.random.key(seed)
-    perm = np.asarray(shuffle(key, n))
+    perm = np.asarray(epoch_order(key, epoch, n))
     np.testing.assert_array_equal(np.sort(perm), np.arange(n))
-    np.testing.assert_array_equal(perm, np.asarray(shuffle(key, n)))
+    np.testing.assert_array_equal(perm, np.asarray(epoch_order(key, epoch, n)))
+    np.testing.assert_array_equal(perm, np.asarray(epoch_order(jax.random.PRNGKey(seed), epoch, n)))
     if n >= 20:
-        assert not np.array_equal(perm, np.asarray(shuffle(jax.random.fold_in(key, 1), n)))
+        assert not np.array_equal(perm, np.asarray(epoch_order(key, epoch + 1, n)))
+        assert not np.array_equal(perm, np.asarray(epoch_order(jax.random.key(seed + 1), epoch, n)))
