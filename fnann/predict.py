@@ -13,7 +13,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from fnann.backprop import check_targets, loss_value
+from fnann.backprop import check_target_shape, check_targets, loss_value
 from fnann.losses import Loss, as_targets, get_loss
 from fnann.mlp import MLP, Params, check_inputs, forward_trace
 
@@ -88,9 +88,14 @@ def evaluate(net: MLP, params: Params, x, y, loss: Loss | str,
     loss = get_loss(loss)
     check_inputs(net, params, x)
     check_targets(net, loss, x, y)
-    _, stats = _chunk_fns(net, loss)
     x = jnp.asarray(x, params[0].W.dtype)
-    y = jnp.asarray(y)
+    return evaluate_chunks(net, loss, params, x, jnp.asarray(y), chunk_size)
+
+
+def evaluate_chunks(net: MLP, loss: Loss, params: Params, x: Array, y: Array,
+                    chunk_size: int = DEFAULT_CHUNK) -> dict[str, float]:
+    """``evaluate`` without the input checks, for data already checked (``fit``'s epochs)."""
+    _, stats = _chunk_fns(net, loss)
     n = x.shape[0]
     total, correct = 0.0, 0.0
     for s in _chunks(n, chunk_size):
@@ -106,14 +111,15 @@ def accuracy(net: MLP, params: Params, x, y, chunk_size: int = DEFAULT_CHUNK) ->
     """Fraction of correctly classified examples (argmax for softmax, 0.5 for sigmoid).
 
     Raises:
-      ValueError: for a network without a softmax or sigmoid output (a regressor).
+      ValueError: for a network without a softmax or sigmoid output (a regressor), or
+        targets that do not fit it.
     """
     metric = accuracy_metric(net)
     if metric is None:
         raise ValueError(
             f"accuracy needs a classifier (softmax or sigmoid output); this net's output is "
             f"{net.output.name!r}. Use evaluate(..., loss) for regression.")
+    check_inputs(net, params, x)
+    check_target_shape(net, x, y, labels=net.output.name == "softmax")
     y_hat = predict(net, params, x, chunk_size)
-    check_targets(net, get_loss("binary_cross_entropy" if net.output.name == "sigmoid"
-                                else "cross_entropy"), x, y)
     return float(metric(y_hat, jnp.asarray(y))) / jnp.shape(x)[0]

@@ -32,7 +32,7 @@ from fnann.backprop import check_targets, loss_and_grad
 from fnann.losses import Loss, get_loss
 from fnann.mlp import MLP, Params, check_inputs
 from fnann.optim import Optimizer, apply_updates
-from fnann.predict import accuracy_metric, evaluate
+from fnann.predict import accuracy_metric, evaluate_chunks
 
 Array = jax.Array
 
@@ -156,17 +156,13 @@ def compiled_epoch(net: MLP, loss: Loss, opt: Optimizer, method: str, batch_size
 
 
 def check_data(net: MLP, loss: Loss, x, y, x_name: str = "x", y_name: str = "y"):
-    """Validates a dataset before anything compiles; returns it as device arrays."""
+    """Validates a dataset before anything compiles (shapes, NaN/inf, label range)."""
     _checks.check_x(x, net.n_in, x_name)
     _checks.check_rows(x, y, x_name, y_name)
     _checks.check_finite(x, x_name)
     if jnp.shape(x)[0] == 0:
         raise ValueError(f"{x_name} has no rows; fit needs at least one example.")
-    try:
-        check_targets(net, loss, x, y)
-    except ValueError as e:
-        raise ValueError(str(e).replace("y ", f"{y_name} ", 1) if y_name != "y" else str(e)) from None
-    return x, y
+    check_targets(net, loss, x, y, x_name, y_name)
 
 
 def _check_batch_size(batch_size) -> None:
@@ -289,7 +285,7 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         params, opt_state = new_params, new_state
         logs = {"epoch": epoch, "loss": float(train_loss)}
         if validation_data is not None:
-            metrics = evaluate(net, params, x_val, y_val, loss)
+            metrics = evaluate_chunks(net, loss, params, x_val, y_val)  # checked before epoch 0
             logs["val_loss"] = metrics["loss"]
             if classify:
                 logs["val_accuracy"] = metrics["accuracy"]

@@ -136,3 +136,19 @@ def test_backward_under_jit_with_trace_crossing_the_boundary():
     grads = jax.jit(fnann.backward, static_argnums=(0, 4))(net, params, trace, y, fnann.mse)
     ref = jax.grad(lambda p: reference_loss(net, "mse", p, x, y))(params)
     assert max_rel_error(grads, ref) <= 1e-5
+
+
+@given(seed=seeds, shape=st.sampled_from([(1, 1, 1), (5, 3, 4), (8, 7, 2)]))
+def test_dense_backward_alone_is_the_vjp_of_dense_forward(seed, shape):
+    batch, n_in, n_out = shape
+    with jax.enable_x64(True):
+        k1, k2, k3, k4 = jax.random.split(jax.random.key(seed), 4)
+        layer = fnann.Dense(jax.random.normal(k1, (n_out, n_in), jnp.float64),
+                            jax.random.normal(k2, (n_out,), jnp.float64))
+        a_prev = jax.random.normal(k3, (batch, n_in), jnp.float64)
+        delta = jax.random.normal(k4, (batch, n_out), jnp.float64)
+        grads, da_prev = fnann.dense_backward(layer, a_prev, delta)
+        _, vjp = jax.vjp(fnann.dense_forward, layer, a_prev)
+        ref_grads, ref_da = vjp(delta)
+        assert max_rel_error(grads, ref_grads) <= 1e-13
+        np.testing.assert_allclose(da_prev, ref_da, rtol=1e-13, atol=1e-15)

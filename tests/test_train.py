@@ -279,3 +279,28 @@ def test_epoch_order_is_a_permutation_that_depends_only_on_key_and_epoch(n, seed
     if n >= 20:
         assert not np.array_equal(perm, np.asarray(epoch_order(key, epoch + 1, n)))
         assert not np.array_equal(perm, np.asarray(epoch_order(jax.random.key(seed + 1), epoch, n)))
+
+
+def test_evaluate_and_accuracy_bad_input():
+    net = fnann.MLP([2, 4, 2])
+    params = fnann.init(jax.random.key(0), net)
+    x, y = xor_data()
+    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
+        fnann.evaluate(net, params, x, y, "cross_entropy", chunk_size=0)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 1\]"):
+        fnann.accuracy(net, params, x, y.at[0].set(2))
+    with pytest.raises(ValueError, match="x has 200 rows but y has 199"):
+        fnann.accuracy(net, params, x, y[1:])
+    with pytest.raises(ValueError, match="x has 3 features"):
+        fnann.evaluate(net, params, jnp.ones((4, 3)), y[:4], "cross_entropy")
+
+
+def test_validation_targets_are_named_in_errors():
+    net = fnann.MLP([2, 4, 2])
+    x, y = xor_data()
+    with pytest.raises(ValueError, match=r"y_val holds class labels in \[0, 5\]"):
+        fnann.fit(net, "cross_entropy", fnann.sgd(0.1), fnann.init(jax.random.key(0), net), x, y,
+                  key=jax.random.key(0), epochs=1, validation_data=(x, y.at[0].set(5)))
+    with pytest.raises(ValueError, match="x_val has 200 rows but y_val has 10"):
+        fnann.fit(net, "cross_entropy", fnann.sgd(0.1), fnann.init(jax.random.key(0), net), x, y,
+                  key=jax.random.key(0), epochs=1, validation_data=(x, y[:10]))
