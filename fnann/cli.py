@@ -319,6 +319,16 @@ def _add_predict(sub) -> None:
     p.set_defaults(run=_run_predict)
 
 
+def standardize(values, meta: dict, prefix: str):
+    """(v - mean) / std with the training statistics a checkpoint's meta holds, if any."""
+    import numpy as np
+
+    if meta.get(f"{prefix}_mean") is None:
+        return values
+    mean, std = (np.asarray(meta[f"{prefix}_{k}"], np.float32) for k in ("mean", "std"))
+    return (values - mean) / std
+
+
 def _run_predict(args) -> int:
     if args.output and os.path.exists(args.output) and not args.overwrite:
         raise UsageError(f"{args.output} exists; pass --overwrite to replace it")
@@ -332,8 +342,7 @@ def _run_predict(args) -> int:
     x = datasets.read_features(args.inputs)
     if x.shape[1] != ck.net.n_in:
         raise UsageError(f"{args.inputs} has {x.shape[1]} feature columns but the network takes {ck.net.n_in}")
-    if ck.meta.get("x_mean") is not None:
-        x = (x - np.asarray(ck.meta["x_mean"], np.float32)) / np.asarray(ck.meta["x_std"], np.float32)
+    x = standardize(x, ck.meta, "x")
     y_hat = np.asarray(fnann.predict(ck.net, ck.params, x))
     if ck.meta["task"] == "classification":
         classes = ck.meta.get("classes") or [str(i) for i in range(ck.net.n_out)]
@@ -382,10 +391,7 @@ def _run_evaluate(args) -> int:
         data = load_data(args.data, label=args.label, test_size=0.5, seed=0, standardize=False)
         x = np.concatenate([data.x_train, data.x_test])
         y = np.concatenate([data.y_train, data.y_test])
-        if m.get("x_mean") is not None:
-            x = (x - np.asarray(m["x_mean"], np.float32)) / np.asarray(m["x_std"], np.float32)
-        if m.get("target_mean") is not None:
-            y = (y - np.asarray(m["target_mean"], np.float32)) / np.asarray(m["target_std"], np.float32)
+        x, y = standardize(x, m, "x"), standardize(y, m, "target")
         if x.shape[1] != ck.net.n_in:
             raise UsageError(f"{args.data} has {x.shape[1]} features but the network takes {ck.net.n_in}")
     result = fnann.evaluate(ck.net, ck.params, x, y, m["loss"])

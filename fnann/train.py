@@ -272,7 +272,6 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
             history["val_accuracy"] = []
     sign = -1.0 if monitor == "val_accuracy" else 1.0
     best, best_params, best_state, waited = math.inf, params, opt_state, 0
-    epoch = initial_epoch
     for epoch in range(initial_epoch, initial_epoch + epochs):
         new_params, new_state, train_loss, finite = run_epoch(
             params, opt_state, epoch_order(key, epoch, n), x, y)
