@@ -6,7 +6,7 @@ split once more: ``fit`` reports loss and accuracy on a validation part after ev
 and the test set is touched exactly once, at the end, for the number you would report.
 
 Teaches: ``fnann.fit`` with ``validation_data``, its history dict, ``fnann.evaluate`` and
-``fnann.plots.plot_history``.
+``fnann.app.plots.plot_history``.
 """
 
 import os
@@ -14,15 +14,15 @@ import os
 import jax
 
 import fnann
-import fnann.datasets
-import fnann.plots
+import fnann.app.datasets
+import fnann.app.plots
 
 QUICK = os.environ.get("FNANN_QUICK", "0") not in ("", "0")
 FIGURES = os.environ.get("FNANN_FIGURES", os.path.join(os.path.dirname(__file__), "figures"))
 
 
 def main():
-    data = fnann.datasets.load("digits", seed=0)             # 1797 images, 8x8 = 64 pixels
+    data = fnann.app.datasets.load("digits", seed=0)             # 1797 images, 8x8 = 64 pixels
     n_val = len(data.x_train) // 5                           # hold out 20% for validation
     x_train, y_train = data.x_train[n_val:], data.y_train[n_val:]
     x_val, y_val = data.x_train[:n_val], data.y_train[:n_val]
@@ -41,7 +41,7 @@ def main():
     test = fnann.evaluate(net, params, data.x_test, data.y_test, "cross_entropy")
     print(f"test loss {test['loss']:.4f}, test accuracy {test['accuracy']:.4f}")
     title = f"digits, 64-128-64-10 ReLU + Adam: test accuracy {test['accuracy']:.3f}"
-    path = fnann.plots.plot_history(history, os.path.join(FIGURES, "digits.png"), title=title)
+    path = fnann.app.plots.plot_history(history, os.path.join(FIGURES, "digits.png"), title=title)
     print(f"saved {path}")
 
 

@@ -20,8 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 import fnann
-import fnann.datasets
-import fnann.plots
+import fnann.app.datasets
+import fnann.app.plots
 
 QUICK = os.environ.get("FNANN_QUICK", "0") not in ("", "0")
 FIGURES = os.environ.get("FNANN_FIGURES", os.path.join(os.path.dirname(__file__), "figures"))
@@ -35,7 +35,7 @@ OPTIMIZERS = {
 
 
 def main():
-    data = fnann.datasets.load("spirals", n_samples=600, noise=0.2, seed=0)
+    data = fnann.app.datasets.load("spirals", n_samples=600, noise=0.2, seed=0)
     net = fnann.MLP([2, 32, 32, 2], hidden="tanh", output="softmax")
     params0 = fnann.init(jax.random.key(0), net)             # one initialization for all
     epochs = 5 if QUICK else 300
@@ -52,7 +52,7 @@ def main():
            title="two spirals, 2-32-32-2 tanh: same init, same batches")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
-    path = fnann.plots.save_figure(fig, os.path.join(FIGURES, "optimizers.png"))
+    path = fnann.app.plots.save_figure(fig, os.path.join(FIGURES, "optimizers.png"))
     print(f"saved {path}")
 
 

@@ -2,7 +2,7 @@
 
 For classification the last layer squashes (softmax, sigmoid); for regression it must not,
 so the output activation is the identity and the loss is MSE, the mean of (y_hat - y)^2
-over every element. ``fnann.datasets.load("sine")`` standardizes x and y with the
+over every element. ``fnann.app.datasets.load("sine")`` standardizes x and y with the
 training split's statistics, so the network sees inputs and targets of unit scale; the
 dataset's ``scale_x`` and ``unscale_y`` map new inputs in and predictions back out.
 
@@ -20,8 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 import fnann
-import fnann.datasets
-import fnann.plots
+import fnann.app.datasets
+import fnann.app.plots
 
 QUICK = os.environ.get("FNANN_QUICK", "0") not in ("", "0")
 FIGURES = os.environ.get("FNANN_FIGURES", os.path.join(os.path.dirname(__file__), "figures"))
@@ -29,7 +29,7 @@ NOISE = 0.1
 
 
 def main():
-    data = fnann.datasets.load("sine", n_samples=256, noise=NOISE, seed=0)
+    data = fnann.app.datasets.load("sine", n_samples=256, noise=NOISE, seed=0)
     net = fnann.MLP([1, 32, 32, 1], hidden="tanh", output="identity")
     params = fnann.init(jax.random.key(0), net)
     params, history = fnann.fit(net, "mse", fnann.adam(1e-2), params, data.x_train, data.y_train,
@@ -52,7 +52,7 @@ def main():
     ax.plot(x_plot, y_plot, color="C3", lw=2, label="network")
     ax.set(xlabel="x", ylabel="y", title=f"1-32-32-1 tanh, MSE; test MSE {test_mse:.4f}")
     ax.legend(loc="upper left", fontsize=8)
-    path = fnann.plots.save_figure(fig, os.path.join(FIGURES, "sine_regression.png"))
+    path = fnann.app.plots.save_figure(fig, os.path.join(FIGURES, "sine_regression.png"))
     print(f"saved {path}")
 
 

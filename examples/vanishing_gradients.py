@@ -20,8 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 import fnann
-import fnann.datasets
-import fnann.plots
+import fnann.app.datasets
+import fnann.app.plots
 
 QUICK = os.environ.get("FNANN_QUICK", "0") not in ("", "0")
 FIGURES = os.environ.get("FNANN_FIGURES", os.path.join(os.path.dirname(__file__), "figures"))
@@ -42,7 +42,7 @@ def layer_grad_norms(hidden, x, y, n_keys):
 
 
 def main():
-    data = fnann.datasets.load("digits", seed=0)
+    data = fnann.app.datasets.load("digits", seed=0)
     n = 64 if QUICK else 512
     x, y = data.x_train[:n], data.y_train[:n]
     n_keys = 2 if QUICK else 10
@@ -59,7 +59,7 @@ def main():
            title=f"gradient norms at init, {DEPTH}-layer net on digits ({n_keys} inits)")
     ax.legend()
     ax.grid(alpha=0.3, which="both")
-    path = fnann.plots.save_figure(fig, os.path.join(FIGURES, "vanishing_gradients.png"))
+    path = fnann.app.plots.save_figure(fig, os.path.join(FIGURES, "vanishing_gradients.png"))
     print(f"saved {path}")
 
 

@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 import fnann
-import fnann.plots
+import fnann.app.plots
 
 QUICK = os.environ.get("FNANN_QUICK", "0") not in ("", "0")
 FIGURES = os.environ.get("FNANN_FIGURES", os.path.join(os.path.dirname(__file__), "figures"))
@@ -67,7 +67,7 @@ def main():
     axes[0].legend([handles[i] for i in (2, 0, 3, 1)], [names[i] for i in (2, 0, 3, 1)],
                    fontsize=7, ncols=2, loc="upper left")
     fig.suptitle("hand-derived gradients of a 5-8-6-3 softplus network, float64")
-    path = fnann.plots.save_figure(fig, os.path.join(FIGURES, "verify_backprop.png"))
+    path = fnann.app.plots.save_figure(fig, os.path.join(FIGURES, "verify_backprop.png"))
     print(f"saved {path}")
     if not good.passed or bad.passed:
         raise SystemExit("unexpected gradient check result")

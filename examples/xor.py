@@ -20,15 +20,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 import fnann
-import fnann.datasets
-import fnann.plots
+import fnann.app.datasets
+import fnann.app.plots
 
 QUICK = os.environ.get("FNANN_QUICK", "0") not in ("", "0")
 FIGURES = os.environ.get("FNANN_FIGURES", os.path.join(os.path.dirname(__file__), "figures"))
 
 
 def main():
-    data = fnann.datasets.load("xor", n_samples=400, noise=0.25, seed=0)
+    data = fnann.app.datasets.load("xor", n_samples=400, noise=0.25, seed=0)
     y_train = data.y_train.astype(np.float32)         # 0/1 targets for the one sigmoid unit
     net = fnann.MLP([2, 4, 1], hidden="tanh", output="sigmoid")
     params = fnann.init(jax.random.key(0), net)
@@ -56,7 +56,7 @@ def main():
                linewidths=0.3)
     ax.set(xlabel="$x_1$ (standardized)", ylabel="$x_2$ (standardized)",
            title=f"XOR, 2-4-1 tanh network: test accuracy {test_acc:.2f}")
-    path = fnann.plots.save_figure(fig, os.path.join(FIGURES, "xor.png"))
+    path = fnann.app.plots.save_figure(fig, os.path.join(FIGURES, "xor.png"))
     print(f"saved {path}")
 
 

@@ -2,7 +2,12 @@
 
 Layers Z = W A + b and A = sigma(Z), a hand-derived backward pass (the delta recursion)
 verified against ``jax.grad`` and finite differences, optimizers as explicit pytree
-transforms, and compiled training. See DESIGN.md for the mathematics and conventions.
+transforms, and compiled training. The README states the mathematics and conventions.
+
+Layout: the math (``activations``, ``losses``, ``mlp``, ``backprop``, ``gradcheck``,
+``optim``, ``train``, ``predict``) never imports the application (``fnann.app``: the
+command line, datasets, plots and checkpoint files). ``fnann.datasets`` and ``fnann.plots``
+are the app's modules, imported on first use.
 """
 
 from fnann.activations import (
@@ -20,7 +25,8 @@ from fnann.backprop import backward, dense_backward, loss_and_grad, objective
 from fnann.gradcheck import GradCheckReport, check_grads
 from fnann.losses import LOSSES, Loss, binary_cross_entropy, cross_entropy, get_loss, mse
 from fnann.mlp import MLP, Dense, Trace, dense_forward, forward, forward_trace, init
-from fnann import datasets, optim, plots, schedules
+from fnann import optim
+from fnann.optim import schedules
 from fnann.optim import (
     AdamState,
     EmptyState,
@@ -31,6 +37,7 @@ from fnann.optim import (
     adam,
     add_decayed_weights,
     apply_updates,
+    as_optimizer,
     chain,
     clip_by_global_norm,
     momentum,
@@ -39,7 +46,7 @@ from fnann.optim import (
 )
 from fnann.predict import accuracy, evaluate, predict
 from fnann.train import TrainingDivergedError, TrainState, fit, train_step
-from fnann.checkpoint import Checkpoint, load, save
+from fnann.app.checkpoint import Checkpoint, load, save
 
 __version__ = "0.1.0"
 
@@ -55,6 +62,7 @@ __all__ = [
     "TrainingDivergedError",
     "accuracy",
     "adam",
+    "as_optimizer",
     "add_decayed_weights",
     "apply_updates",
     "chain",
@@ -101,3 +109,17 @@ __all__ = [
     "softmax",
     "tanh",
 ]
+
+
+_APP_MODULES = ("datasets", "plots")
+
+
+def __getattr__(name: str):
+    """``fnann.datasets`` and ``fnann.plots``: the app's modules, imported on first use."""
+    if name in _APP_MODULES:
+        import importlib
+
+        module = importlib.import_module(f"fnann.app.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'fnann' has no attribute {name!r}")

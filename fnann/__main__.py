@@ -1,5 +1,8 @@
-import sys
+"""``python -m fnann``: the command line."""
 
-from fnann.cli import main
+if __name__ == "__main__":
+    import sys
 
-sys.exit(main())
+    from fnann.app.cli import main
+
+    sys.exit(main())

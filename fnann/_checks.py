@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+if TYPE_CHECKING:
+    from fnann.losses import Loss
+    from fnann.mlp import MLP
 
 
 def is_concrete(x) -> bool:
@@ -135,3 +140,30 @@ def check_params_finite(params, name: str = "params") -> None:
     for l, layer in enumerate(params):
         for field in ("W", "b"):
             check_finite(getattr(layer, field), f"{name}[{l}].{field}")
+
+
+def check_targets(net: MLP, loss: Loss, x, y, x_name: str = "x", y_name: str = "y") -> None:
+    """Shape and (for concrete arrays) value checks of the targets ``y`` of ``loss``."""
+    check_target_shape(net, x, y, labels=reads_labels(loss), x_name=x_name, y_name=y_name)
+
+
+def reads_labels(loss: Loss) -> bool:
+    """Whether ``loss`` accepts integer class labels (softmax cross-entropy) as targets."""
+    return loss.link is not None and loss.link.name == "softmax"
+
+
+def check_target_shape(net: MLP, x, y, *, labels: bool, x_name: str = "x", y_name: str = "y") -> None:
+    """Checks ``y`` against ``x`` and the net: one row per example, ``n_out`` columns or, if
+    ``labels``, integer labels in [0, n_out); finite values when concrete."""
+    check_rows(x, y, x_name, y_name)
+    check_targets_values(y, net.n_out, labels=labels, name=y_name)
+    shape = jnp.shape(y)
+    if len(shape) == 1 and net.n_out > 1 and not (labels and jnp.issubdtype(jnp.result_type(y), jnp.integer)):
+        raise ValueError(
+            f"{y_name} has shape {shape} but the network has {net.n_out} outputs; pass targets "
+            f"of shape ({shape[0]}, {net.n_out})" + (" or integer class labels." if labels else ".")
+        )
+    if len(shape) == 2 and shape[1] != net.n_out:
+        raise ValueError(f"{y_name} has {shape[1]} columns but the network has {net.n_out} outputs.")
+    if len(shape) not in (1, 2):
+        raise ValueError(f"{y_name} must have shape (batch,) or (batch, {net.n_out}); got {shape}.")

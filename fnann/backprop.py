@@ -21,7 +21,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from fnann import _checks
+from fnann._checks import check_targets
 from fnann.activations import Activation
 from fnann.losses import Loss, get_loss, is_fused
 from fnann.mlp import MLP, Dense, Params, Precision, Trace, check_inputs, forward_trace
@@ -104,33 +104,6 @@ def objective(net: MLP, loss: Loss | str, params: Params, x, y,
     loss = get_loss(loss)
     y_hat, trace = forward_trace(net, params, x, precision)
     return loss_value(net, loss, y_hat, trace, y)
-
-
-def check_targets(net: MLP, loss: Loss, x, y, x_name: str = "x", y_name: str = "y") -> None:
-    """Shape and (for concrete arrays) value checks of the targets ``y`` of ``loss``."""
-    check_target_shape(net, x, y, labels=reads_labels(loss), x_name=x_name, y_name=y_name)
-
-
-def reads_labels(loss: Loss) -> bool:
-    """Whether ``loss`` accepts integer class labels (softmax cross-entropy) as targets."""
-    return loss.link is not None and loss.link.name == "softmax"
-
-
-def check_target_shape(net: MLP, x, y, *, labels: bool, x_name: str = "x", y_name: str = "y") -> None:
-    """Checks ``y`` against ``x`` and the net: one row per example, ``n_out`` columns or, if
-    ``labels``, integer labels in [0, n_out); finite values when concrete."""
-    _checks.check_rows(x, y, x_name, y_name)
-    _checks.check_targets_values(y, net.n_out, labels=labels, name=y_name)
-    shape = jnp.shape(y)
-    if len(shape) == 1 and net.n_out > 1 and not (labels and jnp.issubdtype(jnp.result_type(y), jnp.integer)):
-        raise ValueError(
-            f"{y_name} has shape {shape} but the network has {net.n_out} outputs; pass targets "
-            f"of shape ({shape[0]}, {net.n_out})" + (" or integer class labels." if labels else ".")
-        )
-    if len(shape) == 2 and shape[1] != net.n_out:
-        raise ValueError(f"{y_name} has {shape[1]} columns but the network has {net.n_out} outputs.")
-    if len(shape) not in (1, 2):
-        raise ValueError(f"{y_name} must have shape (batch,) or (batch, {net.n_out}); got {shape}.")
 
 
 def loss_and_grad(net: MLP, loss: Loss | str, method: str = "manual",

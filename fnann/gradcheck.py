@@ -22,7 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from fnann.backprop import check_targets, loss_and_grad, objective
+from fnann._checks import check_targets
+from fnann.backprop import loss_and_grad, objective
 from fnann.losses import Loss, get_loss
 from fnann.mlp import MLP, Params, check_inputs
 

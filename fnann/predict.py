@@ -13,7 +13,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from fnann.backprop import check_target_shape, check_targets, loss_value
+from fnann._checks import check_target_shape, check_targets
+from fnann.backprop import loss_value
 from fnann.losses import Loss, as_targets, get_loss
 from fnann.mlp import MLP, Params, check_inputs, forward_trace
 

@@ -28,10 +28,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnann import _checks
-from fnann.backprop import check_targets, loss_and_grad
+from fnann._checks import check_targets
+from fnann.backprop import loss_and_grad
 from fnann.losses import Loss, get_loss
 from fnann.mlp import MLP, Params, check_inputs
-from fnann.optim import Optimizer, apply_updates
+from fnann.optim import Optimizer, apply_updates, as_optimizer
 from fnann.predict import accuracy_metric, evaluate_chunks
 
 Array = jax.Array
@@ -78,7 +79,7 @@ def train_step(net: MLP, loss: Loss | str, opt: Optimizer, method: str = "manual
     Args:
       net: the network.
       loss: a ``Loss`` or its name.
-      opt: an ``fnann.optim.Optimizer``.
+      opt: an ``fnann.optim.Optimizer``, or any object with optax's ``init``/``update``.
       method: ``"manual"`` (hand-derived backward) or ``"autodiff"``.
 
     Returns:
@@ -94,8 +95,7 @@ def train_step(net: MLP, loss: Loss | str, opt: Optimizer, method: str = "manual
       >>> params = init(jax.random.key(0), net)
       >>> params, state, value = step(params, opt.init(params), jnp.ones((3, 2)), jnp.array([0, 1, 1]))
     """
-    if not isinstance(opt, Optimizer):
-        raise TypeError(f"opt must be an fnann.optim.Optimizer; got {type(opt).__name__}.")
+    opt = as_optimizer(opt)
     value_and_grad = loss_and_grad(net, loss, method=method)
 
     def step(params: Params, opt_state, x, y):
@@ -233,8 +233,7 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         last finite params and the history.
     """
     loss = get_loss(loss)
-    if not isinstance(opt, Optimizer):
-        raise TypeError(f"opt must be an fnann.optim.Optimizer; got {type(opt).__name__}.")
+    opt = as_optimizer(opt)
     check_inputs(net, params, x)
     _checks.check_params_finite(params)
     _check_epochs(epochs)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fnann
-from fnann import checkpoint, datasets
+from fnann.app import checkpoint, datasets
 
 
 def trees_equal(a, b):
@@ -82,7 +82,7 @@ def test_write_killed_mid_way_leaves_previous_loadable(tmp_path):
     fnann.save(path, net, fnann.init(jax.random.key(0), net), epoch=5)
     code = f"""
 import os, jax, numpy as np, fnann
-from fnann import checkpoint
+from fnann.app import checkpoint
 real = np.savez
 def dying(f, **a):
     f.write(b"partial")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fnann
-from fnann import cli
+from fnann.app import cli
 
 
 def run(argv, capsys):
@@ -38,7 +38,7 @@ def test_train_digits_quick(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # predict and evaluate from the checkpoint
-    from fnann import datasets
+    from fnann.app import datasets
     d = datasets.load("digits", standardize=False)
     np.savetxt(tmp_path / "new.csv", d.x_test[:5], delimiter=",")
     status, out, err = run(["predict", str(tmp_path / "run" / "checkpoint.npz"),

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from fnann import cli
+from fnann.app import cli
 
 
 def test_gradcheck_default_network_passes(capsys):

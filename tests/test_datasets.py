@@ -8,8 +8,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from fnann import datasets
-from fnann.datasets import load, load_file
+from fnann.app import datasets
+from fnann.app.datasets import load, load_file
 
 BUNDLED = {  # name: (rows, features, classes or None for regression)
     "digits": (1797, 64, 10),

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from fnann import plots
+from fnann.app import plots
 
 pytest.importorskip("matplotlib")
 

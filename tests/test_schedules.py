@@ -13,7 +13,7 @@ from test_optim import np_adam, np_momentum, random_tree
 
 from fnann import schedules
 from fnann.optim import adam, apply_updates, momentum, sgd
-from fnann.schedules import (
+from fnann.optim.schedules import (
     constant,
     cosine_decay,
     exponential_decay,

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fnann
-from fnann import datasets
+from fnann.app import datasets
 from fnann.train import epoch_order
 from strategies import max_rel_error, problem
 

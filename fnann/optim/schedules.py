@@ -1,22 +1,43 @@
-"""Learning-rate schedules: plain functions returning ``schedule(step) -> lr``.
+"""Learning-rate schedules: factories returning a ``Schedule``, called as ``schedule(step) -> lr``.
 
 A schedule is called by an optimizer with its int32 ``step``, the number of updates already
 applied, so update k (k = 0, 1, ...) uses ``schedule(k)`` (optax's convention). Every
 schedule is pure ``jax.numpy``: it works on Python ints and on traced int32 steps under
 ``jit``, ``vmap`` and ``lax.scan``, and returns a float array in the default float dtype
 (float32, or float64 under ``jax.enable_x64``), which the optimizer casts to each
-parameter's dtype.
+parameter's dtype. A ``Schedule`` compares and hashes by its factory and arguments, like
+the optimizers, so ``adam(cosine_decay(1e-3, 100))`` built twice is one configuration. Any
+plain callable ``step -> lr`` is accepted by the optimizers as well.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Hashable
 from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 
-Schedule = Callable[[jax.typing.ArrayLike], jax.Array]
+from fnann.optim.base import ByConfig, configured
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Schedule(ByConfig):
+    """A learning-rate schedule ``step -> lr`` that compares by its configuration.
+
+    Attributes:
+        fn: the function of the step.
+        config: ``(factory, arguments)`` when a factory of this module built it.
+    """
+
+    fn: Callable[[jax.typing.ArrayLike], jax.Array]
+    config: Hashable | None = None
+    _functions = ("fn",)
+
+    def __call__(self, step: jax.typing.ArrayLike) -> jax.Array:
+        return self.fn(step)
 
 __all__ = [
     "Schedule",
@@ -53,6 +74,7 @@ def _as_float(step: jax.typing.ArrayLike) -> jax.Array:
     return jnp.asarray(step, dtype=float)  # default float dtype (int32 / int is float32)
 
 
+@configured
 def constant(value: float) -> Schedule:
     """lr(step) = value.
 
@@ -61,9 +83,10 @@ def constant(value: float) -> Schedule:
         Array(0.1, dtype=float32)
     """
     value = _float("value", value)
-    return lambda step: jnp.full(jnp.shape(step), value, dtype=float)
+    return Schedule(lambda step: jnp.full(jnp.shape(step), value, dtype=float))
 
 
+@configured
 def exponential_decay(
     init_value: float, decay_rate: float, transition_steps: int, staircase: bool = False
 ) -> Schedule:
@@ -96,9 +119,10 @@ def exponential_decay(
             p = _as_float(step) / transition_steps
         return init_value * decay_rate**p
 
-    return schedule
+    return Schedule(schedule)
 
 
+@configured
 def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0) -> Schedule:
     """Cosine decay from ``init_value`` to ``alpha * init_value`` (optax's formula).
 
@@ -128,9 +152,10 @@ def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0) -> Sch
         cosine = jnp.cos(0.5 * jnp.pi * t / decay_steps) ** 2  # = 0.5 (1 + cos(pi t / T))
         return init_value * ((1 - alpha) * cosine + alpha)
 
-    return schedule
+    return Schedule(schedule)
 
 
+@configured
 def linear_warmup(init_value: float, end_value: float, warmup_steps: int) -> Schedule:
     """Linear ramp from ``init_value`` to ``end_value``, then constant.
 
@@ -154,9 +179,10 @@ def linear_warmup(init_value: float, end_value: float, warmup_steps: int) -> Sch
         t = jnp.clip(_as_float(step), 0, warmup_steps)
         return init_value + (end_value - init_value) * t / warmup_steps
 
-    return schedule
+    return Schedule(schedule)
 
 
+@configured
 def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
     """Run ``schedules[0]`` until ``boundaries[0]``, then ``schedules[1]``, and so on.
 
@@ -191,9 +217,10 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> 
             lr = jnp.where(jnp.asarray(step) < b, lr, _as_float(s(step - b)))
         return lr
 
-    return schedule
+    return Schedule(schedule)
 
 
+@configured
 def warmup_cosine_decay(
     peak_value: float,
     warmup_steps: int,

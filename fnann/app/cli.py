@@ -103,7 +103,7 @@ def _add_common(p) -> None:
 def load_data(name: str, *, label: str | None, test_size: float, seed: int,
               standardize: bool = True):
     """A bundled/synthetic dataset by name, or the user's CSV/.npz file."""
-    from fnann import datasets
+    from fnann.app import datasets
 
     if name in datasets.NAMES:
         return datasets.load(name, test_size=test_size, seed=seed, standardize=standardize)
@@ -120,7 +120,7 @@ def load_data(name: str, *, label: str | None, test_size: float, seed: int,
 
 def _validation_split(data, size: float, seed: int):
     """Carves a validation set out of the training split (stratified for classification)."""
-    from fnann import datasets
+    from fnann.app import datasets
 
     labels = data.y_train if data.task == "classification" else None
     train, val = datasets._split(labels, len(data.x_train), size, seed + 1)
@@ -287,7 +287,7 @@ def _run_train(args) -> int:
     print(f"saved {ckpt_path}")
     if not args.no_plot and history.get("loss"):
         try:
-            from fnann.plots import plot_history
+            from fnann.app.plots import plot_history
             print(f"saved {plot_history(history, out / 'curves.png', title=f'{net} on {data.name}')}")
         except ImportError as e:
             print(f"no plot: {e}")
@@ -336,7 +336,7 @@ def _run_predict(args) -> int:
     import numpy as np
 
     import fnann
-    from fnann import datasets
+    from fnann.app import datasets
 
     ck = _load_checkpoint(args.checkpoint)
     x = datasets.read_features(args.inputs)
@@ -356,7 +356,7 @@ def _run_predict(args) -> int:
         lines += [",".join(f"{v:.6g}" for v in row) for row in y_hat]
     text = "\n".join(lines) + "\n"
     if args.output:
-        from fnann.checkpoint import atomic_write
+        from fnann.app.checkpoint import atomic_write
         atomic_write(args.output, text.encode())
         print(f"wrote {len(y_hat)} predictions to {args.output}")
     else:

@@ -223,7 +223,7 @@ def load(name: str, *, test_size: float = 0.2, seed: int = 0, standardize: bool 
         ImportError: for a bundled set when scikit-learn is not installed.
 
     Example:
-        >>> from fnann.datasets import load
+        >>> from fnann.app.datasets import load
         >>> ds = load("xor", n_samples=200, test_size=0.25, seed=1)
         >>> ds.x_train.shape, ds.y_test.shape, ds.y_train.dtype.name, ds.n_outputs
         ((150, 2), (50,), 'int32', 2)

@@ -18,7 +18,7 @@ def _pyplot():
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> str:
     """Saves a matplotlib figure as PNG atomically (temporary file, then rename) and closes it."""
-    from fnann.checkpoint import atomic_write
+    from fnann.app.checkpoint import atomic_write
 
     try:
         return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))

@@ -1,0 +1,401 @@
+"""The optimizer protocol and the tree plumbing every optimizer shares.
+
+An optimizer is an ``Optimizer(init, update)`` pair of pure functions (optax's signature,
+jax.example_libraries' size)::
+
+    state = opt.init(params)
+    updates, state = opt.update(grads, state, params)   # params is optional
+    params = apply_updates(params, updates)             # theta <- theta + updates
+
+``update`` returns *signed* updates (``-lr * g`` for plain gradient descent), so
+``apply_updates`` only adds. ``params``, ``grads`` and every moment in a state are pytrees of
+the same structure (dicts, tuples, lists, NamedTuples such as ``Dense(W, b)``, nested); nothing
+is mutated, and every function works under ``jax.jit``, ``jax.vmap`` and ``jax.lax.scan``.
+
+Precision: moments are kept in the parameter's dtype, but never below float32: for float16
+and bfloat16 parameters the moments and the arithmetic of an update are float32 and only the
+update is cast back to the parameter's dtype (in float16, eps = 1e-8 rounds to 0 and a zero
+gradient entry would give Adam's 0/0). float32 and float64 parameters keep their own dtype.
+
+Identity: the optimizers built by fnann's factories compare and hash by their configuration
+(factory and arguments), so ``adam(1e-3) == adam(1e-3)`` and a compiled training epoch cached
+for one is reused for the other. An ``Optimizer`` built by hand, ``Optimizer(init, update)``,
+compares by the identity of its two functions. Any object with optax's ``init``/``update``
+contract is accepted where fnann takes an optimizer (``as_optimizer``).
+
+Learning rates: ``lr`` is a non-negative float or a schedule ``step -> lr`` (see
+``fnann.optim.schedules``). The state of every optimizer holds ``step``, an int32 scalar
+counting the updates already applied, and update number k (k = 0, 1, ...) uses
+``schedule(k)``: the first update uses ``schedule(0)``, as in optax. Adam's
+bias-correction exponent is ``t = step + 1``, so t counts from 1 as in the paper.
+
+Grads are checked against the state (and against ``params`` when given) before any maths:
+a different tree structure or leaf shape raises ``ValueError`` naming ``grads``. The check is
+static, so it also runs at trace time under ``jit``.
+"""
+
+from __future__ import annotations
+
+import math
+import dataclasses
+import functools
+import inspect
+from collections.abc import Hashable
+from typing import Any, Callable, NamedTuple, Union
+
+import jax
+import jax.numpy as jnp
+
+Params = Any  # a pytree of arrays
+Grads = Any  # a pytree shaped like Params: dL/dtheta
+Updates = Any  # a pytree shaped like Params: what apply_updates adds
+OptState = Any  # an optimizer's state: a NamedTuple, or a tuple of them for chain
+Schedule = Callable[[jax.Array], jax.typing.ArrayLike]
+ScalarOrSchedule = Union[float, Schedule]
+
+__all__ = [
+    "ByConfig",
+    "Optimizer",
+    "EmptyState",
+    "as_optimizer",
+    "configured",
+    "apply_updates",
+    "global_norm",
+    "tree_zeros_like",
+    "tree_moments_like",
+    "moment_dtype",
+    "tree_ema",
+    "tree_map_checked",
+]
+
+
+class ByConfig:
+    """Equality and hash by configuration, else by the identity of the wrapped functions.
+
+    ``config`` is a hashable description ``(factory name, arguments)`` set by
+    :func:`configured`, or ``None`` (then two objects are equal only when they wrap the very
+    same functions). Subclasses list their functions in ``_functions``.
+    """
+
+    config: Hashable | None
+    _functions: tuple[str, ...] = ()
+
+    def _key(self):
+        if self.config is not None:
+            return ("config", self.config)
+        return ("identity",) + tuple(id(getattr(self, f)) for f in self._functions)
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        if self.config is not None or other.config is not None:
+            return self.config == other.config
+        return all(getattr(self, f) is getattr(other, f) for f in self._functions)
+
+    def __hash__(self):
+        return hash(self._key())
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Optimizer(ByConfig):
+    """A pair of pure functions over pytrees.
+
+    Attributes:
+        init: ``init(params) -> state``.
+        update: ``update(grads, state, params=None) -> (updates, state)``; the updates are
+            signed, ready for ``apply_updates``.
+        config: what the optimizer was built from, ``(factory, arguments)``, when a factory
+            built it (``None`` for one built by hand); it decides equality and hashing.
+
+    ``init, update = opt`` unpacks it like optax's ``GradientTransformation``.
+
+    Example:
+        >>> from fnann.optim import adam
+        >>> adam(1e-3) == adam(lr=0.001), hash(adam(1e-3)) == hash(adam(1e-3))
+        (True, True)
+        >>> adam(1e-3) == adam(1e-2)
+        False
+    """
+
+    init: Callable[[Params], OptState]
+    update: Callable[..., tuple[Updates, OptState]]
+    config: Hashable | None = None
+    _functions = ("init", "update")
+
+    def __iter__(self):
+        return iter((self.init, self.update))
+
+    def __repr__(self):
+        if self.config is None:
+            return f"Optimizer(init={self.init!r}, update={self.update!r})"
+        name, args = self.config
+        return f"{name}({', '.join(f'{k}={v!r}' for k, v in args)})"
+
+
+def _freeze(value: Any) -> Any:
+    """Lists as tuples and dicts as sorted item tuples, so a configuration can be hashed."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    return value
+
+
+def configured(factory: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorates a factory so that what it builds compares and hashes by its arguments.
+
+    The result's ``config`` becomes ``(factory name, ((argument, value), ...))`` with every
+    default filled in, so ``adam(1e-3)`` and ``adam(lr=0.001, b1=0.9)`` are equal. When an
+    argument cannot be hashed (a traced or array hyperparameter, a list of arrays) the config
+    is ``None`` and equality falls back to identity. The factory must return a ``ByConfig``
+    dataclass (an ``Optimizer`` or a schedule).
+    """
+    signature = inspect.signature(factory)
+
+    @functools.wraps(factory)
+    def build(*args, **kwargs):
+        result = factory(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        config = (factory.__name__, _freeze(tuple(bound.arguments.items())))
+        try:
+            hash(config)
+        except TypeError:
+            config = None
+        return dataclasses.replace(result, config=config)
+
+    return build
+
+
+def as_optimizer(opt: Any, name: str = "opt") -> Optimizer:
+    """``opt`` as an ``Optimizer``: itself, or any object with optax's ``init``/``update``.
+
+    An optax ``GradientTransformation`` (or anything with callable ``init(params)`` and
+    ``update(updates, state, params)``) is wrapped; wrapping the same object twice gives
+    equal optimizers, so compiled functions cached for it are reused.
+
+    Raises:
+        TypeError: ``opt`` has no callable ``init`` and ``update``.
+    """
+    if isinstance(opt, Optimizer):
+        return opt
+    init, update = getattr(opt, "init", None), getattr(opt, "update", None)
+    if callable(init) and callable(update):
+        return Optimizer(init, update)
+    raise TypeError(
+        f"{name} must be an optimizer with init(params) and update(grads, state, params), "
+        f"like fnann.optim.adam(1e-3) or an optax GradientTransformation; got {type(opt).__name__}."
+    )
+
+
+class EmptyState(NamedTuple):
+    """The state of a stateless transform (``clip_by_global_norm``)."""
+
+
+# --------------------------------------------------------------------------------------
+# Tree plumbing, in one place.
+# --------------------------------------------------------------------------------------
+
+
+def _check_like(tree: Any, reference: Any, name: str, reference_name: str) -> None:
+    """Raise ValueError unless ``tree`` has the structure and leaf shapes of ``reference``."""
+    tree_def, ref_def = jax.tree.structure(tree), jax.tree.structure(reference)
+    if tree_def != ref_def:
+        raise ValueError(
+            f"{name} does not have the tree structure of {reference_name}.\n"
+            f"  {name}: {tree_def}\n  {reference_name}: {ref_def}\n"
+            f"Pass {name} shaped exactly like the params the optimizer was initialised "
+            "with, as jax.grad of a loss with respect to those params returns them."
+        )
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    for (path, leaf), ref_leaf in zip(leaves, jax.tree.leaves(reference)):
+        if jnp.shape(leaf) != jnp.shape(ref_leaf):
+            raise ValueError(
+                f"{name}{jax.tree_util.keystr(path)} has shape {jnp.shape(leaf)} but "
+                f"{reference_name} has shape {jnp.shape(ref_leaf)} there."
+            )
+
+
+def tree_map_checked(
+    fn: Callable[..., jax.Array], grads: Grads, *trees: Any, params: Params | None = None
+) -> Any:
+    """``jax.tree.map(fn, grads, *trees)`` after checking that the trees match ``grads``.
+
+    Every tree in ``trees`` (optimizer state) and ``params`` (when given) must have the tree
+    structure and leaf shapes of ``grads``; otherwise a ValueError names ``grads`` and prints
+    both structures. The check is static, so it runs at trace time under ``jit``.
+
+    Example:
+        >>> g, v = {"w": jnp.ones(2)}, {"w": jnp.zeros(2)}
+        >>> tree_map_checked(lambda g, v: g + v, g, v)
+        {'w': Array([1., 1.], dtype=float32)}
+    """
+    for tree in trees:
+        _check_like(grads, tree, "grads", "the optimizer state")
+    if params is not None:
+        _check_like(grads, params, "grads", "params")
+    return jax.tree.map(fn, grads, *trees)
+
+
+def tree_zeros_like(tree: Params) -> Params:
+    """Zeros with the shape and dtype of every leaf (the initial moments).
+
+    Example:
+        >>> tree_zeros_like({"b": jnp.ones(2, jnp.bfloat16)})
+        {'b': Array([0, 0], dtype=bfloat16)}
+    """
+    return jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), jnp.result_type(x)), tree)
+
+
+def moment_dtype(dtype: Any) -> jnp.dtype:
+    """The dtype an optimizer keeps a moment of a ``dtype`` parameter in: at least float32.
+
+    Example:
+        >>> moment_dtype(jnp.float16), moment_dtype(jnp.float32)
+        (dtype('float32'), dtype('float32'))
+    """
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def tree_moments_like(tree: Params) -> Params:
+    """Zero moments for ``tree``: its shapes, in ``moment_dtype`` of each leaf.
+
+    Example:
+        >>> tree_moments_like({"b": jnp.ones(2, jnp.bfloat16)})
+        {'b': Array([0., 0.], dtype=float32)}
+    """
+    return jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), moment_dtype(jnp.result_type(x))), tree)
+
+
+def tree_ema(
+    grads: Grads, moment: Params, decay: float, power: int = 1, params: Params | None = None
+) -> Params:
+    """Exponential moving average of ``grads ** power``, computed and kept in each moment's dtype.
+
+    Math: moment_t = decay * moment_{t-1} + (1 - decay) * g_t ** power, leafwise.
+
+    Example:
+        >>> tree_ema({"w": jnp.array([2.0])}, {"w": jnp.array([1.0])}, decay=0.9, power=2)
+        {'w': Array([1.3], dtype=float32)}
+    """
+    return tree_map_checked(
+        lambda g, m: (decay * m + (1 - decay) * g.astype(m.dtype) ** power).astype(m.dtype),
+        grads,
+        moment,
+        params=params,
+    )
+
+
+def _cast(x: jax.typing.ArrayLike, like: jax.Array) -> jax.Array:
+    """A scalar in the dtype of ``like`` (so a float32 schedule never promotes bfloat16)."""
+    return jnp.asarray(x).astype(jnp.result_type(like))
+
+
+def _lr_at(lr: ScalarOrSchedule, step: jax.Array) -> jax.typing.ArrayLike:
+    """The learning rate of update number ``step`` (0 for the first update)."""
+    return lr(step) if callable(lr) else lr
+
+
+def _one_minus_power(b: Any, t: jax.Array) -> jax.Array:
+    """1 - b^t for a decay b in [0, 1), accurate even in float32.
+
+    Evaluated as -expm1(t ln b) with ln b taken in double precision. The direct float32
+    form rounds b first: 1 - float32(0.999) = 0.00099998713, 1.3e-5 relative error.
+    """
+    if isinstance(b, float):
+        log_b = math.log(b) if b > 0 else -math.inf
+    else:
+        log_b = jnp.log(b)
+    return -jnp.expm1(jnp.asarray(t, dtype=float) * log_b)
+
+
+def _zero_step() -> jax.Array:
+    return jnp.zeros([], jnp.int32)
+
+
+def apply_updates(params: Params, updates: Updates) -> Params:
+    """Add ``updates`` to ``params`` leafwise, keeping each parameter's dtype.
+
+    Math: theta <- theta + u (the updates already carry the minus sign of descent).
+
+    Raises:
+        ValueError: if ``updates`` does not have the tree structure and leaf shapes of
+            ``params``.
+
+    Example:
+        >>> apply_updates({"w": jnp.array([1.0, 2.0])}, {"w": jnp.array([-0.5, 0.5])})
+        {'w': Array([0.5, 2.5], dtype=float32)}
+    """
+    _check_like(updates, params, "updates", "params")
+    return jax.tree.map(lambda p, u: (p + u).astype(jnp.result_type(p)), params, updates)
+
+
+def global_norm(tree: Any) -> jax.Array:
+    """The Euclidean norm of all leaves together, sqrt(sum_leaves sum(x^2)).
+
+    The sum is accumulated in at least float32 (a bfloat16 sum of squares would lose most
+    of its digits); the result is a scalar.
+
+    Example:
+        >>> global_norm({"a": jnp.array([3.0]), "b": (jnp.array([4.0]),)})
+        Array(5., dtype=float32)
+    """
+    sums = [
+        jnp.sum(jnp.square(x.astype(jnp.promote_types(x.dtype, jnp.float32))))
+        for x in map(jnp.asarray, jax.tree.leaves(tree))
+    ]
+    return jnp.sqrt(sum(sums)) if sums else jnp.zeros([], jnp.float32)
+
+
+# --------------------------------------------------------------------------------------
+# Argument checks at construction (a traced hyperparameter, e.g. under vmap over lr,
+# cannot be checked by value and is passed through).
+# --------------------------------------------------------------------------------------
+
+
+def _as_float(name: str, value: Any) -> float | None:
+    """``value`` as a Python float; None when it is traced. TypeError if not a real scalar."""
+    if isinstance(value, bool) or not (
+        isinstance(value, (int, float)) or (hasattr(value, "dtype") and jnp.ndim(value) == 0)
+    ):
+        raise TypeError(f"{name} must be a real number; got {value!r} of type {type(value)}.")
+    try:
+        return float(value)
+    except jax.errors.ConcretizationTypeError:
+        return None
+
+
+def _check_lr(lr: Any) -> ScalarOrSchedule:
+    if callable(lr):
+        return lr
+    try:
+        value = _as_float("lr", lr)
+    except TypeError:
+        raise TypeError(
+            f"lr must be a float or a schedule (a callable step -> lr); got {lr!r}."
+        ) from None
+    if value is None:
+        return lr
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"lr must be a finite number >= 0; got lr={lr!r}.")
+    return value
+
+
+def _check_decay(name: str, value: Any) -> Any:
+    x = _as_float(name, value)
+    if x is None:
+        return value
+    if not 0 <= x < 1:
+        raise ValueError(f"{name} must lie in [0, 1); got {name}={value!r}.")
+    return x
+
+
+def _check_positive(name: str, value: Any, allow_inf: bool = False) -> Any:
+    x = _as_float(name, value)
+    if x is None:
+        return value
+    if not (x > 0 and (allow_inf or math.isfinite(x))):
+        kind = "a number > 0" if allow_inf else "a finite number > 0"
+        raise ValueError(f"{name} must be {kind}; got {name}={value!r}.")
+    return x
+

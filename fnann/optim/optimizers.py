@@ -1,0 +1,273 @@
+"""The seed's optimizers, exactly as the textbook gives them: one factory per algorithm.
+
+    momentum:  v_t = gamma v_{t-1} + eta g_t;                theta <- theta - v_t
+    RMSProp:   E_t = beta E_{t-1} + (1 - beta) g_t^2;        theta <- theta - eta g_t / sqrt(E_t + eps)
+    Adam:      m_t = b1 m_{t-1} + (1 - b1) g_t;   v_t = b2 v_{t-1} + (1 - b2) g_t^2
+               m_hat = m_t / (1 - b1^t);  v_hat = v_t / (1 - b2^t)
+               theta <- theta - eta m_hat / (sqrt(v_hat) + eps)
+
+eps sits inside the root for RMSProp and outside for Adam. Each factory validates its
+hyperparameters (a traced one, e.g. under ``vmap`` over lr, passes through unchecked) and
+returns an ``Optimizer`` that compares and hashes by its arguments. The protocol, the
+precision rule (moments in at least float32) and the tree helpers are in ``fnann.optim.base``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from fnann.optim.base import (
+    Optimizer,
+    Params,
+    ScalarOrSchedule,
+    _cast,
+    _check_decay,
+    _check_lr,
+    _check_positive,
+    _lr_at,
+    _one_minus_power,
+    _zero_step,
+    apply_updates,  # noqa: F401  (used by the doctests)
+    configured,
+    tree_ema,
+    tree_map_checked,
+    tree_moments_like,
+)
+
+__all__ = ["SGDState", "MomentumState", "RMSPropState", "AdamState", "sgd", "momentum", "rmsprop", "adam"]
+
+
+class SGDState(NamedTuple):
+    """State of ``sgd``: only the step count, which a schedule needs."""
+
+    step: jax.Array  # int32 scalar: number of updates already applied
+
+
+class MomentumState(NamedTuple):
+    """State of ``momentum``."""
+
+    step: jax.Array  # int32 scalar: number of updates already applied
+    v: Params  # velocity v_t, shaped like params (it already includes the learning rate)
+
+
+class RMSPropState(NamedTuple):
+    """State of ``rmsprop``."""
+
+    step: jax.Array  # int32 scalar: number of updates already applied
+    E: Params  # running mean of squared gradients E[g^2]_t, shaped like params
+
+
+class AdamState(NamedTuple):
+    """State of ``adam``."""
+
+    step: jax.Array  # int32 scalar: number of updates already applied (t - 1)
+    m: Params  # first-moment estimate m_t, shaped like params
+    v: Params  # second-moment estimate v_t, shaped like params
+
+
+
+@configured
+def sgd(lr: ScalarOrSchedule) -> Optimizer:
+    """Stochastic gradient descent.
+
+    Math: theta <- theta - eta_k g_k, with eta_k = lr or lr(k) for update k = 0, 1, ...
+    The state always counts steps (``SGDState(step)``), so a float and a schedule give
+    states of the same structure.
+
+    Reference: Robbins & Monro (1951); Goodfellow, Bengio & Courville, Deep Learning
+    (2016), Algorithm 8.1.
+
+    Args:
+        lr: learning rate eta >= 0, or a schedule ``step -> eta``.
+
+    Returns:
+        An ``Optimizer``.
+
+    Raises:
+        ValueError: ``lr`` negative or not finite.
+        TypeError: ``lr`` neither a number nor callable.
+
+    Example:
+        >>> opt = sgd(0.1)
+        >>> params = {"w": jnp.array([1.0, 2.0])}
+        >>> state = opt.init(params)
+        >>> updates, state = opt.update({"w": jnp.array([1.0, -1.0])}, state, params)
+        >>> apply_updates(params, updates)
+        {'w': Array([0.9, 2.1], dtype=float32)}
+    """
+    lr = _check_lr(lr)
+
+    def init(params):
+        del params
+        return SGDState(_zero_step())
+
+    def update(grads, state, params=None):
+        eta = _lr_at(lr, state.step)
+        updates = tree_map_checked(lambda g: -_cast(eta, g) * g, grads, params=params)
+        return updates, SGDState(state.step + 1)
+
+    return Optimizer(init, update)
+
+
+@configured
+def momentum(lr: ScalarOrSchedule, gamma: float = 0.9) -> Optimizer:
+    """Gradient descent with (heavy-ball) momentum, the learning rate inside the velocity.
+
+    Math: v_t = gamma v_{t-1} + eta_k g_t;  theta <- theta - v_t  (v_0 = 0, eta_k = lr(k)).
+    With a constant lr this equals optax/PyTorch's ``v = gamma v + g; theta -= lr v`` up to
+    the factor lr in v; with a schedule it differs: here each gradient keeps the rate of the
+    step it arrived at.
+
+    Reference: Polyak (1964); Goodfellow, Bengio & Courville, Deep Learning (2016),
+    Algorithm 8.2; Sutskever et al., "On the importance of initialization and momentum in
+    deep learning" (ICML 2013), classical momentum.
+
+    Args:
+        lr: learning rate eta >= 0, or a schedule ``step -> eta``.
+        gamma: momentum coefficient in [0, 1).
+
+    Returns:
+        An ``Optimizer`` whose state is ``MomentumState(step, v)``.
+
+    Raises:
+        ValueError: ``lr`` negative or not finite; ``gamma`` outside [0, 1).
+        TypeError: ``lr`` neither a number nor callable.
+
+    Example:
+        >>> opt = momentum(0.1, gamma=0.5)
+        >>> params = {"w": jnp.array([1.0])}
+        >>> state = opt.init(params)
+        >>> updates, state = opt.update({"w": jnp.array([1.0])}, state)  # v = 0.1
+        >>> updates, state = opt.update({"w": jnp.array([1.0])}, state)  # v = 0.05 + 0.1
+        >>> updates
+        {'w': Array([-0.15], dtype=float32)}
+    """
+    lr, gamma = _check_lr(lr), _check_decay("gamma", gamma)
+
+    def init(params):
+        return MomentumState(_zero_step(), tree_moments_like(params))
+
+    def update(grads, state, params=None):
+        eta = _lr_at(lr, state.step)
+        v = tree_map_checked(  # v_t = gamma v_{t-1} + eta g_t
+            lambda g, v: (gamma * v + _cast(eta, v) * g.astype(v.dtype)).astype(v.dtype),
+            grads,
+            state.v,
+            params=params,
+        )
+        updates = jax.tree.map(lambda g, v: (-v).astype(g.dtype), grads, v)
+        return updates, MomentumState(state.step + 1, v)
+
+    return Optimizer(init, update)
+
+
+@configured
+def rmsprop(lr: ScalarOrSchedule, beta: float = 0.9, eps: float = 1e-8) -> Optimizer:
+    """RMSProp, with eps inside the square root.
+
+    Math: E_t = beta E_{t-1} + (1 - beta) g_t^2;  theta <- theta - eta_k g_t / sqrt(E_t + eps)
+    (E_0 = 0, eta_k = lr(k)). optax's default places eps the same way; PyTorch uses
+    sqrt(E_t) + eps and beta (``alpha``) = 0.99.
+
+    Reference: Tieleman & Hinton, Coursera "Neural Networks for Machine Learning",
+    Lecture 6.5 (2012); Goodfellow, Bengio & Courville, Deep Learning (2016),
+    Algorithm 8.5 (which also puts its delta inside the root).
+
+    Args:
+        lr: learning rate eta >= 0, or a schedule ``step -> eta``.
+        beta: decay of the running mean of squared gradients, in [0, 1).
+        eps: finite constant > 0 added to E_t inside the square root.
+
+    Returns:
+        An ``Optimizer`` whose state is ``RMSPropState(step, E)``.
+
+    Raises:
+        ValueError: ``lr`` negative or not finite; ``beta`` outside [0, 1); ``eps`` <= 0
+            or not finite.
+        TypeError: ``lr`` neither a number nor callable.
+
+    Example:
+        >>> opt = rmsprop(0.1, beta=0.5, eps=1e-8)
+        >>> state = opt.init({"w": jnp.array([0.0])})
+        >>> updates, state = opt.update({"w": jnp.array([2.0])}, state)
+        >>> state.E  # 0.5 * 0 + 0.5 * 2^2
+        {'w': Array([2.], dtype=float32)}
+        >>> updates  # -0.1 * 2 / sqrt(2 + 1e-8)
+        {'w': Array([-0.14142136], dtype=float32)}
+    """
+    lr, beta = _check_lr(lr), _check_decay("beta", beta)
+    eps = _check_positive("eps", eps)
+
+    def init(params):
+        return RMSPropState(_zero_step(), tree_moments_like(params))
+
+    def update(grads, state, params=None):
+        eta = _lr_at(lr, state.step)
+        mean_sq = tree_ema(grads, state.E, beta, power=2, params=params)  # E_t
+        updates = jax.tree.map(
+            lambda g, e: (-_cast(eta, e) * g.astype(e.dtype) / jnp.sqrt(e + eps)).astype(g.dtype),
+            grads,
+            mean_sq,
+        )
+        return updates, RMSPropState(state.step + 1, mean_sq)
+
+    return Optimizer(init, update)
+
+
+@configured
+def adam(
+    lr: ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+) -> Optimizer:
+    """Adam, with bias correction and eps outside the square root.
+
+    Math: m_t = b1 m_{t-1} + (1 - b1) g_t;  v_t = b2 v_{t-1} + (1 - b2) g_t^2;
+    m_hat = m_t / (1 - b1^t);  v_hat = v_t / (1 - b2^t);
+    theta <- theta - eta_k m_hat / (sqrt(v_hat) + eps),
+    with t = k + 1 (t counts from 1) and eta_k = lr(k) for update k = 0, 1, ...
+
+    Reference: Kingma & Ba, "Adam: A Method for Stochastic Optimization" (ICLR 2015),
+    Algorithm 1; Goodfellow, Bengio & Courville, Deep Learning (2016), Algorithm 8.7.
+
+    Args:
+        lr: learning rate eta >= 0, or a schedule ``step -> eta``.
+        b1: decay of the first moment, in [0, 1).
+        b2: decay of the second moment, in [0, 1).
+        eps: finite constant > 0 added to sqrt(v_hat).
+
+    Returns:
+        An ``Optimizer`` whose state is ``AdamState(step, m, v)``.
+
+    Raises:
+        ValueError: ``lr`` negative or not finite; ``b1`` or ``b2`` outside [0, 1);
+            ``eps`` <= 0 or not finite.
+        TypeError: ``lr`` neither a number nor callable.
+
+    Example:
+        >>> opt = adam(lr=0.1)
+        >>> state = opt.init({"w": jnp.array([0.0, 0.0])})
+        >>> updates, state = opt.update({"w": jnp.array([3.0, -0.5])}, state)
+        >>> jnp.round(updates["w"], 6)  # step 1: m_hat = g, v_hat = g^2, so -lr * sign(g)
+        Array([-0.1,  0.1], dtype=float32)
+    """
+    lr, b1, b2 = _check_lr(lr), _check_decay("b1", b1), _check_decay("b2", b2)
+    eps = _check_positive("eps", eps)
+
+    def init(params):
+        return AdamState(_zero_step(), tree_moments_like(params), tree_moments_like(params))
+
+    def update(grads, state, params=None):
+        eta, t = _lr_at(lr, state.step), state.step + 1
+        m = tree_ema(grads, state.m, b1, params=params)  # m_t
+        v = tree_ema(grads, state.v, b2, power=2)  # v_t
+        c1, c2 = _one_minus_power(b1, t), _one_minus_power(b2, t)  # 1 - b1^t, 1 - b2^t
+
+        def descent(g, m, v):
+            m_hat, v_hat = m / _cast(c1, m), v / _cast(c2, v)
+            return (-_cast(eta, m) * m_hat / (jnp.sqrt(v_hat) + eps)).astype(g.dtype)
+
+        return jax.tree.map(descent, grads, m, v), AdamState(t, m, v)
+
+    return Optimizer(init, update)
