@@ -1,6 +1,7 @@
 """Tests for fnann.datasets: bundled and synthetic sets, the split, standardization, load_file."""
 
 import math
+import os
 import sys
 
 import numpy as np
@@ -279,3 +280,79 @@ def test_load_file_errors(tmp_path, lines, kwargs, pattern):
 def test_load_file_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         load_file(tmp_path / "nope.csv")
+
+
+@pytest.mark.parametrize("seed,error", [(-1, ValueError), (1.5, TypeError), (True, TypeError), ("0", TypeError)])
+@pytest.mark.parametrize("name", ["iris", "xor"])
+def test_load_refuses_a_bad_seed_naming_it(name, seed, error):
+    with pytest.raises(error, match="seed must be a non-negative int"):
+        load(name, seed=seed)
+
+
+def test_load_file_refuses_a_bad_seed_and_test_size(tmp_path):
+    x, y = _rows()
+    p = _write(tmp_path / "d.csv", [",".join(map(str, [*r, c])) for r, c in zip(x, y)])
+    with pytest.raises(ValueError, match="seed"):
+        load_file(p, seed=-3)
+    with pytest.raises(ValueError, match="test_size"):
+        load_file(p, test_size="0.2")
+
+
+def test_non_utf8_text_names_the_file_and_the_line(tmp_path):
+    p = tmp_path / "latin.csv"
+    p.write_bytes("a,b,y\n1,2,x\n3,4,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin\.csv: line 3 is not UTF-8 text \(byte 0xe9\)"):
+        load_file(p)
+    with pytest.raises(ValueError, match="line 3 is not UTF-8"):
+        datasets.read_features(p)
+
+
+def test_npz_that_is_not_one_or_holds_complex_numbers(tmp_path):
+    (tmp_path / "text.npz").write_text("x,y\n1,2\n")
+    np.save(tmp_path / "single.npy", np.ones(3))
+    os.replace(tmp_path / "single.npy", tmp_path / "single.npz")
+    np.savez(tmp_path / "cx.npz", x=np.ones((6, 2), complex), y=np.arange(6) % 2)
+    np.savez(tmp_path / "cy.npz", x=np.ones((6, 2)), y=np.arange(6) * (1 + 1j))
+    np.savez(tmp_path / "obj.npz", x=np.array([[1, "a"]], dtype=object), y=np.zeros(1))
+    for name, pattern in [("text.npz", r"text\.npz: not a readable \.npz archive"),
+                          ("single.npz", r"single\.npz: holds a single array"),
+                          ("cx.npz", r"cx\.npz: x must hold real numbers; got dtype complex128"),
+                          ("cy.npz", r"cy\.npz: y must hold numbers or class names; got dtype complex128"),
+                          ("obj.npz", r"obj\.npz: (not a readable|unreadable)")]:
+        with pytest.raises(ValueError, match=pattern):
+            load_file(tmp_path / name)
+    with pytest.raises(ValueError, match=r"cx\.npz: x must hold real numbers"):
+        datasets.read_features(tmp_path / "cx.npz")  # never cast silently to float
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_the_delimiter_is_detected(tmp_path, delimiter):
+    lines = ["a{0}b{0}species".format(delimiter)] + [
+        f"{i}{delimiter}{i % 3 * 1.5}{delimiter}{['cat', 'dog'][i % 2]}" for i in range(12)]
+    ds = load_file(_write(tmp_path / "pets.csv", lines), label="species")
+    assert ds.feature_names == ("a", "b") and ds.classes == ("cat", "dog")
+    assert datasets.sniff_delimiter("\n".join(lines)) == delimiter
+    assert load_file(tmp_path / "pets.csv", label="species", delimiter=delimiter).classes == ("cat", "dog")
+
+
+def test_a_decimal_comma_gets_a_hint(tmp_path):
+    p = _write(tmp_path / "eu.csv", ["a;b;y", "1,5;2;0", "3;4,25;1", "5;6;0"])
+    assert datasets.sniff_delimiter(p.read_text()) == ";"  # not ',', though every row has one
+    with pytest.raises(ValueError, match=r"line 2, column 0 \(a\): '1,5' is not a number \(a decimal comma"):
+        load_file(p)
+
+
+def test_read_labelled_keeps_every_row_and_allows_one_class(tmp_path):
+    p = _write(tmp_path / "one.csv", ["1,2,7", "3,4,7", "5,6,7"])
+    t = datasets.read_labelled(p)
+    assert t.x.shape == (3, 2) and t.classes == (7,) and t.task == "classification"
+    with pytest.raises(ValueError, match="single class"):
+        load_file(p)
+
+
+def test_infer_task_says_why():
+    assert datasets.infer_task(np.arange(60)) == (
+        "regression", "integer targets with 60 distinct values (more than 50)")
+    assert datasets.infer_task(np.array([0.5, 1.0]))[0] == "regression"
+    assert datasets.infer_task(np.array(["a", "b"])) == ("classification", "the labels are text")
+    assert load("digits").task_reason == "digits is a classification set"

@@ -11,12 +11,16 @@ std 1); `Dataset.scale_x` and `Dataset.unscale_y` apply them to new inputs and p
 from __future__ import annotations
 
 import csv
+import io
+import numbers
 import os
+import zipfile
 from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["NAMES", "Dataset", "load", "load_file", "one_hot", "read_features", "sine", "spirals", "xor"]
+__all__ = ["NAMES", "Dataset", "Table", "infer_task", "load", "load_file", "one_hot", "read_features",
+           "read_labelled", "sine", "spirals", "sniff_delimiter", "xor"]
 
 _BUNDLED = ("digits", "iris", "breast_cancer", "wine", "diabetes")
 _SYNTHETIC = ("xor", "spirals", "sine")
@@ -33,7 +37,8 @@ class Dataset(NamedTuple):
     of target columns for regression. ``classes`` holds the original class values in label
     order (label i stands for ``classes[i]``); it is None for regression. ``x_mean``/``x_std``
     and ``target_mean``/``target_std`` (regression only) are the training-split statistics
-    used for standardization, or None when ``standardize=False``.
+    used for standardization, or None when ``standardize=False``. ``task_reason`` says why
+    the task is what it is (e.g. "integer labels with 3 distinct values").
     """
 
     name: str
@@ -49,6 +54,7 @@ class Dataset(NamedTuple):
     x_std: np.ndarray | None = None
     target_mean: np.ndarray | None = None
     target_std: np.ndarray | None = None
+    task_reason: str = ""
 
     @property
     def n_features(self) -> int:
@@ -83,7 +89,20 @@ def one_hot(y: np.ndarray, n_classes: int) -> np.ndarray:
     return np.eye(n_classes, dtype=np.float32)[y.astype(np.int64)]
 
 
-def _check_generator(n_samples: int, noise: float, least: int) -> None:
+def _check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be a non-negative int; got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative int; got {seed}")
+
+
+def _check_test_size(test_size) -> None:
+    if isinstance(test_size, bool) or not isinstance(test_size, numbers.Real) or not 0 < test_size < 1:
+        raise ValueError(f"test_size must be a number in (0, 1); got {test_size!r}")
+
+
+def _check_generator(n_samples: int, noise: float, least: int, seed=0) -> None:
+    _check_seed(seed)
     if int(n_samples) != n_samples or n_samples < least:
         raise ValueError(f"n_samples must be an integer >= {least}; got {n_samples!r}")
     if not noise >= 0:
@@ -96,7 +115,7 @@ def xor(n_samples: int = 400, noise: float = 0.2, seed: int = 0) -> tuple[np.nda
     Returns:
         ``(x, y)``: float32 (n_samples, 2) and int32 (n_samples,), classes within one in size.
     """
-    _check_generator(n_samples, noise, 4)
+    _check_generator(n_samples, noise, 4, seed)
     rng = np.random.default_rng(seed)
     corner = np.arange(n_samples) % 4                      # 0:(+,+) 1:(+,-) 2:(-,-) 3:(-,+)
     signs = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]], np.float64)[corner]
@@ -115,7 +134,7 @@ def spirals(n_samples: int = 400, noise: float = 0.2,
     Returns:
         ``(x, y)``: float32 (n_samples, 2) and int32 (n_samples,), classes within one in size.
     """
-    _check_generator(n_samples, noise, 2)
+    _check_generator(n_samples, noise, 2, seed)
     rng = np.random.default_rng(seed)
     y = (np.arange(n_samples) % 2).astype(np.int32)
     theta = np.sqrt(rng.uniform(0.0, 1.0, n_samples)) * 3 * np.pi
@@ -132,7 +151,7 @@ def sine(n_samples: int = 256, noise: float = 0.1, seed: int = 0) -> tuple[np.nd
     Returns:
         ``(x, y)``: both float32 of shape (n_samples, 1).
     """
-    _check_generator(n_samples, noise, 2)
+    _check_generator(n_samples, noise, 2, seed)
     rng = np.random.default_rng(seed)
     x = rng.uniform(-np.pi, np.pi, (n_samples, 1))
     y = np.sin(x) + noise * rng.standard_normal((n_samples, 1))
@@ -165,9 +184,13 @@ def _stats(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a.mean(axis=0), std
 
 
-def _build(name, x, y, task, feature_names, classes, test_size, seed, standardize) -> Dataset:
-    if not 0 < test_size < 1:
-        raise ValueError(f"test_size must be in (0, 1); got {test_size!r}")
+def _build(name, x, y, task, feature_names, classes, test_size, seed, standardize,
+           dtype=np.float32, reason: str = "") -> Dataset:
+    _check_test_size(test_size)
+    _check_seed(seed)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64; got {dtype}")
     x = np.asarray(x, np.float64)
     classify = task == "classification"
     y = np.asarray(y, np.int32 if classify else np.float64)
@@ -177,15 +200,16 @@ def _build(name, x, y, task, feature_names, classes, test_size, seed, standardiz
     if standardize:
         mu, sd = _stats(x_tr)
         x_tr, x_te = (x_tr - mu) / sd, (x_te - mu) / sd
-        extra.update(x_mean=mu.astype(np.float32), x_std=sd.astype(np.float32))
+        extra.update(x_mean=mu.astype(dtype), x_std=sd.astype(dtype))
         if not classify:
             t_mu, t_sd = _stats(y_tr)
             y_tr, y_te = (y_tr - t_mu) / t_sd, (y_te - t_mu) / t_sd
-            extra.update(target_mean=t_mu.astype(np.float32), target_std=t_sd.astype(np.float32))
-    y_dtype = np.int32 if classify else np.float32
-    return Dataset(name, x_tr.astype(np.float32), y_tr.astype(y_dtype), x_te.astype(np.float32),
+            extra.update(target_mean=t_mu.astype(dtype), target_std=t_sd.astype(dtype))
+    y_dtype = np.int32 if classify else dtype
+    return Dataset(name, x_tr.astype(dtype), y_tr.astype(y_dtype), x_te.astype(dtype),
                    y_te.astype(y_dtype), task, len(classes) if classify else None,
-                   tuple(map(str, feature_names)), tuple(classes) if classify else None, **extra)
+                   tuple(map(str, feature_names)), tuple(classes) if classify else None, **extra,
+                   task_reason=reason)
 
 
 def _sklearn_datasets(name: str):
@@ -198,7 +222,7 @@ def _sklearn_datasets(name: str):
 
 
 def load(name: str, *, test_size: float = 0.2, seed: int = 0, standardize: bool = True,
-         **kwargs: Any) -> Dataset:
+         dtype=np.float32, **kwargs: Any) -> Dataset:
     """Load a named data set, split (stratified for classification) and standardized.
 
     Bundled real sets (from the copy inside scikit-learn, never downloaded): "digits",
@@ -212,14 +236,15 @@ def load(name: str, *, test_size: float = 0.2, seed: int = 0, standardize: bool 
             ``ceil(test_size * n)`` rows.
         seed: non-negative int; seeds the split and, for synthetic sets, the generator.
         standardize: scale features (and regression targets) with training-split statistics.
+        dtype: float32 (the default) or float64, the dtype of the features (and targets).
         **kwargs: options of the synthetic generators.
 
     Returns:
         A `Dataset`.
 
     Raises:
-        ValueError: for an unknown name or a test_size outside (0, 1).
-        TypeError: for keyword options the data set does not take.
+        ValueError: for an unknown name, a test_size outside (0, 1) or a negative seed.
+        TypeError: for keyword options the data set does not take, or a seed that is not an int.
         ImportError: for a bundled set when scikit-learn is not installed.
 
     Example:
@@ -230,21 +255,26 @@ def load(name: str, *, test_size: float = 0.2, seed: int = 0, standardize: bool 
     """
     if name not in NAMES:
         raise ValueError(f"unknown data set {name!r}; known names: {', '.join(NAMES)}")
+    _check_seed(seed)
+    _check_test_size(test_size)
     if name in _SYNTHETIC:
         x, y = {"xor": xor, "spirals": spirals, "sine": sine}[name](seed=seed, **kwargs)
         task = "regression" if name == "sine" else "classification"
         names = ("x",) if name == "sine" else ("x0", "x1")
-        return _build(name, x, y, task, names, (0, 1), test_size, seed, standardize)
+        return _build(name, x, y, task, names, (0, 1), test_size, seed, standardize, dtype,
+                      f"{name} is a {task} set")
     if kwargs:
         raise TypeError(f"load({name!r}) takes no options; got {', '.join(kwargs)}")
     sk = _sklearn_datasets(name)
     if name == "diabetes":
         bunch = sk.load_diabetes(scaled=False)
         return _build(name, bunch.data, bunch.target[:, None], "regression",
-                      bunch.feature_names, None, test_size, seed, standardize)
+                      bunch.feature_names, None, test_size, seed, standardize, dtype,
+                      "diabetes is a regression set")
     bunch = getattr(sk, f"load_{name}")()
     return _build(name, bunch.data, bunch.target, "classification", bunch.feature_names,
-                  np.asarray(bunch.target_names).tolist(), test_size, seed, standardize)
+                  np.asarray(bunch.target_names).tolist(), test_size, seed, standardize, dtype,
+                  f"{name} is a classification set")
 
 
 def _is_number(cell: str) -> bool:
@@ -255,12 +285,55 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _read_table(path: str, label: int | str, delimiter: str):
+_DELIMITERS = ("\t", ";", "|", ",")
+
+
+def sniff_delimiter(text: str) -> str:
+    r"""The column separator of delimited text: the first of tab, ``;``, ``|`` and ``,`` that
+    appears the same number of times (at least once) on each of the first 20 data lines.
+
+    ``;`` is tried before ``,`` because files that separate columns by ``;`` often write
+    decimal commas. A file with a single column (no separator at all) gives ``,``.
+
+    Example:
+        >>> sniff_delimiter("a;b;y\n1,5;2;0\n3;4,25;1\n")
+        ';'
+    """
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    lines = lines[:20]
+    for d in _DELIMITERS:
+        counts = {line.count(d) for line in lines}
+        if len(counts) == 1 and counts.pop() > 0:
+            return d
+    return ","
+
+
+def _read_text(path: str) -> str:
+    """The file as text: UTF-8 (a byte-order mark is dropped), or an error naming the line."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ValueError(f"{path}: line {line} is not UTF-8 text (byte 0x{raw[e.start]:02x}); "
+                         "save the file as UTF-8") from None
+
+
+def _check_delimiter(delimiter) -> None:
+    if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1
+                                  or delimiter in "\"\r\n"):
+        raise ValueError(f"delimiter must be one character (or None to detect it); got {delimiter!r}")
+
+
+def _read_table(path: str, label: int | str | None, delimiter: str | None):
     """Parse a delimited text file into (x, raw label cells, feature names, label line info)."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f, delimiter=delimiter)
-        rows = [(reader.line_num, [c.strip() for c in r]) for r in reader
-                if any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
+    _check_delimiter(delimiter)
+    text = _read_text(path)
+    delimiter = delimiter or sniff_delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows = [(reader.line_num, [c.strip() for c in r]) for r in reader
+            if any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
     if not rows:
         raise ValueError(f"{path}: the file is empty")
     first = rows[0][1]
@@ -290,13 +363,15 @@ def _read_table(path: str, label: int | str, delimiter: str):
     x = np.empty((len(rows), len(feats)))
     for i, (line, cells) in enumerate(rows):
         if len(cells) != n_cols:
-            raise ValueError(f"{path}: line {line} has {len(cells)} columns, expected {n_cols}")
+            raise ValueError(f"{path}: line {line} has {len(cells)} columns, expected {n_cols}"
+                             f" (columns separated by {delimiter!r})")
         for k, j in enumerate(feats):
             try:
                 x[i, k] = float(cells[j])
             except ValueError:
+                hint = " (a decimal comma? write numbers with '.')" if "," in cells[j] else ""
                 raise ValueError(f"{path}: line {line}, column {j} ({columns[j]}): "
-                                 f"{cells[j]!r} is not a number") from None
+                                 f"{cells[j]!r} is not a number{hint}") from None
             if not np.isfinite(x[i, k]):
                 raise ValueError(f"{path}: line {line}, column {j} ({columns[j]}): "
                                  f"{cells[j]} is not a finite number")
@@ -306,48 +381,95 @@ def _read_table(path: str, label: int | str, delimiter: str):
     return x, np.array([cells[col] for _, cells in rows]), tuple(columns[j] for j in feats), where
 
 
-def read_features(path: str | os.PathLike, *, delimiter: str = ",") -> np.ndarray:
+def _npz_arrays(path: str, keys: tuple[str, ...]) -> list[np.ndarray]:
+    """The arrays ``keys`` of an .npz archive, or one ValueError naming the file."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: not a readable .npz archive ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: holds a single array (.npy), not an .npz archive with arrays "
+                         f"{' and '.join(map(repr, keys))}")
+    with data:
+        need = "arrays 'x' (n, d) and 'y' (n,) or (n, k)" if "y" in keys else "an array 'x' (n, d)"
+        for key in keys:
+            if key not in data:
+                raise ValueError(f"{path}: missing key {key!r}; an .npz needs {need}; found keys: "
+                                 f"{', '.join(data.files) or 'none'}")
+        try:
+            return [np.asarray(data[key]) for key in keys]
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{path}: unreadable array ({str(e).splitlines()[0]})") from None
+
+
+def _check_npz_x(path: str, x: np.ndarray) -> np.ndarray:
+    x = x[:, None] if x.ndim == 1 else x
+    if x.dtype.kind not in "fiu":
+        raise ValueError(f"{path}: x must hold real numbers; got dtype {x.dtype}")
+    if x.ndim != 2:
+        raise ValueError(f"{path}: x must have shape (n, d); got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise ValueError(f"{path}: x is not finite (NaN or inf) at row {bad[0]}, column {bad[1]}")
+    return x
+
+
+def read_features(path: str | os.PathLike, *, delimiter: str | None = None) -> np.ndarray:
     """Reads a feature matrix with no label column: a CSV (optional header) or an ``.npz``
     with an array ``x``; returns float32 of shape (n, d).
 
+    ``delimiter=None`` detects the column separator (`sniff_delimiter`).
+
     Raises:
       FileNotFoundError: if the file does not exist.
-      ValueError: for a ragged row, a non-numeric cell, NaN or inf (naming the line).
+      ValueError: for a ragged row, a non-numeric cell, NaN or inf (naming the line), text
+        that is not UTF-8, or an ``.npz`` that is not one or holds no real ``x``.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
-    if path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as data:
-            if "x" not in data:
-                raise ValueError(f"{path}: missing key 'x'; found keys: {', '.join(data.files)}")
-            x = np.asarray(data["x"], dtype=np.float64)
-        x = x[:, None] if x.ndim == 1 else x
-        if x.ndim != 2 or not np.all(np.isfinite(x)):
-            raise ValueError(f"{path}: x must be finite numbers of shape (n, d); got {x.shape}")
-        return x.astype(np.float32)
+    if path.lower().endswith(".npz"):
+        (x,) = _npz_arrays(path, ("x",))
+        return _check_npz_x(path, x).astype(np.float32)
     return _read_table(path, None, delimiter)[0].astype(np.float32)
 
 
 def _read_npz(path: str):
-    with np.load(path, allow_pickle=False) as data:
-        for key in ("x", "y"):
-            if key not in data:
-                raise ValueError(f"{path}: missing key {key!r}; an .npz needs arrays 'x' (n, d) "
-                                 f"and 'y' (n,) or (n, k); found keys: {', '.join(data.files)}")
-        x, y = np.asarray(data["x"]), np.asarray(data["y"])
-    x, y = (x[:, None] if x.ndim == 1 else x), (y.astype(np.int64) if y.dtype == bool else y)
-    if x.ndim != 2 or y.ndim not in (1, 2) or len(y) != len(x) or x.dtype.kind not in "fiu":
-        raise ValueError(f"{path}: x must be numbers of shape (n, d) and y of shape (n,) or "
-                         f"(n, k); got x {x.dtype} {x.shape}, y {y.shape}")
-    if not np.all(np.isfinite(x)):
-        bad = np.argwhere(~np.isfinite(x))[0]
-        raise ValueError(f"{path}: x is not finite (NaN or inf) at row {bad[0]}, column {bad[1]}")
+    x, y = _npz_arrays(path, ("x", "y"))
+    x, y = _check_npz_x(path, x), (y.astype(np.int64) if y.dtype == bool else y)
+    if y.dtype.kind not in "fiuUS":
+        raise ValueError(f"{path}: y must hold numbers or class names; got dtype {y.dtype}")
+    if y.ndim not in (1, 2) or len(y) != len(x):
+        raise ValueError(f"{path}: y must have shape ({len(x)},) or ({len(x)}, k) to match x "
+                         f"{x.shape}; got {y.shape}")
     return x, y, tuple(f"x{j}" for j in range(x.shape[1])), [f"row {i} of y" for i in range(len(y))]
 
 
+def infer_task(y: np.ndarray) -> tuple[str, str]:
+    """The task ``task="auto"`` picks for labels ``y``, and why: ``(task, reason)``.
+
+    Text labels, or one column of integers with at most 50 distinct values, mean
+    classification; anything else regression.
+
+    Example:
+        >>> infer_task(np.array([0, 2, 1, 2]))
+        ('classification', 'integer labels with 3 distinct values (at most 50)')
+    """
+    y = np.asarray(y)
+    if y.dtype.kind not in "fiub":
+        return "classification", "the labels are text"
+    if y.ndim == 2 and y.shape[1] != 1:
+        return "regression", f"the targets have {y.shape[1]} columns"
+    if not np.all(y == np.round(y)):
+        return "regression", "the targets are not all integers"
+    n = len(np.unique(y))
+    if n > _MAX_AUTO_CLASSES:
+        return "regression", f"integer targets with {n} distinct values (more than {_MAX_AUTO_CLASSES})"
+    return "classification", f"integer labels with {n} distinct values (at most {_MAX_AUTO_CLASSES})"
+
+
 def _labels(path: str, y: np.ndarray, where: list[str], task: str):
-    """Check the labels and settle the task: returns (y, task, classes)."""
+    """Check the labels and settle the task: returns (y, task, classes, reason)."""
     if y.dtype.kind in "US":  # text: numbers if every cell is one, else class names
         try:
             y = y.astype(np.float64)
@@ -360,52 +482,43 @@ def _labels(path: str, y: np.ndarray, where: list[str], task: str):
     if not text and not np.all(np.isfinite(y)):
         i = int(np.argwhere(~np.isfinite(y))[0][0])
         raise ValueError(f"{path}: {where[i]}: the label is not a finite number (NaN or inf)")
+    reason = "requested"
     if task == "auto":
-        few = text or (np.all(y == np.round(y)) and len(np.unique(y)) <= _MAX_AUTO_CLASSES)
-        task = "classification" if few and (y.ndim == 1 or y.shape[1] == 1) else "regression"
+        task, reason = infer_task(y)
     if task == "regression":
-        return y.reshape(len(y), -1), task, None
+        return y.reshape(len(y), -1), task, None, reason
     if y.ndim == 2 and y.shape[1] != 1:
         raise ValueError(f"{path}: classification needs one label column; y has shape {y.shape}")
     classes, y = np.unique(y.reshape(-1), return_inverse=True)
-    if len(classes) < 2:
-        raise ValueError(f"{path}: the labels hold a single class ({classes[0]}); "
-                         f"classification needs at least 2")
     return y, task, [int(c) if isinstance(c, float) and c.is_integer() else c
-                     for c in classes.tolist()]
+                     for c in classes.tolist()], reason
 
 
-def load_file(path: str | os.PathLike, *, label: int | str = -1, task: str = "auto",
-              test_size: float = 0.2, seed: int = 0, standardize: bool = True,
-              delimiter: str = ",") -> Dataset:
-    """Load your own data from a CSV (or other delimited text) file or an ``.npz`` archive.
+class Table(NamedTuple):
+    """Every row of a labelled file, neither split nor standardized (`read_labelled`).
 
-    Text: one row per example; blank lines and lines starting with ``#`` are skipped. The
-    first row is a header (feature names; ``label`` may name a column) when a cell of it is not
-    a number where the next row has one. Features must be numbers; labels may be numbers or
-    class names. ``.npz``: arrays under the keys ``x`` (n, d) and ``y`` (n,) or (n, k).
+    ``x`` float64 (n, d); ``y`` int labels 0..k-1 (classification, label i stands for
+    ``classes[i]``) or float64 targets (n, k) (regression).
+    """
 
-    ``task="auto"``: integer labels with at most 50 distinct values, or text labels, mean
-    classification, anything else regression. Classes are remapped to 0..k-1 in sorted order,
-    the original values kept in `Dataset.classes`.
+    x: np.ndarray
+    y: np.ndarray
+    task: str
+    classes: tuple | None
+    feature_names: tuple[str, ...]
+    task_reason: str
 
-    Args:
-        path: the file; ``.npz`` by extension, anything else is read as delimited text.
-        label: the label column of a text file, by index (negative from the end) or name.
-        task: "auto", "classification" or "regression".
-        test_size, seed, standardize: as in `load`.
-        delimiter: the column separator of a text file.
 
-    Returns:
-        A `Dataset` named after the file.
+def read_labelled(path: str | os.PathLike, *, label: int | str = -1, task: str = "auto",
+                  delimiter: str | None = None) -> Table:
+    """Reads every row of a labelled CSV (or other delimited text) or ``.npz`` file.
+
+    The file format, ``label``, ``task`` and ``delimiter`` are as in `load_file`; unlike it,
+    nothing is split or standardized and a single class is allowed (to evaluate a model on
+    the rows of one class).
 
     Raises:
-        FileNotFoundError: if the file does not exist.
-        ValueError: one line naming the file and the problem: an empty file, a ragged row,
-            a non-numeric or non-finite cell (lines count from 1, columns from 0 as ``label``
-            does), a missing label column
-            (listing the available ones), a missing ``.npz`` key, a single class, or a bad
-            ``task`` or ``test_size``.
+        FileNotFoundError, ValueError: as `load_file`.
     """
     path = os.fspath(path)
     if task not in _TASKS:
@@ -416,6 +529,50 @@ def load_file(path: str | os.PathLike, *, label: int | str = -1, task: str = "au
         x, y, names, where = _read_npz(path)
     else:
         x, y, names, where = _read_table(path, label, delimiter)
-    y, task, classes = _labels(path, y, where, task)
-    name = os.path.splitext(os.path.basename(path))[0]
-    return _build(name, x, y, task, names, classes, test_size, seed, standardize)
+    y, task, classes, reason = _labels(path, y, where, task)
+    return Table(x, y, task, None if classes is None else tuple(classes), names, reason)
+
+
+def load_file(path: str | os.PathLike, *, label: int | str = -1, task: str = "auto",
+              test_size: float = 0.2, seed: int = 0, standardize: bool = True,
+              delimiter: str | None = None, dtype=np.float32) -> Dataset:
+    """Load your own data from a CSV (or other delimited text) file or an ``.npz`` archive.
+
+    Text: UTF-8, one row per example; blank lines and lines starting with ``#`` are skipped.
+    The first row is a header (feature names; ``label`` may name a column) when a cell of it is not
+    a number where the next row has one. Features must be numbers; labels may be numbers or
+    class names. ``.npz``: arrays under the keys ``x`` (n, d) and ``y`` (n,) or (n, k).
+
+    ``task="auto"``: integer labels with at most 50 distinct values, or text labels, mean
+    classification, anything else regression (`infer_task`; the reason is kept in
+    `Dataset.task_reason`). Classes are remapped to 0..k-1 in sorted order, the original
+    values kept in `Dataset.classes`.
+
+    Args:
+        path: the file; ``.npz`` by extension, anything else is read as delimited text.
+        label: the label column of a text file, by index (negative from the end) or name.
+        task: "auto", "classification" or "regression".
+        test_size, seed, standardize, dtype: as in `load`.
+        delimiter: the column separator of a text file; None (the default) detects it
+            (`sniff_delimiter`).
+
+    Returns:
+        A `Dataset` named after the file.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: one line naming the file and the problem: an empty file, text that is
+            not UTF-8, a ragged row, a non-numeric or non-finite cell (lines count from 1,
+            columns from 0 as ``label`` does), a missing label column (listing the available
+            ones), an unreadable ``.npz`` or a missing key, complex numbers, a single class,
+            or a bad ``task``, ``test_size`` or ``seed``.
+    """
+    _check_seed(seed)
+    _check_test_size(test_size)
+    table = read_labelled(path, label=label, task=task, delimiter=delimiter)
+    if table.task == "classification" and len(table.classes) < 2:
+        raise ValueError(f"{os.fspath(path)}: the labels hold a single class ({table.classes[0]}); "
+                         f"classification needs at least 2")
+    name = os.path.splitext(os.path.basename(os.fspath(path)))[0]
+    return _build(name, table.x, table.y, table.task, table.feature_names, table.classes,
+                  test_size, seed, standardize, dtype, table.task_reason)
