@@ -2,16 +2,23 @@
 
     fnann train       train and verify a network on a bundled dataset or your own file
     fnann predict     predictions of a saved network for new inputs
-    fnann evaluate    loss and accuracy of a saved network on a dataset
+    fnann evaluate    loss and accuracy (or RMSE and R²) of a saved network on a dataset
     fnann gradcheck   verify the hand-derived gradients of a network
 
 Bad options and bad data end with one line ``fnann <command>: error: ...`` and exit
 status 2; a failed gradient check exits with 1.
+
+A checkpoint written by ``fnann train`` records, in its ``meta``, every option of the run
+(``meta["run"]``), the class list and the standardization statistics, so that ``predict``
+and ``evaluate`` read new data exactly as training did and ``train --resume`` continues
+the very same run (it refuses options that would change it).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
 import sys
 import time
@@ -19,6 +26,35 @@ from pathlib import Path
 
 OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1, "momentum": 0.01, "rmsprop": 1e-3}
+ACTIVATION_NAMES = ("relu", "tanh", "sigmoid", "softmax", "identity")  # == fnann.ACTIVATIONS
+LOSS_NAMES = ("cross_entropy", "binary_cross_entropy", "mse")          # == fnann.LOSSES
+SCHEDULES = ("constant", "cosine", "exponential", "warmup", "warmup_cosine")
+TASKS = ("auto", "classification", "regression")
+DTYPES = ("float32", "float64")
+DEFAULT_OUT = "runs/fnann"
+
+# The options of a training run, with their defaults. The parser leaves every one of them
+# at None, so that `--resume` can tell the options given on its command line (compared with
+# the checkpoint's record) from the ones left out (taken from the record).
+TRAIN_DEFAULTS = {
+    "data": "digits", "label": None, "task": "auto", "delimiter": None, "test_size": 0.2,
+    "val_size": 0.1, "seed": 0, "hidden_sizes": [128, 64], "hidden": "relu", "output": None,
+    "loss": None, "optimizer": "adam", "lr": None, "gamma": 0.9, "beta": 0.9, "b1": 0.9,
+    "b2": 0.999, "eps": 1e-8, "clip": None, "weight_decay": 1e-3, "batch_size": 32,
+    "schedule": "constant", "warmup_epochs": 5, "decay_rate": 0.1, "dtype": "float32",
+    "method": "manual", "patience": None, "epochs": 60,
+}
+OPTIMIZER_OPTIONS = {"adam": ("b1", "b2", "eps"), "sgd": (), "momentum": ("gamma",),
+                     "rmsprop": ("beta", "eps")}
+SCHEDULE_OPTIONS = {"constant": (), "cosine": (), "exponential": ("decay_rate",),
+                    "warmup": ("warmup_epochs",), "warmup_cosine": ("warmup_epochs",)}
+# What --resume may change: the number of epochs to add and early stopping freely; the
+# learning rate and the gradient method with a note. Everything else changes the run.
+RESUME_FREE = ("epochs", "patience")
+RESUME_NOTED = {
+    "lr": "the optimizer state (moments, step count) is kept and the new rate applies from the next step",
+    "method": "the two methods give the same gradients up to rounding",
+}
 
 
 class UsageError(Exception):
@@ -32,9 +68,32 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _sizes(text: str) -> tuple[int, ...]:
+class _Version(argparse.Action):
+    """``--version``: fnann's version, and jax's, read from the installed metadata."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib import metadata
+
+        from fnann import __version__
+
+        try:
+            jax_version = metadata.version("jax")
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            jax_version = "not installed"
+        print(f"fnann {__version__} (jax {jax_version}, Python {sys.version.split()[0]})")
+        parser.exit(0)
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _sizes(text: str) -> list[int]:
     try:
-        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+        sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"malformed sizes {text!r}: give widths like 128,64") from None
     if not sizes or min(sizes) < 1:
@@ -44,7 +103,7 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 def _batch_size(text: str):
     if text.lower() in ("full", "none", "n"):
-        return None
+        return "full"
     try:
         value = int(text)
     except ValueError:
@@ -54,16 +113,36 @@ def _batch_size(text: str):
     return value
 
 
-def _positive(kind):
+def _number(kind, low=None, high=None, *, low_open=False, high_open=False):
+    """An argparse type: ``kind(text)`` inside the given bounds (open or closed)."""
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}; "
+                                             f"got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number; got {text!r}")
+        if low is not None and (value <= low if low_open else value < low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low:g}; got {text}")
+        if high is not None and (value >= high if high_open else value > high):
+            raise argparse.ArgumentTypeError(f"must be {'<' if high_open else '<='} {high:g}; got {text}")
         return value
     return parse
+
+
+_positive = _number(float, 0, low_open=True)
+_fraction = _number(float, 0, 1, low_open=True, high_open=True)
+_count = _number(int, 0)
+
+
+def _delimiter(text: str) -> str:
+    named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "space": " ", "pipe": "|"}
+    value = named.get(text.lower(), text)
+    if len(value) != 1 or value in "\"\r\n":
+        raise argparse.ArgumentTypeError(f"must be one character (or tab, comma, semicolon, space, "
+                                         f"pipe); got {text!r}")
+    return value
 
 
 # --- the compilation cache --------------------------------------------------------------
@@ -97,23 +176,53 @@ def _add_common(p) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not use the compilation cache")
 
 
+def _x64(on: bool):
+    """float64 for the duration of a command (``jax.enable_x64``), never globally."""
+    if not on:
+        return contextlib.nullcontext()
+    import jax
+
+    return jax.enable_x64(True)
+
+
 # --- data -----------------------------------------------------------------------------
 
 
-def load_data(name: str, *, label: str | None, test_size: float, seed: int,
-              standardize: bool = True):
+def _label_column(label: str | None):
+    if label is None:
+        return -1
+    return int(label) if label.lstrip("-").isdigit() else label
+
+
+def _is_file(name: str) -> bool:
+    from fnann.app import datasets
+
+    return name not in datasets.NAMES
+
+
+def _file_digest(path: str) -> str:
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def load_data(name: str, *, label: str | None = None, test_size: float = 0.2, seed: int = 0,
+              standardize: bool = True, task: str = "auto", delimiter: str | None = None,
+              dtype: str = "float32"):
     """A bundled/synthetic dataset by name, or the user's CSV/.npz file."""
     from fnann.app import datasets
 
     if name in datasets.NAMES:
-        return datasets.load(name, test_size=test_size, seed=seed, standardize=standardize)
-    if os.path.exists(name) or name.endswith((".csv", ".npz", ".txt", ".tsv")):
-        col: int | str = -1
+        ds = datasets.load(name, test_size=test_size, seed=seed, standardize=standardize, dtype=dtype)
+        if task not in ("auto", ds.task):
+            raise UsageError(f"{name} is a {ds.task} set; --task {task} applies to your own files")
         if label is not None:
-            col = int(label) if label.lstrip("-").isdigit() else label
-        return datasets.load_file(name, label=col, test_size=test_size, seed=seed,
-                                  standardize=standardize,
-                                  delimiter="\t" if name.endswith(".tsv") else ",")
+            raise UsageError(f"--label applies to your own files; {name} is a bundled set")
+        return ds
+    if os.path.exists(name) or name.endswith((".csv", ".npz", ".txt", ".tsv")):
+        return datasets.load_file(name, label=_label_column(label), test_size=test_size, seed=seed,
+                                  standardize=standardize, task=task, delimiter=delimiter, dtype=dtype)
     raise UsageError(f"unknown dataset {name!r}: use one of {', '.join(datasets.NAMES)} "
                      "or the path of a .csv/.npz file")
 
@@ -127,73 +236,206 @@ def _validation_split(data, size: float, seed: int):
     return (data.x_train[train], data.y_train[train]), (data.x_train[val], data.y_train[val])
 
 
+def class_targets(labels, net, loss):
+    """The targets a classifier trains on, built from integer labels 0..k-1.
+
+    Cross-entropy takes the labels themselves; a one-output network (sigmoid, two classes)
+    takes 0/1 as a column; any other (MSE, binary cross-entropy over k sigmoids) one-hot rows.
+    """
+    import numpy as np
+
+    from fnann.app.datasets import one_hot
+
+    labels = np.asarray(labels)
+    if loss.name == "cross_entropy":
+        return labels
+    if net.n_out == 1:
+        return labels.reshape(-1, 1).astype(np.float32)
+    return one_hot(labels, net.n_out)
+
+
+def _n_outputs(n_classes: int, output: str) -> int:
+    """Two classes on a sigmoid output: one unit, P(class 1). Otherwise one unit per class."""
+    return 1 if n_classes == 2 and output == "sigmoid" else n_classes
+
+
+def _describe(net) -> str:
+    """``64-128-64-10 relu/softmax``: a readable name for a network."""
+    return f"{'-'.join(map(str, net.sizes))} {net.hidden.name}/{net.output.name}"
+
+
 # --- train ----------------------------------------------------------------------------
 
 
 def _add_train(sub) -> None:
+    d = TRAIN_DEFAULTS
     p = sub.add_parser(
         "train", help="train and verify a network (default: 64-128-64-10 on digits)",
         description="Train an MLP with hand-derived gradients (verified against autodiff at the "
-        "start), report test accuracy, save a checkpoint and a plot of the curves.")
-    p.add_argument("--data", default="digits", help="bundled/synthetic dataset name (digits, iris, "
-                   "breast_cancer, wine, diabetes, xor, spirals, sine) or a .csv/.npz file")
-    p.add_argument("--label", help="label column of a CSV file: index or header name (default: last)")
-    p.add_argument("--hidden-sizes", type=_sizes, default=(128, 64),
-                   help="hidden layer widths (default 128,64: the 64-128-64-10 network on digits)")
-    p.add_argument("--hidden", default="relu", help="hidden activation (default relu)")
-    p.add_argument("--output", help="output activation (default softmax, identity for regression)")
-    p.add_argument("--loss", help="loss (default cross_entropy, mse for regression)")
-    p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
-    p.add_argument("--lr", type=_positive(float), help="learning rate (default: adam 1e-3, sgd "
-                   "0.1, momentum 0.01, rmsprop 1e-3)")
-    p.add_argument("--gamma", type=float, default=0.9, help="momentum coefficient")
-    p.add_argument("--beta", type=float, default=0.9, help="RMSProp decay")
-    p.add_argument("--b1", type=float, default=0.9, help="Adam first-moment decay")
-    p.add_argument("--b2", type=float, default=0.999, help="Adam second-moment decay")
-    p.add_argument("--eps", type=_positive(float), default=1e-8, help="RMSProp/Adam epsilon")
-    p.add_argument("--clip", type=_positive(float), help="clip gradients to this global norm")
-    p.add_argument("--weight-decay", type=float, default=1e-3,
-                   help="L2 penalty lambda: adds lambda*theta to the gradient (default 1e-3; 0: off)")
-    p.add_argument("--epochs", type=int, default=60, help="epochs (default 60)")
-    p.add_argument("--batch-size", type=_batch_size, default=32,
-                   help="1 (SGD), an integer (mini-batches) or 'full' (default 32)")
-    p.add_argument("--val-size", type=float, default=0.1,
-                   help="fraction of the training split held out for validation (default 0.1)")
-    p.add_argument("--test-size", type=float, default=0.2, help="fraction held out for testing")
-    p.add_argument("--patience", type=int, help="stop after this many epochs without a better "
-                   "validation loss, and keep the best params")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--method", choices=("manual", "autodiff"), default="manual",
-                   help="gradients by the hand-derived backward pass or by jax.grad")
-    p.add_argument("--out", default="runs/fnann", help="output folder (default runs/fnann)")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
-    p.add_argument("--no-gradcheck", action="store_true", help="skip the gradient check at start")
-    p.add_argument("--no-plot", action="store_true", help="do not write curves.png")
-    p.add_argument("--no-progress", action="store_true", help="plain lines instead of a progress bar")
+        "start), report test accuracy (classification) or RMSE and R² (regression), and save a "
+        "checkpoint, history.csv and a plot of the curves in --out. The checkpoint records every "
+        "option, so --resume needs none of them again and refuses the ones that would change the run.",
+        epilog="With --resume, options left out are taken from the checkpoint; --epochs (epochs to add) "
+        "and --patience may change, --lr and --method change with a note, any other option that differs "
+        "from the recorded run is refused.")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", help="bundled dataset (digits, iris, breast_cancer, wine, diabetes), "
+                   "synthetic one (xor, spirals, sine) or a .csv/.npz file (default digits)")
+    g.add_argument("--label", help="label column of a CSV file: index or header name (default: the last)")
+    g.add_argument("--task", choices=TASKS, help="classification or regression; auto (the default) "
+                   "infers it: text labels or at most 50 distinct integers mean classification")
+    g.add_argument("--delimiter", type=_delimiter, help="column separator of a text file: one character, "
+                   "or tab, comma, semicolon, space, pipe (default: detected)")
+    g.add_argument("--test-size", type=_fraction, help=f"fraction held out for testing (default {d['test_size']})")
+    g.add_argument("--val-size", type=_fraction, help="fraction of the training split held out for "
+                   f"validation (default {d['val_size']})")
+    g.add_argument("--seed", type=_count, help=f"seed of the split, the init and the shuffles (default {d['seed']})")
+    g = p.add_argument_group("network")
+    g.add_argument("--hidden-sizes", type=_sizes, help="hidden layer widths (default 128,64: the "
+                   "64-128-64-10 network on digits)")
+    g.add_argument("--hidden", metavar="NAME", help=f"hidden activation: {', '.join(ACTIVATION_NAMES)} "
+                   f"(default {d['hidden']})")
+    g.add_argument("--output", metavar="NAME", help=f"output activation: {', '.join(ACTIVATION_NAMES)} "
+                   "(default: softmax for classification, sigmoid with --loss binary_cross_entropy, "
+                   "identity for regression)")
+    g.add_argument("--loss", metavar="NAME", help=f"loss: {', '.join(LOSS_NAMES)} (default: cross_entropy "
+                   "for a softmax classifier, binary_cross_entropy for a sigmoid one, mse otherwise); "
+                   "classification targets are built from the labels (one-hot, or 0/1 for one output)")
+    g.add_argument("--dtype", choices=DTYPES, help=f"parameter and data dtype (default {d['dtype']})")
+    g = p.add_argument_group("optimizer")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, help=f"(default {d['optimizer']})")
+    g.add_argument("--lr", type=_positive, help="learning rate (default: "
+                   + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
+    g.add_argument("--gamma", type=_number(float, 0, 1, high_open=True),
+                   help=f"momentum coefficient (momentum only; default {d['gamma']})")
+    g.add_argument("--beta", type=_number(float, 0, 1, high_open=True),
+                   help=f"RMSProp decay (rmsprop only; default {d['beta']})")
+    g.add_argument("--b1", type=_number(float, 0, 1, high_open=True),
+                   help=f"Adam first-moment decay (adam only; default {d['b1']})")
+    g.add_argument("--b2", type=_number(float, 0, 1, high_open=True),
+                   help=f"Adam second-moment decay (adam only; default {d['b2']})")
+    g.add_argument("--eps", type=_positive, help=f"RMSProp/Adam epsilon (default {d['eps']:g})")
+    g.add_argument("--clip", type=_positive, help="clip gradients to this global norm (default: off)")
+    g.add_argument("--weight-decay", type=_number(float, 0), help="L2 penalty lambda: adds lambda*theta "
+                   f"to the gradient (default {d['weight_decay']:g}; 0: off)")
+    g.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule over the run's steps: "
+                   "cosine decay to 0, exponential decay to lr*--decay-rate, linear warmup over "
+                   f"--warmup-epochs, or warmup then cosine (default {d['schedule']})")
+    g.add_argument("--warmup-epochs", type=_count, help=f"epochs of linear warmup (default {d['warmup_epochs']})")
+    g.add_argument("--decay-rate", type=_number(float, 0, 1, low_open=True),
+                   help=f"exponential schedule: lr at the end of the run / lr (default {d['decay_rate']})")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=_count, help=f"epochs to run (with --resume: to add) (default {d['epochs']})")
+    g.add_argument("--batch-size", type=_batch_size, help="1 (SGD), an integer (mini-batches) or "
+                   f"'full' (default {d['batch_size']})")
+    g.add_argument("--patience", type=_count, help="stop after this many epochs without a better "
+                   "validation loss and keep the best epoch's params (default: off)")
+    g.add_argument("--method", choices=("manual", "autodiff"), help="gradients by the hand-derived "
+                   f"backward pass or by jax.grad (default {d['method']})")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", help=f"output folder (default {DEFAULT_OUT}); one run at a time")
+    g.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is in --out")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
+    g.add_argument("--no-gradcheck", action="store_true", help="skip the gradient check at the start")
+    g.add_argument("--no-plot", action="store_true", help="do not write curves.png")
+    g.add_argument("--no-progress", action="store_true", help="plain lines instead of a progress bar")
     _add_common(p)
     p.set_defaults(run=_run_train)
 
 
-def build_optimizer(args):
-    import fnann
+def _text(value) -> str:
+    """An option's value as one would type it: 128,64 for widths, 0.001 for floats."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
-    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
-    opt = {"adam": lambda: fnann.adam(lr, b1=args.b1, b2=args.b2, eps=args.eps),
-           "sgd": lambda: fnann.sgd(lr),
-           "momentum": lambda: fnann.momentum(lr, gamma=args.gamma),
-           "rmsprop": lambda: fnann.rmsprop(lr, beta=args.beta, eps=args.eps)}[args.optimizer]()
-    if args.weight_decay < 0:
-        raise UsageError(f"--weight-decay must be >= 0; got {args.weight_decay}")
-    steps = ([fnann.clip_by_global_norm(args.clip)] if args.clip else []) + (
-        [fnann.add_decayed_weights(args.weight_decay)] if args.weight_decay else [])
+
+def _same(key: str, a, b) -> bool:
+    if key == "hidden_sizes":
+        return list(a) == list(b)
+    if key == "data" and _is_file(a) and _is_file(b):
+        return os.path.abspath(a) == os.path.abspath(b)
+    return a == b
+
+
+def train_options(args, recorded: dict | None):
+    """The run's options: the command line over the record of a resumed run, over the defaults.
+
+    Returns ``(options, notes)``. Raises UsageError for an option that does not apply (``--gamma``
+    with Adam), or, with ``--resume``, for options that differ from the recorded run.
+    """
+    given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if getattr(args, k, None) is not None}
+    notes = []
+    if recorded is not None:
+        changed = []
+        for key, value in given.items():
+            if key in RESUME_FREE or key not in recorded or _same(key, value, recorded[key]):
+                continue
+            if key == "task" and value == "auto":
+                continue
+            if key in RESUME_NOTED:
+                notes.append(f"note: {_flag(key)} {_text(value)} replaces the recorded {_text(recorded[key])}: "
+                             f"{RESUME_NOTED[key]}")
+                continue
+            changed.append(f"{_flag(key)} {_text(value)} (recorded: {_text(recorded[key])})")
+        if changed:
+            raise UsageError("--resume continues the recorded run, but these options differ from it: "
+                             + "; ".join(changed) + ". Leave them out, or start a new run (--overwrite or "
+                             "another --out)")
+    opts = {**TRAIN_DEFAULTS, **(recorded or {}), **given}
+    for key in given:
+        for name, table in (("optimizer", OPTIMIZER_OPTIONS), ("schedule", SCHEDULE_OPTIONS)):
+            owners = [o for o, keys in table.items() if key in keys]
+            if owners and opts[name] not in owners:
+                raise UsageError(f"{_flag(key)} applies to --{name} {' or '.join(owners)}, not to "
+                                 f"--{name} {opts[name]}")
+    if "epochs" not in given:
+        opts["epochs"] = TRAIN_DEFAULTS["epochs"]
+    return opts, notes
+
+
+def build_optimizer(opts: dict, steps_per_epoch: int, schedule_steps: int):
+    """The optimizer of a run: clip, then L2, then the optimizer with its learning-rate schedule."""
+    import fnann
+    from fnann.optim import schedules
+
+    lr = opts["lr"]
+    warmup = opts["warmup_epochs"] * steps_per_epoch
+    kind = opts["schedule"]
+    if kind == "warmup_cosine" and warmup >= schedule_steps:
+        raise UsageError(f"--warmup-epochs {opts['warmup_epochs']} leaves no epoch to decay over in a run "
+                         f"of {schedule_steps // steps_per_epoch} epochs")
+    rate = {
+        "constant": lambda: lr,
+        "cosine": lambda: schedules.cosine_decay(lr, schedule_steps),
+        "exponential": lambda: schedules.exponential_decay(lr, opts["decay_rate"], schedule_steps),
+        "warmup": lambda: schedules.linear_warmup(0.0, lr, warmup) if warmup else lr,
+        "warmup_cosine": lambda: schedules.warmup_cosine_decay(lr, warmup, schedule_steps),
+    }[kind]()
+    opt = {"adam": lambda: fnann.adam(rate, b1=opts["b1"], b2=opts["b2"], eps=opts["eps"]),
+           "sgd": lambda: fnann.sgd(rate),
+           "momentum": lambda: fnann.momentum(rate, gamma=opts["gamma"]),
+           "rmsprop": lambda: fnann.rmsprop(rate, beta=opts["beta"], eps=opts["eps"])}[opts["optimizer"]]()
+    steps = ([fnann.clip_by_global_norm(opts["clip"])] if opts["clip"] else []) + (
+        [fnann.add_decayed_weights(opts["weight_decay"])] if opts["weight_decay"] else [])
     return fnann.chain(*steps, opt) if steps else opt
+
+
+def _describe_optimizer(opts: dict) -> str:
+    text = f"{opts['optimizer']} lr {opts['lr']:g}"
+    if opts["schedule"] != "constant":
+        text += f" ({opts['schedule']} schedule)"
+    if opts["weight_decay"]:
+        text += f" + L2 {opts['weight_decay']:g}"
+    if opts["clip"]:
+        text += f", clip {opts['clip']:g}"
+    return text
 
 
 class Progress:
     """One progress bar (tqdm, on a terminal) or one plain line per epoch."""
 
-    def __init__(self, total: int, first: int, plain: bool):
+    def __init__(self, total: int, first: int, plain: bool, show_accuracy: bool = True):
         self.bar = None
         if not plain and sys.stderr.isatty():
             try:
@@ -201,11 +443,11 @@ class Progress:
                 self.bar = tqdm(total=total, initial=0, unit="epoch", desc="training")
             except ImportError:
                 pass
-        self.total, self.first = total, first
+        self.total, self.first, self.show_accuracy = total, first, show_accuracy
 
     def __call__(self, epoch: int, logs: dict) -> None:
         shown = {"loss": logs["loss"]}
-        for k in ("val_loss", "val_accuracy"):
+        for k in ("val_loss", "val_accuracy") if self.show_accuracy else ("val_loss",):
             if k in logs:
                 shown[k.replace("accuracy", "acc")] = logs[k]
         if self.bar is not None:
@@ -220,75 +462,180 @@ class Progress:
             self.bar.close()
 
 
+@contextlib.contextmanager
+def _run_folder(out: Path):
+    """Holds the lock of the run folder (proving it writable) for the duration of the run."""
+    from fnann.app.runlock import FolderInUse, RunLock
+
+    lock = RunLock(out)
+    try:
+        lock.__enter__()
+    except FolderInUse as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"cannot write to --out {out}: {e.strerror or e}") from None
+    try:
+        yield lock
+    finally:
+        lock.__exit__(None, None, None)
+
+
 def _run_train(args) -> int:
     start = time.perf_counter()
-    if args.epochs < 0:
-        raise UsageError(f"--epochs must be >= 0; got {args.epochs}")
-    if not 0 < args.val_size < 1:
-        raise UsageError(f"--val-size must be in (0, 1); got {args.val_size}")
-    out = Path(args.out)
+    out = Path(args.out or DEFAULT_OUT)
     ckpt_path = out / "checkpoint.npz"
+    if args.resume and args.overwrite:
+        raise UsageError("--resume continues the checkpoint and --overwrite replaces it: pass one of them")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
     if ckpt_path.exists() and not (args.resume or args.overwrite):
         raise UsageError(f"{ckpt_path} exists: pass --resume to continue it or --overwrite to replace it")
     if args.resume and not ckpt_path.exists():
         raise UsageError(f"--resume: no checkpoint at {ckpt_path}")
-    enable_compilation_cache(args)
+    recorded = None
+    if args.resume:  # read the record first: it says which options the run has
+        recorded = _load_checkpoint(str(ckpt_path))[0].meta.get("run")
+        if not recorded:
+            raise UsageError(f"{ckpt_path} holds no record of its run's options (an older fnann wrote it), "
+                             "so --resume cannot check that it continues the same run; start anew with --overwrite")
+    opts, notes = train_options(args, recorded)
+    with _run_folder(out):
+        if ckpt_path.exists() and not (args.resume or args.overwrite):  # another run just wrote it
+            raise UsageError(f"{ckpt_path} exists: pass --resume to continue it or --overwrite to replace it")
+        enable_compilation_cache(args)
+        with _x64(opts["dtype"] == "float64"):
+            return _train(args, opts, notes, recorded, out, ckpt_path, start)
+
+
+def _train(args, opts, notes, recorded, out: Path, ckpt_path: Path, start: float) -> int:
     import jax
     import numpy as np
 
     import fnann
+    from fnann.app import metrics
+    from fnann.app.history import save_history
 
-    data = load_data(args.data, label=args.label, test_size=args.test_size, seed=args.seed)
+    data = load_data(opts["data"], label=opts["label"], test_size=opts["test_size"], seed=opts["seed"],
+                     task=opts["task"], delimiter=opts["delimiter"], dtype=opts["dtype"])
+    is_file = _is_file(opts["data"])
+    digest = _file_digest(opts["data"]) if is_file else None
+    if recorded is not None and recorded.get("data_sha256") != digest:
+        raise UsageError(f"--resume: {opts['data']} changed since the checkpoint was written (its SHA-256 "
+                         "differs), so the splits would not be the run's; start anew with --overwrite")
     classify = data.task == "classification"
-    (x_tr, y_tr), (x_val, y_val) = _validation_split(data, args.val_size, args.seed)
-    net = fnann.MLP((data.n_features, *args.hidden_sizes, data.n_outputs), hidden=args.hidden,
-                    output=args.output or ("softmax" if classify else "identity"))
-    loss = fnann.get_loss(args.loss or ("cross_entropy" if classify else "mse"))
-    opt = build_optimizer(args)
-    k_init, k_fit = jax.random.split(jax.random.key(args.seed))
-    params, opt_state, first, history = fnann.init(k_init, net), None, 0, {}
-    if args.resume:
+    if args.task not in (None, "auto"):
+        print(f"task {data.task} (--task)")
+    elif recorded is not None:
+        print(f"task {data.task} (the recorded run's)")
+    else:
+        hint = f"; --task {'regression' if classify else 'classification'} overrides it" if is_file else ""
+        print(f"task {data.task}: {data.task_reason}{hint}")
+    output = opts["output"]
+    if output is None:
+        output = ("sigmoid" if opts["loss"] == "binary_cross_entropy" else "softmax") if classify else "identity"
+    loss_name = opts["loss"]
+    if loss_name is None:
+        loss_name = ({"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy"}.get(output, "mse")
+                     if classify else "mse")
+    lr = opts["lr"] if opts["lr"] is not None else DEFAULT_LR[opts["optimizer"]]
+    opts = {**opts, "task": data.task, "output": output, "loss": loss_name, "lr": lr,
+            "data": os.path.abspath(opts["data"]) if is_file else opts["data"]}
+    n_out = _n_outputs(data.n_classes, output) if classify else data.n_outputs
+    net = fnann.MLP((data.n_features, *opts["hidden_sizes"], n_out), hidden=opts["hidden"], output=output)
+    loss = fnann.get_loss(loss_name)
+    (x_tr, y_tr), (x_val, y_val) = _validation_split(data, opts["val_size"], opts["seed"])
+
+    def targets(y):
+        return class_targets(y, net, loss) if classify else y
+
+    batch = None if opts["batch_size"] == "full" else opts["batch_size"]
+    steps_per_epoch = max(1, math.ceil(len(x_tr) / min(batch or len(x_tr), len(x_tr))))
+    schedule_steps = (recorded or {}).get("schedule_steps") or max(1, opts["epochs"] * steps_per_epoch)
+    opt = build_optimizer(opts, steps_per_epoch, schedule_steps)
+    dtype = np.dtype(opts["dtype"])
+    k_init, k_fit = jax.random.split(jax.random.key(opts["seed"]))
+    params, opt_state, first, history = fnann.init(k_init, net, dtype=dtype), None, 0, {}
+    if recorded is not None:
         ck = fnann.load(ckpt_path, net=net)
         params, opt_state, first, k_fit, history = ck.params, ck.opt_state, ck.epoch, ck.key, ck.history
+    for note in notes:
+        print(note)
     print(f"fnann train: {data.name} ({len(x_tr)} train / {len(x_val)} validation / "
-          f"{len(data.x_test)} test), {net}, loss {loss.name}, {args.optimizer}"
-          f"{f' + L2 {args.weight_decay:g}' if args.weight_decay else ''}, "
-          f"batch {args.batch_size or 'full'}, {args.method} gradients")
+          f"{len(data.x_test)} test), {_describe(net)}, loss {loss.name}, {_describe_optimizer(opts)}, "
+          f"batch {opts['batch_size']}, {opts['method']} gradients, {opts['dtype']}"
+          + (f", from epoch {first}" if recorded is not None else ""))
+    t_tr, t_val = targets(y_tr), targets(y_val)
     if not args.no_gradcheck:
-        report = fnann.check_grads(net, loss, params, x_tr[:16], y_tr[:16], n_fd=8, seed=args.seed)
+        report = fnann.check_grads(net, loss, params, x_tr[:16], t_tr[:16], n_fd=8, seed=opts["seed"])
         print(report.summary())
         if not report.passed:
             print(report)
             return 1
-    progress = Progress(args.epochs, first, args.no_progress)
-    try:
-        params, new_history, state = fnann.fit(
-            net, loss, opt, params, x_tr, y_tr, key=k_fit, epochs=args.epochs,
-            batch_size=args.batch_size, method=args.method, validation_data=(x_val, y_val),
-            opt_state=opt_state, initial_epoch=first, patience=args.patience,
-            callback=progress, return_state=True)
-    finally:
-        progress.close()
-    history = {k: list(history.get(k, [])) + v for k, v in new_history.items()}
-    test = fnann.evaluate(net, params, data.x_test, data.y_test, loss)
-    if classify:
-        print(f"test accuracy {test['accuracy']:.4f}  test loss {test['loss']:.4f}")
-    else:
-        print(f"test loss ({loss.name}, standardized targets) {test['loss']:.4f}")
-    meta = {"data": args.data, "task": data.task, "test_size": args.test_size, "seed": args.seed,
-            "label": args.label, "loss": loss.name, "optimizer": args.optimizer,
-            "classes": list(map(str, data.classes)) if data.classes else None,
-            "test": test}
+    record = {k: opts[k] for k in TRAIN_DEFAULTS if k != "epochs"}
+    for key in ("gamma", "beta", "b1", "b2", "eps", "warmup_epochs", "decay_rate"):
+        if key not in OPTIMIZER_OPTIONS[opts["optimizer"]] + SCHEDULE_OPTIONS[opts["schedule"]]:
+            del record[key]
+    record.update(schedule_steps=schedule_steps, data_sha256=digest)
+    meta = {"data": opts["data"], "task": data.task, "test_size": opts["test_size"], "seed": opts["seed"],
+            "label": opts["label"], "loss": loss.name, "optimizer": opts["optimizer"],
+            "classes": list(map(str, data.classes)) if classify else None, "run": record,
+            "fnann_version": fnann.__version__}
     for field in ("x_mean", "x_std", "target_mean", "target_std"):
         value = getattr(data, field)
-        meta[field] = None if value is None else np.asarray(value).tolist()
+        meta[field] = None if value is None else np.asarray(value, np.float64).tolist()
+    show_accuracy = classify and not (output == "sigmoid" and n_out > 1)  # fit's is per output there
+    progress = Progress(opts["epochs"], first, args.no_progress, show_accuracy)
+    try:
+        params, new_history, state = fnann.fit(
+            net, loss, opt, params, x_tr, t_tr, key=k_fit, epochs=opts["epochs"],
+            batch_size=batch, method=opts["method"], validation_data=(x_val, t_val),
+            opt_state=opt_state, initial_epoch=first, patience=opts["patience"],
+            callback=progress, return_state=True)
+    except fnann.TrainingDivergedError as e:
+        progress.close()
+        path = out / "diverged.npz"
+        so_far = {k: list(history.get(k, [])) + list(v) for k, v in e.history.items()}
+        fnann.save(path, net, e.params, e.opt_state, epoch=e.epoch, key=k_fit, history=so_far, meta=meta)
+        kept = f"the params after epoch {e.epoch}" if e.epoch else "the initial params"
+        raise UsageError(f"training diverged in epoch {e.epoch + 1}: the loss or the params became NaN or inf; "
+                         f"{kept} (the last finite ones) are saved in {path}"
+                         + (f", {ckpt_path} is unchanged" if recorded is not None else "")
+                         + f"; try a smaller --lr (now {lr:g}), --clip 1 or --schedule warmup") from None
+    finally:
+        progress.close()
+    if not show_accuracy:
+        new_history.pop("val_accuracy", None)
+    history = {k: list(history.get(k, [])) + v for k, v in new_history.items()}
+    best_epoch = None
+    if opts["patience"] is not None and new_history["val_loss"]:
+        ran = len(new_history["loss"])
+        i = int(np.argmin(new_history["val_loss"]))
+        best_epoch = first + i
+        stopped = (f"early stopping: no better validation loss for {opts['patience'] + 1} epochs, stopped "
+                   f"after epoch {first + ran}" if ran < opts["epochs"] else
+                   f"early stopping: ran all {ran} epochs")
+        print(f"{stopped}; kept the params of epoch {best_epoch + 1}, the best (val_loss "
+              f"{new_history['val_loss'][i]:.4f})")
+    y_hat = np.asarray(fnann.predict(net, params, data.x_test))
+    test = fnann.evaluate(net, params, data.x_test, targets(data.y_test), loss)
+    if classify:
+        test["accuracy"] = float(np.mean(metrics.predicted_classes(y_hat) == data.y_test))
+        print(f"test accuracy {test['accuracy']:.4f}  test loss {test['loss']:.4f}")
+        title = f"{data.name}: {_describe(net)}, test accuracy {test['accuracy']:.3f}"
+    else:
+        test["rmse"], test["r2"] = metrics.rmse_r2(data.unscale_y(y_hat), data.unscale_y(data.y_test))
+        print(f"test RMSE {test['rmse']:.4g}  R² {test['r2']:.4f}  (original units)  "
+              f"test loss {test['loss']:.4f} ({loss.name}, standardized targets)")
+        title = f"{data.name}: {_describe(net)}, test RMSE {test['rmse']:.4g}, R² {test['r2']:.3f}"
+    meta["test"] = test
     fnann.save(ckpt_path, net, params, state.opt_state, epoch=state.epoch, key=state.key,
                history=history, meta=meta)
     print(f"saved {ckpt_path}")
+    print(f"saved {save_history(out / 'history.csv', history)}")
     if not args.no_plot and history.get("loss"):
         try:
             from fnann.app.plots import plot_history
-            print(f"saved {plot_history(history, out / 'curves.png', title=f'{net} on {data.name}')}")
+            print(f"saved {plot_history(history, out / 'curves.png', title=title, best_epoch=best_epoch)}")
         except ImportError as e:
             print(f"no plot: {e}")
     print(f"done in {time.perf_counter() - start:.1f} s")
@@ -299,22 +646,29 @@ def _run_train(args) -> int:
 
 
 def _load_checkpoint(path: str):
+    """``(checkpoint, float64?)``; a float64 run's checkpoint is read under ``enable_x64``."""
     import fnann
 
     ck = fnann.load(path)
     if not ck.meta or "task" not in ck.meta:
         raise UsageError(f"{path} was not written by `fnann train` (no dataset information)")
-    return ck
+    wide = (ck.meta.get("run") or {}).get("dtype") == "float64"
+    if wide:
+        with _x64(True):
+            ck = fnann.load(path)
+    return ck, wide
 
 
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="predict with a saved network",
                        description="Predictions of a checkpoint written by `fnann train` for the "
-                       "rows of a CSV/.npz file of features (no label column), standardized as in training.")
+                       "rows of a CSV/.npz file of features (no label column), standardized as in "
+                       "training; class names and regression units are the training data's.")
     p.add_argument("checkpoint", help="checkpoint file (e.g. runs/fnann/checkpoint.npz)")
     p.add_argument("inputs", help="CSV (optional header) or .npz with an array x")
-    p.add_argument("--output", help="write the predictions to this CSV file (default: print)")
+    p.add_argument("--output", help="write the predictions to this CSV file (default: print them)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    p.add_argument("--delimiter", type=_delimiter, help="column separator of a text file (default: detected)")
     _add_common(p)
     p.set_defaults(run=_run_predict)
 
@@ -325,30 +679,52 @@ def standardize(values, meta: dict, prefix: str):
 
     if meta.get(f"{prefix}_mean") is None:
         return values
-    mean, std = (np.asarray(meta[f"{prefix}_{k}"], np.float32) for k in ("mean", "std"))
-    return (values - mean) / std
+    mean, std = (np.asarray(meta[f"{prefix}_{k}"], np.float64) for k in ("mean", "std"))
+    return (np.asarray(values, np.float64) - mean) / std
+
+
+def _check_features(x, net, source: str) -> None:
+    if x.shape[1] != net.n_in:
+        extra = " (is the label column still in it?)" if x.shape[1] == net.n_in + 1 else ""
+        raise UsageError(f"{source} has {x.shape[1]} feature columns but the network takes {net.n_in}{extra}")
+
+
+def _check_writable(path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    probe = folder
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise UsageError(f"cannot write {path}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK):
+        raise UsageError(f"cannot write {path}: the folder {probe} is not writable")
 
 
 def _run_predict(args) -> int:
-    if args.output and os.path.exists(args.output) and not args.overwrite:
-        raise UsageError(f"{args.output} exists; pass --overwrite to replace it")
+    if args.output:
+        if os.path.exists(args.output) and not args.overwrite:
+            raise UsageError(f"{args.output} exists; pass --overwrite to replace it")
+        if os.path.isdir(args.output):
+            raise UsageError(f"--output {args.output} is a folder; give a file name")
+        _check_writable(args.output)
     enable_compilation_cache(args)
     import numpy as np
 
     import fnann
-    from fnann.app import datasets
+    from fnann.app import datasets, metrics
 
-    ck = _load_checkpoint(args.checkpoint)
-    x = datasets.read_features(args.inputs)
-    if x.shape[1] != ck.net.n_in:
-        raise UsageError(f"{args.inputs} has {x.shape[1]} feature columns but the network takes {ck.net.n_in}")
-    x = standardize(x, ck.meta, "x")
-    y_hat = np.asarray(fnann.predict(ck.net, ck.params, x))
+    ck, wide = _load_checkpoint(args.checkpoint)
+    x = datasets.read_features(args.inputs, delimiter=args.delimiter)
+    _check_features(x, ck.net, args.inputs)
+    with _x64(wide):
+        y_hat = np.asarray(fnann.predict(ck.net, ck.params, standardize(x, ck.meta, "x")))
     if ck.meta["task"] == "classification":
-        classes = ck.meta.get("classes") or [str(i) for i in range(ck.net.n_out)]
-        pred = np.argmax(y_hat, axis=1) if y_hat.shape[1] > 1 else (y_hat[:, 0] > 0.5).astype(int)
-        lines = ["prediction," + ",".join(f"p_{c}" for c in classes)]
-        lines += [f"{classes[k]}," + ",".join(f"{v:.6g}" for v in row) for k, row in zip(pred, y_hat)]
+        classes = ck.meta.get("classes") or [str(i) for i in range(max(2, ck.net.n_out))]
+        prefix = "p_" if ck.net.output.name in ("softmax", "sigmoid") else "score_"
+        columns = classes[-1:] if ck.net.n_out == 1 else classes
+        lines = ["prediction," + ",".join(f"{prefix}{c}" for c in columns)]
+        lines += [f"{classes[k]}," + ",".join(f"{v:.6g}" for v in row)
+                  for k, row in zip(metrics.predicted_classes(y_hat), y_hat)]
     else:
         if ck.meta.get("target_mean") is not None:
             y_hat = y_hat * np.asarray(ck.meta["target_std"]) + np.asarray(ck.meta["target_mean"])
@@ -365,38 +741,94 @@ def _run_predict(args) -> int:
 
 
 def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="loss and accuracy of a saved network",
+    p = sub.add_parser("evaluate", help="loss and accuracy (or RMSE and R²) of a saved network",
                        description="Evaluate a checkpoint written by `fnann train` on the test "
-                       "split of its dataset (default) or on another labelled dataset/file.")
+                       "split of its dataset (default) or on every row of another labelled "
+                       "dataset/file, read through the checkpoint's classes and standardization.")
     p.add_argument("checkpoint", help="checkpoint file (e.g. runs/fnann/checkpoint.npz)")
     p.add_argument("--data", help="dataset name or labelled .csv/.npz (default: the training "
                    "dataset's test split)")
-    p.add_argument("--label", help="label column of a CSV file")
+    p.add_argument("--label", help="label column of a CSV file (default: the training run's, else the last)")
+    p.add_argument("--delimiter", type=_delimiter, help="column separator of a text file (default: detected)")
     _add_common(p)
     p.set_defaults(run=_run_evaluate)
 
 
+def _class_indices(y, classes, known: list[str], source: str):
+    """Labels (indices into ``classes``) as indices into the checkpoint's class list ``known``."""
+    import numpy as np
+
+    index = {c: i for i, c in enumerate(known)}
+    names = np.asarray([str(c) for c in classes], dtype=object)[np.asarray(y)]
+    unseen = sorted(set(names) - index.keys())
+    if unseen:
+        raise UsageError(f"{source}: label{'s' if len(unseen) > 1 else ''} {', '.join(unseen[:5])}"
+                         f"{' ...' if len(unseen) > 5 else ''} never seen in training; the model knows "
+                         f"{', '.join(known[:20])}{' ...' if len(known) > 20 else ''}")
+    return np.asarray([index[n] for n in names], np.int32)
+
+
 def _run_evaluate(args) -> int:
     enable_compilation_cache(args)
+    import numpy as np
+
     import fnann
+    from fnann.app import datasets, metrics
 
-    ck = _load_checkpoint(args.checkpoint)
-    m = ck.meta
-    if args.data is None:
-        data = load_data(m["data"], label=m.get("label"), test_size=m["test_size"], seed=m["seed"])
-        x, y = data.x_test, data.y_test
-    else:  # every row of another dataset, standardized with the training statistics
-        import numpy as np
-
-        data = load_data(args.data, label=args.label, test_size=0.5, seed=0, standardize=False)
-        x = np.concatenate([data.x_train, data.x_test])
-        y = np.concatenate([data.y_train, data.y_test])
-        x, y = standardize(x, m, "x"), standardize(y, m, "target")
-        if x.shape[1] != ck.net.n_in:
-            raise UsageError(f"{args.data} has {x.shape[1]} features but the network takes {ck.net.n_in}")
-    result = fnann.evaluate(ck.net, ck.params, x, y, m["loss"])
-    print("  ".join(f"{k} {v:.4f}" for k, v in result.items()) + f"  ({len(x)} examples)")
+    ck, wide = _load_checkpoint(args.checkpoint)
+    m, run = ck.meta, ck.meta.get("run") or {}
+    classify = m["task"] == "classification"
+    if args.data is None:  # the test split of the training data, exactly as training made it
+        if run.get("data_sha256") and run["data_sha256"] != _file_digest_or_none(m["data"]):
+            raise UsageError(f"{m['data']} changed (or is gone) since training, so its test split is not the "
+                             "run's; pass --data FILE to evaluate on all of its rows")
+        data = load_data(m["data"], label=m.get("label"), test_size=m["test_size"], seed=m["seed"],
+                         task=m["task"], delimiter=run.get("delimiter"))
+        x, y, classes, source = data.x_test, data.y_test, data.classes, f"{m['data']} (test split)"
+        y_units = None if classify else data.unscale_y(y)
+    else:  # every row of another dataset, read through the training statistics
+        if args.data in datasets.NAMES:
+            d = load_data(args.data, test_size=0.5, seed=0, standardize=False, task=m["task"])
+            x, y, classes = np.concatenate([d.x_train, d.x_test]), np.concatenate([d.y_train, d.y_test]), d.classes
+        else:
+            label = args.label if args.label is not None else (m.get("label") if _is_file(m["data"]) else None)
+            t = datasets.read_labelled(args.data, label=_label_column(label), task=m["task"],
+                                       delimiter=args.delimiter)
+            x, y, classes = t.x, t.y, t.classes
+        source = args.data
+        _check_features(x, ck.net, source)
+        x = standardize(x, m, "x")
+        y_units = None if classify else np.asarray(y, np.float64)
+        if not classify:
+            if y_units.shape[1] != ck.net.n_out:
+                raise UsageError(f"{source} has {y_units.shape[1]} target columns but the network has "
+                                 f"{ck.net.n_out} outputs")
+            y = standardize(y_units, m, "target")
+    _check_features(x, ck.net, source)
+    loss = fnann.get_loss(m["loss"])
+    with _x64(wide):
+        if classify:
+            labels = _class_indices(y, classes, m["classes"], source)
+            result = fnann.evaluate(ck.net, ck.params, x, class_targets(labels, ck.net, loss), loss)
+            y_hat = np.asarray(fnann.predict(ck.net, ck.params, x))
+            result["accuracy"] = float(np.mean(metrics.predicted_classes(y_hat) == labels))
+            print(f"accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  ({len(x)} examples)")
+        else:
+            result = fnann.evaluate(ck.net, ck.params, x, y, loss)
+            y_hat = np.asarray(fnann.predict(ck.net, ck.params, x))
+            if m.get("target_mean") is not None:
+                y_hat = y_hat * np.asarray(m["target_std"]) + np.asarray(m["target_mean"])
+            rmse, r2 = metrics.rmse_r2(y_hat, y_units)
+            print(f"RMSE {rmse:.4g}  R² {r2:.4f}  (original units)  loss {result['loss']:.4f} "
+                  f"({loss.name}, standardized targets)  ({len(x)} examples)")
     return 0
+
+
+def _file_digest_or_none(path: str):
+    try:
+        return _file_digest(path)
+    except OSError:
+        return None
 
 
 # --- gradcheck ------------------------------------------------------------------------
@@ -408,22 +840,27 @@ def _add_gradcheck(sub) -> None:
                        "gradients with jax.grad and central finite differences in float64.")
     p.add_argument("--sizes", type=_sizes, default=(64, 128, 64, 10),
                    help="layer widths, inputs first (default 64,128,64,10)")
-    p.add_argument("--hidden", default="relu", help="hidden activation (default relu)")
-    p.add_argument("--output", default="softmax", help="output activation (default softmax)")
-    p.add_argument("--loss", default="cross_entropy", help="loss (default cross_entropy)")
-    p.add_argument("--batch", type=int, default=32, help="batch size of the random data")
+    p.add_argument("--hidden", default="relu", metavar="NAME",
+                   help=f"hidden activation: {', '.join(ACTIVATION_NAMES)} (default relu)")
+    p.add_argument("--output", default="softmax", metavar="NAME",
+                   help=f"output activation: {', '.join(ACTIVATION_NAMES)} (default softmax)")
+    p.add_argument("--loss", default="cross_entropy", metavar="NAME",
+                   help=f"loss: {', '.join(LOSS_NAMES)} (default cross_entropy)")
+    p.add_argument("--batch", type=int, default=32, help="batch size of the random data (default 32)")
     p.add_argument("--n-fd", type=int, default=32,
-                   help="entries per array checked by finite differences (0: all)")
-    p.add_argument("--seed", type=int, default=0)
+                   help="entries per array checked by finite differences (0: all; default 32)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the params and the data (default 0)")
     _add_common(p)
     p.set_defaults(run=_run_gradcheck)
 
 
 def _run_gradcheck(args) -> int:
     if len(args.sizes) < 2:
-        raise UsageError(f"--sizes needs at least two widths; got {args.sizes}")
+        raise UsageError(f"--sizes needs at least two widths; got {','.join(map(str, args.sizes))}")
     if args.batch < 1:
         raise UsageError(f"--batch must be >= 1; got {args.batch}")
+    if args.n_fd < 0:
+        raise UsageError(f"--n-fd must be >= 0; got {args.n_fd}")
     enable_compilation_cache(args)
     import jax
 
@@ -448,6 +885,7 @@ def _run_gradcheck(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fnann", description="The textbook feed-forward network in JAX, with "
                      "hand-derived backprop verified against autodiff.")
+    parser.add_argument("--version", action=_Version, help="print the versions of fnann and jax and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     _add_train(sub)
@@ -457,14 +895,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror and e.filename:
+        return f"{e.filename}: {e.strerror}"
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fnann`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (UsageError, ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError) as e:
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"fnann {args.command}: error: {message}", file=sys.stderr)
+    except (UsageError, ValueError, TypeError, OSError, ImportError) as e:
+        print(f"fnann {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"fnann {args.command}: interrupted", file=sys.stderr)

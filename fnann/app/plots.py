@@ -26,8 +26,17 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> str:
         _pyplot().close(fig)
 
 
-def plot_history(history: dict, path: str | os.PathLike, title: str = "") -> str:
-    """Plots the per-epoch loss (and validation loss/accuracy, if present) to a PNG."""
+def plot_history(history: dict, path: str | os.PathLike, title: str = "",
+                 best_epoch: int | None = None) -> str:
+    """Plots the per-epoch loss (and validation loss/accuracy, if present) to a PNG.
+
+    Args:
+      history: ``fit``'s history (``"epoch"`` counts from 0; the plot counts from 1).
+      path: the PNG to write (atomically).
+      title: a title over the figure.
+      best_epoch: an epoch of ``history["epoch"]`` to mark with a dashed line, e.g. the
+        one whose params early stopping kept.
+    """
     plt = _pyplot()
     has_acc = "val_accuracy" in history
     fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5.5, 3.8),
@@ -43,6 +52,11 @@ def plot_history(history: dict, path: str | os.PathLike, title: str = "") -> str
         axes[1].plot(epochs, history["val_accuracy"], color="C2")
         axes[1].set(xlabel="epoch", ylabel="accuracy", title="validation accuracy")
         axes[1].grid(alpha=0.3)
+    if best_epoch is not None:
+        for ax in axes:
+            ax.axvline(best_epoch + 1, color="0.4", linestyle="--", linewidth=1,
+                       label=f"kept: epoch {best_epoch + 1}")
+        axes[0].legend()
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
