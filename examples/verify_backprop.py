@@ -25,7 +25,7 @@ import fnann
 import fnann.app.plots
 
 QUICK = os.environ.get("FNANN_QUICK", "0") not in ("", "0")
-FIGURES = os.environ.get("FNANN_FIGURES", os.path.join(os.path.dirname(__file__), "figures"))
+FIGURES = os.environ.get("FNANN_FIGURES", os.path.join("runs", "examples"))  # README figures: examples/figures
 
 softplus = fnann.elementwise("softplus", lambda z: jnp.logaddexp(z, 0.0), fnann.sigmoid.fn)
 wrong = fnann.elementwise("softplus_wrong", softplus.fn,

@@ -24,7 +24,7 @@ import fnann.app.datasets
 import fnann.app.plots
 
 QUICK = os.environ.get("FNANN_QUICK", "0") not in ("", "0")
-FIGURES = os.environ.get("FNANN_FIGURES", os.path.join(os.path.dirname(__file__), "figures"))
+FIGURES = os.environ.get("FNANN_FIGURES", os.path.join("runs", "examples"))  # README figures: examples/figures
 
 
 def main():

@@ -305,6 +305,45 @@ def test_divergence_is_one_line_and_keeps_the_last_finite_params(tmp_path, capsy
     assert not (out_dir / "checkpoint.npz").exists()
 
 
+def test_read_only_folders_are_one_line_before_any_work(root, tmp_path, capsys, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    if os.geteuid() == 0:  # root writes anywhere: make the folder refuse as it would for a user
+        from fnann.app import runlock
+
+        real_open = os.open
+
+        def refuse(path, *args, **kwargs):
+            if str(path).startswith(str(locked)):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(path, *args, **kwargs)
+
+        monkeypatch.setattr(runlock.os, "open", refuse)
+        monkeypatch.setattr(cli.os, "access", lambda path, mode: not str(path).startswith(str(locked)))
+    try:
+        status, _, err = run([*TRAIN, "--out", str(locked)], capsys)
+        assert status == 2 and len(err.splitlines()) == 1 and "cannot write to --out" in err, err
+        status, _, err = run(["predict", CKPT(root), B(root, "five.csv"), "--output", str(locked / "p.csv"),
+                              "--no-cache"], capsys)
+        assert status == 2 and len(err.splitlines()) == 1 and "is not writable" in err, err
+    finally:
+        locked.chmod(0o700)
+    assert os.listdir(locked) == []
+
+
+def test_schedules_are_the_library_ones_over_the_run():
+    from fnann.optim import schedules
+
+    opts = {**cli.TRAIN_DEFAULTS, "lr": 0.01, "weight_decay": 0.0}
+    for name, expected in [("constant", 0.01), ("cosine", schedules.cosine_decay(0.01, 40)),
+                           ("exponential", schedules.exponential_decay(0.01, 0.1, 40)),
+                           ("warmup", schedules.linear_warmup(0.0, 0.01, 20)),
+                           ("warmup_cosine", schedules.warmup_cosine_decay(0.01, 20, 40))]:
+        built = cli.build_optimizer({**opts, "schedule": name}, steps_per_epoch=4, schedule_steps=40)
+        assert built == fnann.adam(expected), name
+
+
 @pytest.mark.parametrize("command", ["train", "predict", "evaluate", "gradcheck"])
 def test_help(command, capsys):
     status, out, _ = run([command, "--help"], capsys)

@@ -783,7 +783,7 @@ def _run_evaluate(args) -> int:
             raise UsageError(f"{m['data']} changed (or is gone) since training, so its test split is not the "
                              "run's; pass --data FILE to evaluate on all of its rows")
         data = load_data(m["data"], label=m.get("label"), test_size=m["test_size"], seed=m["seed"],
-                         task=m["task"], delimiter=run.get("delimiter"))
+                         task=m["task"], delimiter=run.get("delimiter"), dtype=run.get("dtype", "float32"))
         x, y, classes, source = data.x_test, data.y_test, data.classes, f"{m['data']} (test split)"
         y_units = None if classify else data.unscale_y(y)
     else:  # every row of another dataset, read through the training statistics
