@@ -5,8 +5,9 @@ The ``fnann`` commands of the README's ``bash`` blocks run in-process (``cli.mai
 after the other, in a fresh folder holding a link to ``examples/`` (as a clone of the
 repository would), with ``--no-cache`` added so that JAX's compilation cache, a process-wide
 setting, stays off, and ``--no-gradcheck --no-plot`` added to every training after the first
-(which checks its gradients and draws its curves; both have tests of their own). The other commands are listed in ``RUN_ELSEWHERE`` with where they run;
-a new command in the README fails `test_every_command_is_run` until it is classified.
+(which checks its gradients and draws its curves; both have tests of their own). The other
+commands are listed in ``RUN_ELSEWHERE`` with where they run; a new command in the README
+fails `test_every_command_is_run` until it is classified.
 """
 
 import os
