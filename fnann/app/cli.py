@@ -153,7 +153,11 @@ def _add_train(sub) -> None:
     p.add_argument("--eps", type=_positive(float), default=1e-8, help="RMSProp/Adam epsilon")
     p.add_argument("--clip", type=_positive(float), help="clip gradients to this global norm")
     p.add_argument("--weight-decay", type=float, default=1e-3,
-                   help="L2 penalty lambda: adds lambda*theta to the gradient (default 1e-3; 0: off)")
+                   help="weight decay lambda (default 1e-3; 0: off). Coupled L2 by default: "
+                   "lambda*theta is added to the gradient before the optimizer, biases included")
+    p.add_argument("--decoupled", action="store_true",
+                   help="decoupled weight decay instead: AdamW, theta -= lr*lambda*theta beside "
+                   "Adam's step, weights only (not biases); needs --optimizer adam")
     p.add_argument("--epochs", type=int, default=60, help="epochs (default 60)")
     p.add_argument("--batch-size", type=_batch_size, default=32,
                    help="1 (SGD), an integer (mini-batches) or 'full' (default 32)")
@@ -175,6 +179,11 @@ def _add_train(sub) -> None:
     p.set_defaults(run=_run_train)
 
 
+def decay_kind(args) -> str:
+    """'L2' (coupled, the default) or 'decoupled' (AdamW), as --decoupled says."""
+    return "decoupled" if getattr(args, "decoupled", False) else "L2"
+
+
 def build_optimizer(args):
     import fnann
 
@@ -185,8 +194,14 @@ def build_optimizer(args):
            "rmsprop": lambda: fnann.rmsprop(lr, beta=args.beta, eps=args.eps)}[args.optimizer]()
     if args.weight_decay < 0:
         raise UsageError(f"--weight-decay must be >= 0; got {args.weight_decay}")
+    decoupled = decay_kind(args) == "decoupled"
+    if decoupled and args.optimizer != "adam":
+        raise UsageError(f"--decoupled is AdamW and needs --optimizer adam; got {args.optimizer}")
+    if decoupled:
+        opt = fnann.adamw(lr, b1=args.b1, b2=args.b2, eps=args.eps, weight_decay=args.weight_decay,
+                          mask=fnann.weights_only)
     steps = ([fnann.clip_by_global_norm(args.clip)] if args.clip else []) + (
-        [fnann.add_decayed_weights(args.weight_decay)] if args.weight_decay else [])
+        [fnann.add_decayed_weights(args.weight_decay)] if args.weight_decay and not decoupled else [])
     return fnann.chain(*steps, opt) if steps else opt
 
 
@@ -252,7 +267,7 @@ def _run_train(args) -> int:
         params, opt_state, first, k_fit, history = ck.params, ck.opt_state, ck.epoch, ck.key, ck.history
     print(f"fnann train: {data.name} ({len(x_tr)} train / {len(x_val)} validation / "
           f"{len(data.x_test)} test), {net}, loss {loss.name}, {args.optimizer}"
-          f"{f' + L2 {args.weight_decay:g}' if args.weight_decay else ''}, "
+          f"{f' + {decay_kind(args)} {args.weight_decay:g}' if args.weight_decay else ''}, "
           f"batch {args.batch_size or 'full'}, {args.method} gradients")
     if not args.no_gradcheck:
         report = fnann.check_grads(net, loss, params, x_tr[:16], y_tr[:16], n_fd=8, seed=args.seed)
