@@ -35,6 +35,7 @@ from fnann.optim import (
     RMSPropState,
     SGDState,
     adam,
+    adamw,
     add_decayed_weights,
     apply_updates,
     as_optimizer,
@@ -43,9 +44,11 @@ from fnann.optim import (
     momentum,
     rmsprop,
     sgd,
+    weights_only,
 )
 from fnann.predict import accuracy, evaluate, predict
 from fnann.train import TrainingDivergedError, TrainState, fit, train_step
+from fnann.summaries import Summary, summary
 from fnann.app.checkpoint import Checkpoint, load, save
 
 __version__ = "0.1.0"
@@ -62,6 +65,7 @@ __all__ = [
     "TrainingDivergedError",
     "accuracy",
     "adam",
+    "adamw",
     "as_optimizer",
     "add_decayed_weights",
     "apply_updates",
@@ -79,7 +83,10 @@ __all__ = [
     "save",
     "schedules",
     "sgd",
+    "summary",
+    "Summary",
     "train_step",
+    "weights_only",
     "ACTIVATIONS",
     "Activation",
     "Dense",

@@ -40,7 +40,7 @@ TRAIN_DEFAULTS = {
     "data": "digits", "label": None, "task": "auto", "delimiter": None, "test_size": 0.2,
     "val_size": 0.1, "seed": 0, "hidden_sizes": [128, 64], "hidden": "relu", "output": None,
     "loss": None, "optimizer": "adam", "lr": None, "gamma": 0.9, "beta": 0.9, "b1": 0.9,
-    "b2": 0.999, "eps": 1e-8, "clip": None, "weight_decay": 1e-3, "batch_size": 32,
+    "b2": 0.999, "eps": 1e-8, "clip": None, "weight_decay": 1e-3, "decoupled": False, "batch_size": 32,
     "schedule": "constant", "warmup_epochs": 5, "decay_rate": 0.1, "dtype": "float32",
     "method": "manual", "patience": None, "epochs": 60,
 }
@@ -316,8 +316,12 @@ def _add_train(sub) -> None:
                    help=f"Adam second-moment decay (adam only; default {d['b2']})")
     g.add_argument("--eps", type=_positive, help=f"RMSProp/Adam epsilon (default {d['eps']:g})")
     g.add_argument("--clip", type=_positive, help="clip gradients to this global norm (default: off)")
-    g.add_argument("--weight-decay", type=_number(float, 0), help="L2 penalty lambda: adds lambda*theta "
-                   f"to the gradient (default {d['weight_decay']:g}; 0: off)")
+    g.add_argument("--weight-decay", type=_number(float, 0), help="weight decay lambda (default "
+                   f"{d['weight_decay']:g}; 0: off). Coupled L2 by default: lambda*theta is added to the "
+                   "gradient before the optimizer, biases included")
+    g.add_argument("--decoupled", action="store_const", const=True, default=None,
+                   help="decoupled weight decay instead: AdamW, theta -= lr*lambda*theta beside Adam's "
+                   "step, weights only (not biases); needs --optimizer adam")
     g.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule over the run's steps: "
                    "cosine decay to 0, exponential decay to lr*--decay-rate, linear warmup over "
                    f"--warmup-epochs, or warmup then cosine (default {d['schedule']})")
@@ -395,7 +399,8 @@ def train_options(args, recorded: dict | None):
 
 
 def build_optimizer(opts: dict, steps_per_epoch: int, schedule_steps: int):
-    """The optimizer of a run: clip, then L2, then the optimizer with its learning-rate schedule."""
+    """The optimizer of a run: clip, then L2 (or AdamW's decoupled decay), then the optimizer with its
+    learning-rate schedule."""
     import fnann
     from fnann.optim import schedules
 
@@ -416,8 +421,14 @@ def build_optimizer(opts: dict, steps_per_epoch: int, schedule_steps: int):
            "sgd": lambda: fnann.sgd(rate),
            "momentum": lambda: fnann.momentum(rate, gamma=opts["gamma"]),
            "rmsprop": lambda: fnann.rmsprop(rate, beta=opts["beta"], eps=opts["eps"])}[opts["optimizer"]]()
+    decoupled = bool(opts.get("decoupled"))
+    if decoupled and opts["optimizer"] != "adam":
+        raise UsageError(f"--decoupled is AdamW and needs --optimizer adam; got {opts['optimizer']}")
+    if decoupled:
+        opt = fnann.adamw(rate, b1=opts["b1"], b2=opts["b2"], eps=opts["eps"],
+                          weight_decay=opts["weight_decay"], mask=fnann.weights_only)
     steps = ([fnann.clip_by_global_norm(opts["clip"])] if opts["clip"] else []) + (
-        [fnann.add_decayed_weights(opts["weight_decay"])] if opts["weight_decay"] else [])
+        [fnann.add_decayed_weights(opts["weight_decay"])] if opts["weight_decay"] and not decoupled else [])
     return fnann.chain(*steps, opt) if steps else opt
 
 
@@ -426,7 +437,7 @@ def _describe_optimizer(opts: dict) -> str:
     if opts["schedule"] != "constant":
         text += f" ({opts['schedule']} schedule)"
     if opts["weight_decay"]:
-        text += f" + L2 {opts['weight_decay']:g}"
+        text += f" + {'decoupled' if opts.get('decoupled') else 'L2'} {opts['weight_decay']:g}"
     if opts["clip"]:
         text += f", clip {opts['clip']:g}"
     return text

@@ -1,11 +1,13 @@
 """Optimizers as pure pytree transforms (optax's ``init``/``update`` signature).
 
 ``base``: the ``Optimizer`` protocol and the tree helpers; ``optimizers``: sgd, momentum,
-RMSProp and Adam as the textbook gives them; ``combinators``: chain, clipping, L2 decay;
+RMSProp, Adam and AdamW as the textbook gives them; ``combinators``: chain, clipping, L2 decay;
+``decay``: weight-decay masks (``weights_only``); ``conventions``: the optimizers exactly as
+PyTorch, optax and Keras define them (``torch_adam``, ``optax_rmsprop``, ``keras_sgd``, ...);
 ``schedules``: learning-rate schedules.
 """
 
-from fnann.optim import schedules
+from fnann.optim import conventions, schedules
 from fnann.optim.base import (
     EmptyState,
     Optimizer,
@@ -18,6 +20,7 @@ from fnann.optim.base import (
     tree_moments_like,
     tree_zeros_like,
 )
+from fnann.optim.decay import resolve_mask, weights_only
 from fnann.optim.combinators import add_decayed_weights, chain, clip_by_global_norm
 from fnann.optim.optimizers import (
     AdamState,
@@ -25,6 +28,7 @@ from fnann.optim.optimizers import (
     RMSPropState,
     SGDState,
     adam,
+    adamw,
     momentum,
     rmsprop,
     sgd,
@@ -41,6 +45,10 @@ __all__ = [
     "momentum",
     "rmsprop",
     "adam",
+    "adamw",
+    "weights_only",
+    "resolve_mask",
+    "conventions",
     "chain",
     "clip_by_global_norm",
     "add_decayed_weights",

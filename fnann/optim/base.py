@@ -399,3 +399,14 @@ def _check_positive(name: str, value: Any, allow_inf: bool = False) -> Any:
         raise ValueError(f"{name} must be {kind}; got {name}={value!r}.")
     return x
 
+
+def _check_nonnegative(name: str, value: Any) -> Any:
+    x = _as_float(name, value)
+    if x is not None and not (math.isfinite(x) and x >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0; got {name}={value!r}.")
+    return value if x is None else x
+
+
+def _is_zero(value: Any) -> bool:
+    """Whether a hyperparameter is statically zero (a traced one never is: it may not be)."""
+    return isinstance(value, (int, float)) and value == 0

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import math
-
 import jax.numpy as jnp
 
 from fnann.optim.base import (
     EmptyState,
     Optimizer,
-    _as_float,
     _cast,
+    _check_nonnegative,
     _check_positive,
     as_optimizer,
     configured,
     global_norm,
     tree_map_checked,
 )
+from fnann.optim.decay import Mask, l2_gradient, needs_params
 from fnann.optim.optimizers import sgd  # noqa: F401  (used by the doctests)
 
 __all__ = ["clip_by_global_norm", "add_decayed_weights", "chain"]
@@ -62,20 +61,25 @@ def clip_by_global_norm(max_norm: float) -> Optimizer:
 
 
 @configured
-def add_decayed_weights(weight_decay: float) -> Optimizer:
+def add_decayed_weights(weight_decay: float, mask: Mask = None) -> Optimizer:
     """L2 regularisation as a gradient transform: add ``weight_decay * theta`` to the grads.
 
-    Math: g <- g + lambda theta, the gradient of the penalty (lambda / 2) ||theta||^2.
-    Stateless (``EmptyState()``); put it *before* the optimizer in a ``chain``:
-    ``chain(add_decayed_weights(1e-3), adam(1e-3))`` is Adam on the L2-regularised loss
-    (not AdamW, whose decay bypasses the moment estimates). It needs ``params`` in
-    ``update``.
+    Math: g <- g + lambda theta, the gradient of the penalty (lambda / 2) ||theta||^2,
+    on the leaves the mask selects. Stateless (``EmptyState()``); put it *before* the
+    optimizer in a ``chain``: ``chain(add_decayed_weights(1e-3), adam(1e-3))`` is Adam on
+    the L2-regularised loss (coupled decay; not AdamW, whose decoupled decay bypasses the
+    moment estimates: ``fnann.optim.adamw``). It needs ``params`` in ``update``.
 
     Args:
-        weight_decay: lambda >= 0 (biases are decayed too).
+        weight_decay: lambda >= 0.
+        mask: which leaves decay (see ``fnann.optim.decay``): ``None`` decays every leaf,
+            biases too; ``weights_only`` decays the weights W only; or a pytree of bools,
+            or a callable ``params -> mask``.
 
     Raises:
-        ValueError: ``weight_decay`` < 0 or not finite; ``update`` called without params.
+        ValueError: ``weight_decay`` < 0 or not finite; ``update`` called without params;
+            ``mask`` not shaped like the params.
+        TypeError: a ``mask`` leaf is not a bool.
 
     Example:
         >>> wd = add_decayed_weights(0.1)
@@ -83,19 +87,15 @@ def add_decayed_weights(weight_decay: float) -> Optimizer:
         >>> wd.update({"w": jnp.array([1.0])}, wd.init(params), params)[0]
         {'w': Array([1.2], dtype=float32)}
     """
-    x = _as_float("weight_decay", weight_decay)
-    if x is not None and not (math.isfinite(x) and x >= 0):
-        raise ValueError(f"weight_decay must be a finite number >= 0; got {weight_decay!r}.")
+    weight_decay = _check_nonnegative("weight_decay", weight_decay)
 
     def init(params):
         del params
         return EmptyState()
 
     def update(grads, state, params=None):
-        if params is None:
-            raise ValueError("add_decayed_weights needs params: call update(grads, state, params).")
-        return tree_map_checked(lambda g, p: g + _cast(weight_decay, g) * p, grads, params,
-                                params=params), state
+        params = needs_params(params, "add_decayed_weights")
+        return l2_gradient(grads, params, weight_decay, mask), state
 
     return Optimizer(init, update)
 

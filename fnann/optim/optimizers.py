@@ -5,6 +5,7 @@
     Adam:      m_t = b1 m_{t-1} + (1 - b1) g_t;   v_t = b2 v_{t-1} + (1 - b2) g_t^2
                m_hat = m_t / (1 - b1^t);  v_hat = v_t / (1 - b2^t)
                theta <- theta - eta m_hat / (sqrt(v_hat) + eps)
+    AdamW:     as Adam, and theta <- theta - eta lambda theta beside it (decoupled decay)
 
 eps sits inside the root for RMSProp and outside for Adam. Each factory validates its
 hyperparameters (a traced one, e.g. under ``vmap`` over lr, passes through unchecked) and
@@ -26,6 +27,7 @@ from fnann.optim.base import (
     _cast,
     _check_decay,
     _check_lr,
+    _check_nonnegative,
     _check_positive,
     _lr_at,
     _one_minus_power,
@@ -36,8 +38,11 @@ from fnann.optim.base import (
     tree_map_checked,
     tree_moments_like,
 )
+from fnann.optim.decay import Mask, decoupled, with_decay
 
-__all__ = ["SGDState", "MomentumState", "RMSPropState", "AdamState", "sgd", "momentum", "rmsprop", "adam"]
+__all__ = [
+    "SGDState", "MomentumState", "RMSPropState", "AdamState", "sgd", "momentum", "rmsprop", "adam", "adamw",
+]
 
 
 class SGDState(NamedTuple):
@@ -252,22 +257,102 @@ def adam(
         >>> jnp.round(updates["w"], 6)  # step 1: m_hat = g, v_hat = g^2, so -lr * sign(g)
         Array([-0.1,  0.1], dtype=float32)
     """
+    return adam_family(lr, b1, b2, eps)
+
+
+@configured
+def adamw(
+    lr: ScalarOrSchedule = 1e-3,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 1e-2,
+    mask: Mask = None,
+) -> Optimizer:
+    """AdamW: Adam with decoupled weight decay.
+
+    Math: m_t, v_t, m_hat, v_hat as in ``adam``;
+    theta <- theta - eta_k (m_hat / (sqrt(v_hat) + eps) + lambda theta),
+    the decay lambda theta on the leaves the mask selects. The decay bypasses the moments
+    (Adam on an L2-regularised loss, ``chain(add_decayed_weights(lambda), adam(lr))``,
+    divides it by sqrt(v_hat) instead). The decay is scaled by the learning rate eta_k, as
+    in PyTorch's ``AdamW``, optax's ``adamw`` and Keras's ``AdamW`` (the paper keeps a
+    separate schedule multiplier); ``weight_decay`` defaults to PyTorch's 1e-2.
+
+    Reference: Loshchilov & Hutter, "Decoupled Weight Decay Regularization" (ICLR 2019),
+    Algorithm 2.
+
+    Args:
+        lr, b1, b2, eps: as in ``adam``.
+        weight_decay: lambda >= 0.
+        mask: which leaves decay (see ``fnann.optim.decay``): ``None`` every leaf,
+            ``weights_only`` the weights W but not the biases b, a pytree of bools, or a
+            callable ``params -> mask``.
+
+    Returns:
+        An ``Optimizer`` whose state is ``AdamState(step, m, v)``; ``update`` needs params.
+
+    Raises:
+        ValueError: as ``adam``; ``weight_decay`` < 0 or not finite; ``update`` called
+            without params; ``mask`` not shaped like the params.
+
+    Example:
+        >>> from fnann.optim import weights_only
+        >>> from fnann import Dense
+        >>> params = (Dense(jnp.array([[1.0]]), jnp.array([1.0])),)
+        >>> opt = adamw(lr=0.1, weight_decay=0.5, mask=weights_only)
+        >>> grads = (Dense(jnp.array([[3.0]]), jnp.array([3.0])),)
+        >>> updates, _ = opt.update(grads, opt.init(params), params)  # Adam's step 1: -lr sign(g)
+        >>> jax.tree.map(lambda u: jnp.round(u, 6), updates)
+        (Dense(W=Array([[-0.15]], dtype=float32), b=Array([-0.1], dtype=float32)),)
+    """
+    return adam_family(lr, b1, b2, eps, weight_decay=weight_decay, mask=mask)
+
+
+def adam_family(
+    lr: ScalarOrSchedule,
+    b1: float,
+    b2: float,
+    eps: float,
+    *,
+    eps_root: float = 0.0,
+    eps_hat: bool = False,
+    l2: float = 0.0,
+    weight_decay: float = 0.0,
+    mask: Mask = None,
+) -> Optimizer:
+    """The Adam update shared by ``adam``, ``adamw`` and the library conventions.
+
+    Math: g <- g + l2 theta (coupled L2, masked);  m_t, v_t as in ``adam``;
+    d = m_hat / (sqrt(v_hat + eps_root) + eps), or with ``eps_hat`` (Keras/TensorFlow)
+    d = sqrt(1 - b2^t) / (1 - b1^t) * m_t / (sqrt(v_t) + eps);
+    theta <- theta - eta_k (d + weight_decay theta) (decoupled decay, masked).
+    The returned ``Optimizer`` has no ``config``: the public factories set it.
+    """
     lr, b1, b2 = _check_lr(lr), _check_decay("b1", b1), _check_decay("b2", b2)
     eps = _check_positive("eps", eps)
+    eps_root, l2 = _check_nonnegative("eps_root", eps_root), _check_nonnegative("l2", l2)
+    weight_decay = _check_nonnegative("weight_decay", weight_decay)
 
     def init(params):
         return AdamState(_zero_step(), tree_moments_like(params), tree_moments_like(params))
 
     def update(grads, state, params=None):
+        grads, decay_params, keep = with_decay(grads, params, l2, weight_decay, mask)
         eta, t = _lr_at(lr, state.step), state.step + 1
         m = tree_ema(grads, state.m, b1, params=params)  # m_t
         v = tree_ema(grads, state.v, b2, power=2)  # v_t
         c1, c2 = _one_minus_power(b1, t), _one_minus_power(b2, t)  # 1 - b1^t, 1 - b2^t
 
-        def descent(g, m, v):
-            m_hat, v_hat = m / _cast(c1, m), v / _cast(c2, v)
-            return (-_cast(eta, m) * m_hat / (jnp.sqrt(v_hat) + eps)).astype(g.dtype)
+        def descent(g, m, v, p, keep):
+            if eps_hat:
+                alpha = _cast(eta, m) * jnp.sqrt(_cast(c2, m)) / _cast(c1, m)
+                u = -alpha * m / (jnp.sqrt(v) + eps)
+            else:
+                m_hat, v_hat = m / _cast(c1, m), v / _cast(c2, v)
+                u = -_cast(eta, m) * m_hat / (jnp.sqrt(v_hat + eps_root) + eps)
+            return decoupled(u, eta, weight_decay, p, keep).astype(g.dtype)
 
-        return jax.tree.map(descent, grads, m, v), AdamState(t, m, v)
+        return jax.tree.map(descent, grads, m, v, decay_params, keep), AdamState(t, m, v)
 
     return Optimizer(init, update)

@@ -1,0 +1,130 @@
+"""``summary(net)``: a network's layers, shapes, parameter counts and FLOPs, as a table.
+
+For layer l with n_in inputs and n_out units (W^(l) of shape (n_out, n_in), b^(l) of shape
+(n_out,)), per example:
+
+    parameters = n_out n_in + n_out
+    FLOPs of Z = W a + b = 2 n_in n_out + n_out
+
+(n_in multiplies and n_in adds per unit for W a, which is how XLA counts a dot, and one add
+for + b; ``jax.jit(...).lower(...).cost_analysis()`` reports the same number). The
+activation's few operations per unit are not counted. A training step costs about three
+times the forward FLOPs per example (the backward pass computes dW and dA, each as large).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from fnann import _checks
+from fnann.mlp import MLP, Params
+
+__all__ = ["LayerSummary", "Summary", "summary"]
+
+
+class LayerSummary(NamedTuple):
+    """One layer: ``index`` l (from 1), shapes, activation name, parameter and FLOP counts."""
+
+    index: int
+    n_in: int
+    n_out: int
+    activation: str
+    params: int  # n_out n_in + n_out
+    flops: int  # per example: 2 n_in n_out + n_out
+
+    @property
+    def W_shape(self) -> tuple[int, int]:
+        return (self.n_out, self.n_in)
+
+    @property
+    def b_shape(self) -> tuple[int]:
+        return (self.n_out,)
+
+
+class Summary(NamedTuple):
+    """The summary of a network; ``str(summary)`` is a table."""
+
+    net: MLP
+    layers: tuple[LayerSummary, ...]
+    dtype: jnp.dtype
+
+    @property
+    def params(self) -> int:
+        """The number of trainable parameters, all layers together."""
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def flops(self) -> int:
+        """The forward FLOPs per example, all layers together (activations not counted)."""
+        return sum(layer.flops for layer in self.layers)
+
+    @property
+    def nbytes(self) -> int:
+        """The parameters' size in bytes in ``dtype``."""
+        return self.params * jnp.dtype(self.dtype).itemsize
+
+    def __str__(self) -> str:
+        head = ("layer", "input", "output", "W", "b", "activation", "params", "FLOPs/example")
+        rows = [(str(L.index), f"(batch, {L.n_in})", f"(batch, {L.n_out})", str(L.W_shape),
+                 str(L.b_shape), L.activation, f"{L.params:,}", f"{L.flops:,}") for L in self.layers]
+        rows.append(("total", "", "", "", "", "", f"{self.params:,}", f"{self.flops:,}"))
+        widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+
+        def line(row):
+            cells = [c.rjust(w) if i >= 6 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+            return "  ".join(cells).rstrip()
+
+        table = [line(head), line(["-" * w for w in widths]), *map(line, rows[:-1]),
+                 line(["-" * w for w in widths]), line(rows[-1])]
+        size = f"{self.nbytes / 1024:.1f} KiB" if self.nbytes >= 1024 else f"{self.nbytes} B"
+        return "\n".join([repr(self.net), *table,
+                          f"{self.params:,} parameters ({size} in {jnp.dtype(self.dtype).name}), "
+                          f"{self.flops:,} FLOPs per example forward"])
+
+
+def summary(net: MLP, params: Params | None = None, dtype=jnp.float32) -> Summary:
+    """The layers of ``net`` with their shapes, activations, parameter counts and FLOPs.
+
+    Math: per layer, parameters = n_out n_in + n_out and forward FLOPs per example
+    = 2 n_in n_out + n_out (Z = W a + b; activations not counted).
+
+    Args:
+        net: the network.
+        params: optional parameters of ``net``; checked against it, and their dtype is
+            the one the sizes are given in.
+        dtype: the dtype of the sizes when ``params`` is not given (default float32).
+
+    Returns:
+        A ``Summary``; print it for a table.
+
+    Raises:
+        TypeError: ``net`` is not an ``MLP``.
+        ValueError: ``params`` do not match ``net``.
+
+    Example:
+        >>> from fnann import MLP
+        >>> s = summary(MLP([4, 8, 3], hidden="tanh"))
+        >>> s.params, s.flops  # (8*4 + 8) + (3*8 + 3); (2*4*8 + 8) + (2*8*3 + 3)
+        (67, 123)
+        >>> print(s)
+        MLP(sizes=(4, 8, 3), hidden='tanh', output='softmax')
+        layer  input       output      W       b     activation  params  FLOPs/example
+        -----  ----------  ----------  ------  ----  ----------  ------  -------------
+        1      (batch, 4)  (batch, 8)  (8, 4)  (8,)  tanh            40             72
+        2      (batch, 8)  (batch, 3)  (3, 8)  (3,)  softmax         27             51
+        -----  ----------  ----------  ------  ----  ----------  ------  -------------
+        total                                                        67            123
+        67 parameters (268 B in float32), 123 FLOPs per example forward
+    """
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be an fnann.MLP; got {type(net).__name__}.")
+    if params is not None:
+        _checks.check_params(params, net.sizes)
+        dtype = params[0].W.dtype
+    layers = tuple(
+        LayerSummary(l, n_in, n_out, act.name, n_out * n_in + n_out, 2 * n_in * n_out + n_out)
+        for l, (n_in, n_out, act) in enumerate(zip(net.sizes[:-1], net.sizes[1:], net.activations), 1)
+    )
+    return Summary(net, layers, jnp.dtype(dtype))
