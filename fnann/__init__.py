@@ -16,7 +16,7 @@ from fnann.activations import (
     softmax,
     tanh,
 )
-from fnann.backprop import backward, dense_backward, loss_and_grad, objective
+from fnann.backprop import backward, backward_trace, dense_backward, loss_and_grad, objective
 from fnann.gradcheck import GradCheckReport, check_grads
 from fnann.losses import LOSSES, Loss, binary_cross_entropy, cross_entropy, get_loss, mse
 from fnann.mlp import MLP, Dense, Trace, dense_forward, forward, forward_trace, init
@@ -81,6 +81,7 @@ __all__ = [
     "MLP",
     "Trace",
     "backward",
+    "backward_trace",
     "binary_cross_entropy",
     "check_grads",
     "cross_entropy",
