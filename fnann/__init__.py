@@ -20,7 +20,7 @@ from fnann.backprop import backward, backward_trace, dense_backward, loss_and_gr
 from fnann.gradcheck import GradCheckReport, check_grads
 from fnann.losses import LOSSES, Loss, binary_cross_entropy, cross_entropy, get_loss, mse
 from fnann.mlp import MLP, Dense, Trace, dense_forward, forward, forward_trace, init
-from fnann import datasets, optim, plots, schedules
+from fnann import datasets, diagnostics, optim, plots, schedules
 from fnann.optim import (
     AdamState,
     EmptyState,
@@ -60,6 +60,7 @@ __all__ = [
     "chain",
     "clip_by_global_norm",
     "datasets",
+    "diagnostics",
     "plots",
     "evaluate",
     "fit",
