@@ -171,6 +171,10 @@ def _add_train(sub) -> None:
     p.add_argument("--no-gradcheck", action="store_true", help="skip the gradient check at start")
     p.add_argument("--no-plot", action="store_true", help="do not write curves.png")
     p.add_argument("--no-progress", action="store_true", help="plain lines instead of a progress bar")
+    p.add_argument("--diagnostics", type=_positive(int), nargs="?", const=1, metavar="K",
+                   help="record gradient-flow diagnostics (per-layer gradient norms, update ratios, dead "
+                   "and saturated units) on 256 training examples every K epochs (default 1): prints the "
+                   "last table and writes diagnostics.png (a layers x epochs heatmap)")
     _add_common(p)
     p.set_defaults(run=_run_train)
 
@@ -260,15 +264,22 @@ def _run_train(args) -> int:
         if not report.passed:
             print(report)
             return 1
+    recorder = None
+    if args.diagnostics:
+        recorder = fnann.diagnostics.Recorder(net, loss, x_tr[:256], y_tr[:256], opt, every=args.diagnostics)
+        recorder.record(first, params, opt_state)
     progress = Progress(args.epochs, first, args.no_progress)
     try:
         params, new_history, state = fnann.fit(
             net, loss, opt, params, x_tr, y_tr, key=k_fit, epochs=args.epochs,
             batch_size=args.batch_size, method=args.method, validation_data=(x_val, y_val),
             opt_state=opt_state, initial_epoch=first, patience=args.patience,
-            callback=progress, return_state=True)
+            callback=progress, return_state=True, params_callback=recorder)
     finally:
         progress.close()
+    if recorder is not None:
+        print(f"gradient flow after epoch {recorder.epochs[-1]} ({len(recorder.x)} training examples):\n"
+              + fnann.diagnostics.format_diagnostics(recorder.records[-1], net))
     history = {k: list(history.get(k, [])) + v for k, v in new_history.items()}
     test = fnann.evaluate(net, params, data.x_test, data.y_test, loss)
     if classify:
@@ -289,6 +300,11 @@ def _run_train(args) -> int:
         try:
             from fnann.plots import plot_history
             print(f"saved {plot_history(history, out / 'curves.png', title=f'{net} on {data.name}')}")
+            if recorder is not None:
+                from fnann.diagnostics_plots import plot_heatmap
+                heatmap = plot_heatmap(recorder.epochs, recorder.stacked(), out / "diagnostics.png",
+                                       title=f"{net} on {data.name}")
+                print(f"saved {heatmap}")
         except ImportError as e:
             print(f"no plot: {e}")
     print(f"done in {time.perf_counter() - start:.1f} s")

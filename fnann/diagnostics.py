@@ -244,14 +244,19 @@ class Recorder:
             raise ValueError("x has no rows; the probe batch needs at least one example.")
         _checks.check_finite(x)
         check_targets(net, loss, x, y)
-        self.net, self.every = net, int(every)
+        self.net, self.opt, self.every = net, opt, int(every)
         self.x, self.y = jnp.asarray(x), jnp.asarray(y)
         self._fn = _compiled(net, loss, opt, float(saturation))
         self.epochs: list[int] = []
         self.records: list[Diagnostics] = []
 
     def record(self, epochs_done: int, params: Params, opt_state: Any = None) -> Diagnostics:
-        """Records the diagnostics at ``params`` (after ``epochs_done`` epochs) and returns them."""
+        """Records the diagnostics at ``params`` (after ``epochs_done`` epochs) and returns them.
+
+        Without ``opt_state`` the update ratio is that of the optimizer's first step.
+        """
+        if opt_state is None and self.opt is not None:
+            opt_state = self.opt.init(params)  # the same compiled call as with a state
         diag = self._fn(params, self.x, self.y, opt_state=opt_state)
         self.epochs.append(int(epochs_done))
         self.records.append(diag)
