@@ -4,6 +4,7 @@
     fnann predict     predictions of a saved network for new inputs
     fnann evaluate    loss and accuracy of a saved network on a dataset
     fnann gradcheck   verify the hand-derived gradients of a network
+    fnann explain     every equation of backprop with its numbers, for a tiny network
 
 Bad options and bad data end with one line ``fnann <command>: error: ...`` and exit
 status 2; a failed gradient check exits with 1.
@@ -461,6 +462,50 @@ def _run_gradcheck(args) -> int:
     return 0 if report.passed else 1
 
 
+# --- explain --------------------------------------------------------------------------
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0.5,-1; got {text!r}") from None
+
+
+def _add_explain(sub) -> None:
+    p = sub.add_parser("explain", help="every equation of backprop with its numbers, for a tiny network",
+                       description="Push one example through a tiny network and print, in order, each "
+                       "Z and A, the loss, every delta, every dL/dW and dL/db (beside the values jax.grad "
+                       "gives) and one optimizer step with its state. Negative values: --x=-0.5,1.")
+    p.add_argument("--sizes", type=_sizes, default=(2, 3, 2), help="layer widths (default 2,3,2)")
+    p.add_argument("--hidden", default="sigmoid", help="hidden activation (default sigmoid)")
+    p.add_argument("--output", default="softmax", help="output activation (default softmax)")
+    p.add_argument("--loss", help="default: cross_entropy for softmax, binary_cross_entropy for sigmoid, "
+                   "mse otherwise")
+    p.add_argument("--x", type=_floats, help="the example's inputs, e.g. --x=0.5,-1 (default: drawn from --seed)")
+    p.add_argument("--y", type=_floats, help="its target: a class label (cross_entropy) or one value per "
+                   "output (default: drawn from --seed)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the parameters (and of x, y if not given)")
+    p.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS, help="the step shown at the end")
+    p.add_argument("--lr", type=_positive(float), help="learning rate (default: adam 1e-3, sgd 0.1, "
+                   "momentum 0.01, rmsprop 1e-3)")
+    p.add_argument("--textbook", action="store_true", help="delta^(L) by the chain dL/dA then sigma', even "
+                   "where the fused A - y applies")
+    p.add_argument("--format", choices=("text", "markdown"), default="text")
+    _add_common(p)
+    p.set_defaults(run=_run_explain, gamma=0.9, beta=0.9, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
+                   clip=None)
+
+
+def _run_explain(args) -> int:
+    enable_compilation_cache(args)
+    from fnann.explain import run_cli
+
+    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+    print(run_cli(args, build_optimizer(args), f"{args.optimizer}(lr={lr:g})"), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fnann", description="The textbook feed-forward network in JAX, with "
                      "hand-derived backprop verified against autodiff.")
@@ -470,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_evaluate(sub)
     _add_gradcheck(sub)
+    _add_explain(sub)
     return parser
 
 
