@@ -55,8 +55,9 @@ def plot_heatmap(epochs: Sequence[int], stacked, path: str | os.PathLike, title:
                  fields: Sequence[str] = ("dW_norm", "update_ratio")) -> str:
     """Layers x epochs heatmaps of recorded diagnostics (``Recorder.epochs``, ``Recorder.stacked()``).
 
-    Norms and ratios are coloured by log10; fractions linearly from 0 to 1. Layer 1 (next to
-    the input) is the bottom row.
+    Norms and ratios are coloured by log10 (an exact zero takes the darkest colour);
+    fractions linearly from 0 to 1; NaN (does not apply) is left blank. Layer 1 (next to the
+    input) is the bottom row.
     """
     epochs = np.asarray(epochs)
     if epochs.ndim != 1 or len(epochs) == 0:
@@ -70,6 +71,8 @@ def plot_heatmap(epochs: Sequence[int], stacked, path: str | os.PathLike, title:
         if values.shape[0] != len(epochs):
             raise ValueError(f"{len(epochs)} epochs but {values.shape[0]} records of {name}.")
         log = name in LOG
+        if log and np.any(values > 0):  # an exact zero (a gradient that vanished entirely): darkest
+            values = np.where(values == 0, np.min(values[values > 0]), values)
         with np.errstate(divide="ignore", invalid="ignore"):
             shown = np.log10(values) if log else values
         image = ax.imshow(np.ma.masked_invalid(shown.T), origin="lower", aspect="auto", cmap="magma",

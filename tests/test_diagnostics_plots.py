@@ -20,7 +20,9 @@ def fake(shape):
 
 def test_plot_layers_and_heatmap_write_pngs(tmp_path):
     assert open(plot_layers(fake((3,)), tmp_path / "bars.png"), "rb").read(8) == PNG
-    path = plot_heatmap([0, 2, 4, 6], fake((4, 3)), tmp_path / "heat.png",
+    stacked = fake((4, 3))
+    stacked.dW_norm[-1, 0] = 0.0  # a gradient that vanished entirely
+    path = plot_heatmap([0, 2, 4, 6], stacked, tmp_path / "heat.png",
                         fields=("dW_norm", "dead_fraction", "saturated_fraction"))
     assert open(path, "rb").read(8) == PNG
     with pytest.raises(ValueError, match="unknown diagnostics field 'grad'"):
