@@ -1,7 +1,8 @@
 """backward_trace: every layer's delta^(l) is dL/dZ^(l), checked against jax.grad in float64.
 
-The reference runs an independent forward pass (jax.nn) with a shift s^(l) added to each
-Z^(l); dL/ds^(l) at s = 0 is dL/dZ^(l) (a VJP through the forward pass with respect to Z).
+The reference runs an independent forward pass (jax.nn, test_backward.reference_loss) with a
+shift s^(l) added to each Z^(l); dL/ds^(l) at s = 0 is dL/dZ^(l) (a VJP through the forward
+pass with respect to Z).
 """
 
 import jax
@@ -12,23 +13,9 @@ from hypothesis import strategies as st
 
 import fnann
 from strategies import architectures, max_rel_error, seeds
+from test_backward import reference_loss
 
 HIGHEST = jax.lax.Precision.HIGHEST
-REF_ACT = {"sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh, "relu": jax.nn.relu,
-           "identity": lambda z: z, "softmax": jax.nn.softmax}
-
-
-def reference_loss(net, loss, params, x, y, shifts):
-    """L as a function of shifts added to every Z^(l), written with jax.nn only."""
-    a = x
-    for l, (p, s) in enumerate(zip(params, shifts)):
-        z = jnp.matmul(a, p.W.T, precision=HIGHEST) + p.b + s
-        a = REF_ACT[net.activations[l].name](z)
-    if loss == "cross_entropy":
-        return -jnp.mean(jnp.sum(jax.nn.one_hot(y, net.n_out) * jax.nn.log_softmax(z), axis=-1))
-    if loss == "binary_cross_entropy":
-        return -jnp.mean(y * jax.nn.log_sigmoid(z) + (1 - y) * jax.nn.log_sigmoid(-z))
-    return jnp.mean((a - y.reshape(a.shape)) ** 2)
 
 
 def numpy_problem(net, loss, batch, seed, dtype=np.float64):
@@ -49,8 +36,11 @@ def numpy_problem(net, loss, batch, seed, dtype=np.float64):
 
 
 def autodiff_deltas(net, loss, params, x, y):
+    """jax.grad of test_backward's independent reference loss with respect to a shift s^(l)
+    of every Z^(l) (a bias of shape (batch, n_l) adds s^(l) to Z^(l) row by row)."""
     zeros = tuple(jnp.zeros((x.shape[0], n), x.dtype) for n in net.sizes[1:])
-    return jax.grad(lambda s: reference_loss(net, loss, params, x, y, s))(zeros)
+    shifted = lambda s: tuple(fnann.Dense(p.W, p.b + s_l) for p, s_l in zip(params, s))
+    return jax.grad(lambda s: reference_loss(net, loss, shifted(s), x, y))(zeros)
 
 
 def manual_and_reference(net, loss, fused, params, x, y):
@@ -81,7 +71,7 @@ def test_every_delta_is_dL_dZ_by_autodiff_float64(arch, batch, seed, fused):
 def test_deltas_cross_jit_and_give_the_gradients():
     net = fnann.MLP([3, 5, 4, 2], hidden="sigmoid", output="softmax")
     params, x, y = numpy_problem(net, "cross_entropy", 6, 0, np.float32)
-    _, trace = fnann.forward_trace(net, params, x)
+    _, trace = jax.jit(fnann.forward_trace, static_argnums=0)(net, params, x)
     grads, deltas = jax.jit(fnann.backward_trace, static_argnums=(0, 4))(
         net, params, trace, y, fnann.cross_entropy)
     assert isinstance(deltas, tuple) and [d.shape for d in deltas] == [(6, 5), (6, 4), (6, 2)]
