@@ -32,7 +32,7 @@ from fnann import _checks
 from fnann.backprop import backward_trace, check_targets
 from fnann.losses import Loss, get_loss
 from fnann.mlp import MLP, Params, Precision, check_inputs, forward_trace
-from fnann.optim import Optimizer
+from fnann.optim import Optimizer, global_norm  # Frobenius norm, summed in >= float32
 
 Array = jax.Array
 
@@ -79,11 +79,6 @@ def _check_threshold(saturation) -> None:
 def _check_opt(opt) -> None:
     if opt is not None and not isinstance(opt, Optimizer):
         raise TypeError(f"opt must be an fnann.optim.Optimizer or None; got {type(opt).__name__}.")
-
-
-def _norm(a: Array) -> Array:
-    """Frobenius norm, accumulated in at least float32."""
-    return jnp.linalg.norm(a.astype(jnp.promote_types(a.dtype, jnp.float32)))
 
 
 def diagnose(net: MLP, params: Params, x, y, loss: Loss | str, opt: Optimizer | None = None,
@@ -138,7 +133,7 @@ def diagnose(net: MLP, params: Params, x, y, loss: Loss | str, opt: Optimizer | 
         ratio = [nan] * net.n_layers
     else:
         updates, _ = opt.update(grads, opt.init(params) if opt_state is None else opt_state, params)
-        ratio = [_norm(u.W) / _norm(p.W) for u, p in zip(updates, params)]
+        ratio = [global_norm(u.W) / global_norm(p.W) for u, p in zip(updates, params)]
     rows = []
     for l, act in enumerate(net.activations):
         z, a = trace.Z[l].astype(dtype), trace.A[l + 1].astype(dtype)
@@ -148,7 +143,7 @@ def diagnose(net: MLP, params: Params, x, y, loss: Loss | str, opt: Optimizer | 
             saturated = jnp.mean(jnp.abs(slope) < saturation, dtype=dtype)
         else:
             saturated = nan
-        rows.append((_norm(params[l].W), _norm(grads[l].W), _norm(deltas[l]), ratio[l],
+        rows.append((global_norm(params[l].W), global_norm(grads[l].W), global_norm(deltas[l]), ratio[l],
                      jnp.mean(z), jnp.std(z), jnp.mean(a), jnp.std(a), dead, saturated))
     return Diagnostics(*(jnp.stack(col).astype(dtype) for col in zip(*rows)))
 

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnann import _checks
 from fnann.activations import Activation
 from fnann.backprop import backward_trace, check_targets, dense_backward, loss_value
 from fnann.losses import Loss, as_targets, get_loss, is_fused
@@ -185,14 +186,16 @@ def explain(net: MLP, loss: Loss | str, params: Params, x, y, opt: Optimizer, op
     y = y.reshape(1) if y.ndim == 0 else y.reshape(1, -1) if y.ndim == 1 else y  # one example
     if x.ndim != 2 or x.shape[0] != 1:
         raise ValueError(f"x must be one example, shape ({net.n_in},); got shape {x.shape}.")
+    check_inputs(net, params, x)
+    _checks.check_params_finite(params)
+    _checks.check_finite(x)
     with jax.enable_x64(True):
         params = tuple(Dense(jnp.asarray(np.asarray(p.W), jnp.float64), jnp.asarray(np.asarray(p.b), jnp.float64))
                        for p in params)
         x = jnp.asarray(x)
         y = jnp.asarray(y if np.issubdtype(y.dtype, np.integer) else y.astype(np.float64))
-        check_inputs(net, params, x)
         check_targets(net, loss, x, y)
-        numbers = jax.device_get(_numbers(net, loss, opt, fused, params, x, y))
+        numbers = jax.device_get(_compute(net, loss, opt, fused, params, x, y))
     page = _Page()
     _forward_and_backward(page, net, loss, fused, numbers)
     _step(page, numbers, opt_name)
@@ -204,12 +207,9 @@ def explain(net: MLP, loss: Loss | str, params: Params, x, y, opt: Optimizer, op
     return page.render(fmt, title, intro)
 
 
-def _numbers(net: MLP, loss: Loss, opt: Optimizer, fused: bool, params: Params, x, y) -> dict:
-    """Every number :func:`explain` prints, from fnann's functions, in one compiled call."""
-    return jax.jit(_compute, static_argnums=(0, 1, 2, 3))(net, loss, opt, fused, params, x, y)
-
-
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
 def _compute(net: MLP, loss: Loss, opt: Optimizer, fused: bool, params: Params, x, y) -> dict:
+    """Every number :func:`explain` prints, from fnann's functions, in one compiled call."""
     sigma = net.activations
     y_hat, trace = forward_trace(net, params, x, HIGHEST)
     grads, deltas = backward_trace(net, params, trace, y, loss, HIGHEST, fused=fused)

@@ -138,6 +138,8 @@ def test_explain_takes_one_example():
         explain(net, "cross_entropy", params, np.ones((2, 2)), [0, 1], fnann.sgd(0.1))
     with pytest.raises(ValueError, match="fmt must be one of"):
         explain(net, "cross_entropy", params, [1.0, 2.0], 0, fnann.sgd(0.1), fmt="html")
+    with pytest.raises(ValueError, match="NaN"):
+        explain(net, "cross_entropy", params, [1.0, np.nan], 0, fnann.sgd(0.1))
 
 
 def test_help(capsys):
