@@ -98,13 +98,12 @@ def backward_trace(net: MLP, params: Params, trace: Trace, y, loss: Loss | str,
       ``(δ^(1), ..., δ^(L))``; both are pytrees and can cross a ``jit`` boundary.
 
     Example:
-      >>> from fnann.mlp import init
       >>> net = MLP([3, 4, 2], hidden="sigmoid")
-      >>> params = init(jax.random.key(0), net)
+      >>> params = (Dense(jnp.ones((4, 3)), jnp.zeros(4)), Dense(jnp.ones((2, 4)), jnp.zeros(2)))
       >>> x, y = jnp.ones((5, 3)), jnp.array([0, 1, 1, 0, 1])
-      >>> _, trace = forward_trace(net, params, x)
-      >>> grads, deltas = backward_trace(net, params, trace, y, "cross_entropy")
-      >>> [d.shape for d in deltas]
+      >>> _, trace = jax.jit(forward_trace, static_argnums=0)(net, params, x)
+      >>> grads, deltas = jax.jit(backward_trace, static_argnums=(0, 4))(net, params, trace, y, "cross_entropy")
+      >>> [d.shape for d in deltas]  # deltas[l - 1] is δ^(l) = ∂L/∂Z^(l)
       [(5, 4), (5, 2)]
     """
     loss = get_loss(loss)

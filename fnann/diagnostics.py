@@ -109,10 +109,10 @@ def diagnose(net: MLP, params: Params, x, y, loss: Loss | str, opt: Optimizer | 
       ValueError, TypeError: for a bad net, params, x, y, opt or threshold (named).
 
     Example:
-      >>> from fnann.mlp import init
+      >>> from fnann.mlp import Dense
       >>> from fnann.optim import sgd
       >>> net = MLP([4, 8, 8, 3], hidden="relu")
-      >>> params = init(jax.random.key(0), net)
+      >>> params = tuple(Dense(jnp.full((o, i), 0.1), jnp.zeros(o)) for i, o in [(4, 8), (8, 8), (8, 3)])
       >>> x, y = jnp.ones((16, 4)), jnp.arange(16) % 3
       >>> d = jax.jit(diagnose, static_argnums=(0, 4, 5))(net, params, x, y, "cross_entropy", sgd(0.1))
       >>> d.dW_norm.shape
@@ -158,11 +158,12 @@ def format_diagnostics(diag: Diagnostics, net: MLP | None = None) -> str:
     """The diagnostics of one batch as a text table, one row per layer ('-': does not apply).
 
     Example:
-      >>> from fnann.mlp import init
-      >>> net = MLP([2, 3, 2], hidden="sigmoid")
-      >>> d = diagnose(net, init(jax.random.key(0), net), jnp.ones((4, 2)), jnp.array([0, 1, 0, 1]), "ce")
-      >>> print(format_diagnostics(d, net).splitlines()[0].split()[:4])
-      ['layer', 'act', 'shape', '|W|']
+      >>> d = Diagnostics(*([1.5, 0.25],) * 8, [0.5, float("nan")], [float("nan")] * 2)
+      >>> print(format_diagnostics(d, MLP([2, 3, 2], hidden="relu")))  # doctest: +NORMALIZE_WHITESPACE
+      layer      act  shape        |W|    |dL/dW|    |delta|  |dW step|/|W|     Z mean      Z std     A mean      A std   dead  saturated
+      -----  -------  -----  ---------  ---------  ---------  -------------  ---------  ---------  ---------  ---------  -----  ---------
+          1     relu    3x2  1.500e+00  1.500e+00  1.500e+00      1.500e+00  1.500e+00  1.500e+00  1.500e+00  1.500e+00  0.500          -
+          2  softmax    2x3  2.500e-01  2.500e-01  2.500e-01      2.500e-01  2.500e-01  2.500e-01  2.500e-01  2.500e-01      -          -
     """
     cols = {name: np.asarray(value, np.float64) for name, value in diag._asdict().items()}
     if any(c.ndim != 1 for c in cols.values()):
@@ -212,13 +213,12 @@ class Recorder:
       records: one :class:`Diagnostics` per record.
 
     Example:
-      >>> from fnann import MLP, init, fit, optim
+      >>> from fnann import MLP, Dense, optim
       >>> net, opt = MLP([2, 4, 2], hidden="tanh"), optim.sgd(0.1)
-      >>> x, y = jnp.ones((8, 2)), jnp.arange(8) % 2
-      >>> rec = Recorder(net, "cross_entropy", x, y, opt, every=2)
-      >>> params = init(jax.random.key(0), net)
-      >>> _ = fit(net, "cross_entropy", opt, params, x, y, key=jax.random.key(1), epochs=4,
-      ...         batch_size=4, params_callback=rec)
+      >>> rec = Recorder(net, "cross_entropy", jnp.ones((8, 2)), jnp.arange(8) % 2, opt, every=2)
+      >>> params = (Dense(jnp.full((4, 2), 0.5), jnp.zeros(4)), Dense(jnp.full((2, 4), -0.5), jnp.zeros(2)))
+      >>> for epoch in range(4):  # what fit(..., params_callback=rec) does after each epoch
+      ...     rec(epoch, params, opt.init(params))
       >>> rec.epochs, rec.stacked().dW_norm.shape
       ([2, 4], (2, 2))
     """

@@ -169,10 +169,10 @@ def explain(net: MLP, loss: Loss | str, params: Params, x, y, opt: Optimizer, op
       ValueError, TypeError: for a bad network, parameters, example, target or format.
 
     Example:
-      >>> from fnann.mlp import init
       >>> from fnann.optim import sgd
       >>> net = MLP([2, 3, 2], hidden="sigmoid")
-      >>> text = explain(net, "cross_entropy", init(jax.random.key(0), net), [0.5, -1.0], 1, sgd(0.1))
+      >>> params = (Dense(np.full((3, 2), 0.5), np.zeros(3)), Dense(np.eye(2, 3), np.zeros(2)))
+      >>> text = explain(net, "cross_entropy", params, [0.5, -1.0], 1, sgd(0.1))
       >>> "δ^(1) = (W^(2))ᵀ δ^(2) ⊙ σ'(Z^(1))" in text
       True
     """

@@ -51,7 +51,7 @@ def manual_and_reference(net, loss, fused, params, x, y):
     return grads, deltas, plain, autodiff_deltas(net, loss, params, x, y)
 
 
-@settings(max_examples=10)
+@settings(max_examples=8)
 @given(arch=architectures(max_depth=5, max_width=9), batch=st.integers(1, 6), seed=seeds,
        fused=st.booleans())
 def test_every_delta_is_dL_dZ_by_autodiff_float64(arch, batch, seed, fused):

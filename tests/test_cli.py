@@ -25,7 +25,7 @@ def train(tmp_path, capsys, *extra):
 
 
 def test_train_digits_quick(tmp_path, capsys):
-    status, out, err = train(tmp_path, capsys, "--epochs", "8")
+    status, out, err = train(tmp_path, capsys, "--epochs", "8", "--diagnostics", "4")
     assert status == 0, err
     assert "gradient check passed" in out
     acc = float(out.split("test accuracy ")[1].split()[0])
@@ -36,6 +36,11 @@ def test_train_digits_quick(tmp_path, capsys):
     assert len(ck.history["loss"]) == 8 and ck.meta["data"] == "digits"
     png = tmp_path / "run" / "curves.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # --diagnostics: the last record's table (one row per layer) and the layers x epochs heatmap
+    table = out.split("gradient flow after epoch 8 (256 training examples):\n")[1].splitlines()
+    assert [row.split()[:3] for row in table[2:5]] == [["1", "relu", "128x64"], ["2", "relu", "64x128"],
+                                                       ["3", "softmax", "10x64"]]
+    assert (tmp_path / "run" / "diagnostics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # predict and evaluate from the checkpoint
     from fnann import datasets

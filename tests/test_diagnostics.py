@@ -97,17 +97,19 @@ def test_every_statistic_matches_numpy(case):
         assert 0 < d.saturated_fraction[0] < 1
 
 
-def test_vmap_over_parameter_sets_and_no_optimizer_gives_nan_ratios():
+def test_vmap_over_parameter_sets_matches_numpy_and_no_optimizer_gives_nan_ratios():
     net = fnann.MLP([3, 5, 2], hidden="tanh")
-    sets = [dense(numpy_params(net.sizes, seed)) for seed in range(3)]
-    stack = jax.tree.map(lambda *a: jnp.stack(a), *sets)
-    x, y = jnp.asarray(np.random.default_rng(0).normal(size=(6, 3)), jnp.float32), jnp.arange(6) % 2
-    many = jax.jit(jax.vmap(lambda p: diagnose(net, p, x, y, "cross_entropy")))(stack)
+    sets = [numpy_params(net.sizes, seed) for seed in range(3)]
+    stack = jax.tree.map(lambda *a: jnp.stack(a), *[dense(p) for p in sets])
+    rng = np.random.default_rng(0)
+    x, labels = rng.normal(size=(6, 3)).astype(np.float32), np.arange(6) % 2
+    many = jax.jit(jax.vmap(lambda p: diagnose(net, p, x, labels, "cross_entropy")))(stack)
     assert many.dW_norm.shape == (3, 2)
-    for i in (0, 2):
-        one = jit_diagnose(net, jax.tree.map(lambda a: a[i], stack), x, y, "cross_entropy", None)
-        for f, g in zip(one, many):
-            np.testing.assert_allclose(f, g[i], rtol=1e-5)
+    for i, params in enumerate(sets):
+        ref = numpy_diagnostics([(W.astype(np.float32), b.astype(np.float32)) for W, b in params],
+                                x.astype(np.float64), labels, "tanh", lambda g: g * np.nan, 1e-2)
+        for name, want in ref.items():
+            np.testing.assert_allclose(getattr(many, name)[i], want, rtol=2e-5, atol=1e-7, err_msg=name)
     assert np.all(np.isnan(many.update_ratio)) and np.all(np.isnan(many.dead_fraction))
 
 
@@ -121,8 +123,8 @@ def test_low_precision_params_give_float32_statistics():
 
 def test_recorder_in_fit_records_every_k_epochs_and_leaves_training_unchanged():
     net, opt = fnann.MLP([2, 6, 2], hidden="sigmoid"), fnann.momentum(0.1)
-    x = jax.random.normal(jax.random.key(0), (20, 2))
-    y = (x[:, 0] * x[:, 1] > 0).astype(jnp.int32)
+    x = np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32)
+    y = (x[:, 0] * x[:, 1] > 0).astype(np.int32)
     params = dense(numpy_params(net.sizes, 1))
     rec = Recorder(net, "cross_entropy", x[:8], y[:8], opt, every=2)
     rec.record(0, params)  # before training: the optimizer's first step
@@ -142,16 +144,18 @@ def test_recorder_in_fit_records_every_k_epochs_and_leaves_training_unchanged():
 
 
 def test_format_diagnostics_table():
-    net = fnann.MLP([3, 4, 4, 2], hidden="relu")
-    d = jit_diagnose(net, dense(numpy_params(net.sizes, 0)), jnp.ones((5, 3)), jnp.arange(5) % 2,
-                     "cross_entropy", fnann.sgd(0.1))
+    net = fnann.MLP([4, 7, 6, 3], hidden="relu")
+    d = Diagnostics(*(np.array([1.0, 2.0, 3.0]) * (k + 1) for k in range(8)), np.array([0.25, 0.0, np.nan]),
+                    np.full(3, np.nan))
     lines = format_diagnostics(d, net).splitlines()
     assert len(lines) == 2 + 3 and lines[0].split()[:3] == ["layer", "act", "shape"]
     row = lines[2].split()
-    assert row[:3] == ["1", "relu", "4x3"] and float(row[3]) == pytest.approx(float(d.W_norm[0]), rel=1e-3)
-    assert lines[4].split()[-2:] == ["-", "-"]  # softmax output: neither dead nor saturated
+    assert row[:3] == ["1", "relu", "7x4"] and [float(v) for v in row[3:11]] == [1.0 * (k + 1) for k in range(8)]
+    assert row[-2:] == ["0.250", "-"] and lines[4].split()[-2:] == ["-", "-"]  # softmax: neither applies
     with pytest.raises(ValueError, match="one batch"):
         format_diagnostics(jax.tree.map(lambda f: f[None], d), net)
+    with pytest.raises(ValueError, match="diag has 3 layers but net has 2"):
+        format_diagnostics(d, fnann.MLP([2, 3, 2]))
 
 
 def test_bad_input_is_named():
