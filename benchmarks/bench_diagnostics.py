@@ -2,9 +2,10 @@
 
 ``fit(..., params_callback=None)`` must cost what ``fit`` cost before the hook existed; with
 a ``diagnostics.Recorder`` each recorded epoch adds one compiled call (forward, backward
-and one optimizer update on the probe batch; "one record alone" times just that call). Every figure is the median of ``--repeats``
-timed ``fit`` calls in the steady state (compiled and warmed up first), all variants timed
-round-robin in one process so that they see the same machine load. ``--baseline`` adds
+and one optimizer update on the probe batch; "one record alone" times just that call).
+Every figure is the median of ``--repeats`` timed ``fit`` calls in the steady state
+(compiled and warmed up first), all variants timed round-robin in one process so that
+they see the same machine load. ``--baseline`` adds
 the ``fit`` of another ``train.py`` (an older checkout's) as one more variant:
 
     git show abfd27a:fnann/train.py > /tmp/train_before.py

@@ -159,11 +159,12 @@ def format_diagnostics(diag: Diagnostics, net: MLP | None = None) -> str:
 
     Example:
       >>> d = Diagnostics(*([1.5, 0.25],) * 8, [0.5, float("nan")], [float("nan")] * 2)
-      >>> print(format_diagnostics(d, MLP([2, 3, 2], hidden="relu")))  # doctest: +NORMALIZE_WHITESPACE
-      layer      act  shape        |W|    |dL/dW|    |delta|  |dW step|/|W|     Z mean      Z std     A mean      A std   dead  saturated
-      -----  -------  -----  ---------  ---------  ---------  -------------  ---------  ---------  ---------  ---------  -----  ---------
-          1     relu    3x2  1.500e+00  1.500e+00  1.500e+00      1.500e+00  1.500e+00  1.500e+00  1.500e+00  1.500e+00  0.500          -
-          2  softmax    2x3  2.500e-01  2.500e-01  2.500e-01      2.500e-01  2.500e-01  2.500e-01  2.500e-01  2.500e-01      -          -
+      >>> table = format_diagnostics(d, MLP([2, 3, 2], hidden="relu"))
+      >>> print("\\n".join(line[:43] + "  ...  " + line[-16:] for line in table.splitlines()))
+      layer      act  shape        |W|    |dL/dW|  ...  dead  saturated
+      -----  -------  -----  ---------  ---------  ...  -----  ---------
+          1     relu    3x2  1.500e+00  1.500e+00  ...  0.500          -
+          2  softmax    2x3  2.500e-01  2.500e-01  ...      -          -
     """
     cols = {name: np.asarray(value, np.float64) for name, value in diag._asdict().items()}
     if any(c.ndim != 1 for c in cols.values()):

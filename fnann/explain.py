@@ -39,7 +39,8 @@ LOSS_EQUATIONS = {
 OPTIMIZER_EQUATIONS = {
     "SGDState": ["θ ← θ - η ∂L/∂θ"],
     "MomentumState": ["v ← γ v + η ∂L/∂θ   (v starts at 0)", "θ ← θ - v"],
-    "RMSPropState": ["E ← β E + (1 - β) (∂L/∂θ)²   (E starts at 0)", "θ ← θ - η ∂L/∂θ / √(E + ε)"],
+    "RMSPropState": ["E ← β E + (1 - β) (∂L/∂θ)²   (E starts at 0)",
+                     "θ ← θ - η ∂L/∂θ / √(E + ε)"],
     "AdamState": ["m ← β1 m + (1 - β1) ∂L/∂θ,   v ← β2 v + (1 - β2) (∂L/∂θ)²   (both start at 0)",
                   "m̂ = m / (1 - β1^t),   v̂ = v / (1 - β2^t)",
                   "θ ← θ - η m̂ / (√v̂ + ε)"],

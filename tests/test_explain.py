@@ -88,7 +88,8 @@ def test_printed_numbers_match_numpy_and_jax_grad(default_output):
         np.testing.assert_allclose(block(text, equation)[0], ref[key], **tol, err_msg=equation)
     loss = float(re.search(r"L = -Σ_k y_k log ŷ_k = (\S+)", text).group(1))
     assert loss == pytest.approx(ref["loss"], abs=5e-7)
-    for equation, key in [("δ^(2) =", "d2"), ("δ^(1) =", "d1"), ("∂L/∂W^(2) =", "dW2"), ("∂L/∂W^(1) =", "dW1"),
+    for equation, key in [("δ^(2) =", "d2"), ("δ^(1) =", "d1"), ("∂L/∂W^(2) =", "dW2"),
+                          ("∂L/∂W^(1) =", "dW1"),
                           ("∂L/∂b^(1) =", "d1")]:
         manual, autodiff = block(text, equation)
         np.testing.assert_allclose(manual, ref[key], **tol, err_msg=equation)
