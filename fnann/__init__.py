@@ -21,11 +21,11 @@ from fnann.activations import (
     softmax,
     tanh,
 )
-from fnann.backprop import backward, dense_backward, loss_and_grad, objective
+from fnann.backprop import backward, backward_trace, dense_backward, loss_and_grad, objective
 from fnann.gradcheck import GradCheckReport, check_grads
 from fnann.losses import LOSSES, Loss, binary_cross_entropy, cross_entropy, get_loss, mse
 from fnann.mlp import MLP, Dense, Trace, dense_forward, forward, forward_trace, init
-from fnann import optim
+from fnann import diagnostics, optim
 from fnann.optim import schedules
 from fnann.optim import (
     AdamState,
@@ -72,6 +72,7 @@ __all__ = [
     "chain",
     "clip_by_global_norm",
     "datasets",
+    "diagnostics",
     "plots",
     "evaluate",
     "fit",
@@ -96,6 +97,7 @@ __all__ = [
     "MLP",
     "Trace",
     "backward",
+    "backward_trace",
     "binary_cross_entropy",
     "check_grads",
     "cross_entropy",

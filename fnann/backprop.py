@@ -27,6 +27,7 @@ from fnann.losses import Loss, get_loss, is_fused
 from fnann.mlp import MLP, Dense, Params, Precision, Trace, check_inputs, forward_trace
 
 Array = jax.Array
+Deltas = tuple[Array, ...]  # (δ^(1), ..., δ^(L)), δ^(l) = ∂L/∂Z^(l) of shape (batch, n_l)
 
 METHODS = ("manual", "autodiff")
 
@@ -78,17 +79,45 @@ def backward(net: MLP, params: Params, trace: Trace, y, loss: Loss | str,
     Returns:
       Gradients with the structure of ``params``: one ``Dense(dW, db)`` per layer.
     """
+    return backward_trace(net, params, trace, y, loss, precision, fused)[0]
+
+
+def backward_trace(net: MLP, params: Params, trace: Trace, y, loss: Loss | str,
+                   precision: Precision = None, fused: bool = True) -> tuple[Params, Deltas]:
+    """The delta recursion of :func:`backward`, returning every layer's δ^(l) as well.
+
+    Math: δ^(l) = ∂L/∂Z^(l), the error signal of layer l (see :func:`backward`).
+    Shapes: deltas[l-1] is δ^(l), of shape (batch, n_l) like trace.Z[l-1]. With the batch-mean
+      loss the 1/m is inside every δ, so a row of δ^(l) is the example's share of ∂L/∂Z^(l).
+
+    Args:
+      net, params, trace, y, loss, precision, fused: as for :func:`backward`.
+
+    Returns:
+      ``(grads, deltas)``: ``grads`` as from :func:`backward`, ``deltas`` the tuple
+      ``(δ^(1), ..., δ^(L))``; both are pytrees and can cross a ``jit`` boundary.
+
+    Example:
+      >>> net = MLP([3, 4, 2], hidden="sigmoid")
+      >>> params = (Dense(jnp.ones((4, 3)), jnp.zeros(4)), Dense(jnp.ones((2, 4)), jnp.zeros(2)))
+      >>> x, y = jnp.ones((5, 3)), jnp.array([0, 1, 1, 0, 1])
+      >>> _, trace = jax.jit(forward_trace, static_argnums=0)(net, params, x)
+      >>> grads, deltas = jax.jit(backward_trace, static_argnums=(0, 4))(net, params, trace, y, "cross_entropy")
+      >>> [d.shape for d in deltas]  # deltas[l - 1] is δ^(l) = ∂L/∂Z^(l)
+      [(5, 4), (5, 2)]
+    """
     loss = get_loss(loss)
     check_inputs(net, params, trace.A[0])
     L = net.n_layers
     sigma = net.activations
     delta = output_delta(sigma[L - 1], loss, trace.Z[L - 1], trace.A[L], y, fused)  # δ^(L)
-    grads = [None] * L
+    grads, deltas = [None] * L, [None] * L
     for l in reversed(range(L)):  # layer l + 1 of the textbook
+        deltas[l] = delta
         grads[l], da_prev = dense_backward(params[l], trace.A[l], delta, precision)
         if l > 0:
             delta = sigma[l - 1].backward(trace.Z[l - 1], da_prev)  # δ^(l) = Wᵀδ^(l+1) ⊙ σ'(Z^(l))
-    return tuple(grads)
+    return tuple(grads), tuple(deltas)
 
 
 def loss_value(net: MLP, loss: Loss, y_hat: Array, trace: Trace, y) -> Array:

@@ -192,7 +192,8 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         validation_data: tuple | None = None, opt_state: Any = None, initial_epoch: int = 0,
         patience: int | None = None, monitor: str = "val_loss", min_delta: float = 0.0,
         restore_best: bool = True, callback: Callable[[int, dict], Any] | None = None,
-        verbose: bool = False, return_state: bool = False):
+        verbose: bool = False, return_state: bool = False,
+        params_callback: Callable[[int, Params, Any], Any] | None = None):
     """Trains ``params`` by gradient descent over epochs; every epoch runs compiled.
 
     Math: per batch B of the shuffled data, θ <- opt(θ, (1/|B|) Σ_{i∈B} ∇_θ L_i).
@@ -220,6 +221,8 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         stops training.
       verbose: print one line per epoch.
       return_state: also return a :class:`TrainState` to continue from.
+      params_callback: called as ``params_callback(epoch, params, opt_state)`` after every
+        epoch with the new params and optimizer state, e.g. a ``fnann.diagnostics.Recorder``.
 
     Returns:
       ``(params, history)``, or ``(params, history, state)`` with ``return_state``.
@@ -281,6 +284,8 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
                 "this error as .params; try a smaller learning rate.", epoch, params, opt_state,
                 history)
         params, opt_state = new_params, new_state
+        if params_callback is not None:
+            params_callback(epoch, params, opt_state)
         logs = {"epoch": epoch, "loss": float(train_loss)}
         if validation_data is not None:
             metrics = evaluate_chunks(net, loss, params, x_val, y_val)  # checked before epoch 0

@@ -4,6 +4,7 @@
     fnann predict     predictions of a saved network for new inputs
     fnann evaluate    loss and accuracy (or RMSE and R²) of a saved network on a dataset
     fnann gradcheck   verify the hand-derived gradients of a network
+    fnann explain     every equation of backprop with its numbers, for a tiny network
 
 Bad options and bad data end with one line ``fnann <command>: error: ...`` and exit
 status 2; a failed gradient check exits with 1.
@@ -343,6 +344,10 @@ def _add_train(sub) -> None:
     g.add_argument("--no-gradcheck", action="store_true", help="skip the gradient check at the start")
     g.add_argument("--no-plot", action="store_true", help="do not write curves.png")
     g.add_argument("--no-progress", action="store_true", help="plain lines instead of a progress bar")
+    g.add_argument("--diagnostics", type=_number(int, 1), nargs="?", const=1, metavar="K",
+                   help="record gradient-flow diagnostics (per-layer gradient norms, update ratios, dead "
+                   "and saturated units) on 256 training examples every K epochs (default 1): prints the "
+                   "last table and writes diagnostics.png (a layers x epochs heatmap)")
     _add_common(p)
     p.set_defaults(run=_run_train)
 
@@ -595,13 +600,17 @@ def _train(args, opts, notes, recorded, out: Path, ckpt_path: Path, start: float
         value = getattr(data, field)
         meta[field] = None if value is None else np.asarray(value, np.float64).tolist()
     show_accuracy = classify and not (output == "sigmoid" and n_out > 1)  # fit's is per output there
+    recorder = None
+    if args.diagnostics:
+        recorder = fnann.diagnostics.Recorder(net, loss, x_tr[:256], t_tr[:256], opt, every=args.diagnostics)
+        recorder.record(first, params, opt_state if opt_state is not None else opt.init(params))
     progress = Progress(opts["epochs"], first, args.no_progress, show_accuracy)
     try:
         params, new_history, state = fnann.fit(
             net, loss, opt, params, x_tr, t_tr, key=k_fit, epochs=opts["epochs"],
             batch_size=batch, method=opts["method"], validation_data=(x_val, t_val),
             opt_state=opt_state, initial_epoch=first, patience=opts["patience"],
-            callback=progress, return_state=True)
+            callback=progress, return_state=True, params_callback=recorder)
     except fnann.TrainingDivergedError as e:
         progress.close()
         path = out / "diverged.npz"
@@ -616,6 +625,9 @@ def _train(args, opts, notes, recorded, out: Path, ckpt_path: Path, start: float
         progress.close()
     if not show_accuracy:
         new_history.pop("val_accuracy", None)
+    if recorder is not None:
+        print(f"gradient flow after epoch {recorder.epochs[-1]} ({len(recorder.x)} training examples):\n"
+              + fnann.diagnostics.format_diagnostics(recorder.records[-1], net))
     history = {k: list(history.get(k, [])) + v for k, v in new_history.items()}
     best_epoch = None
     if opts["patience"] is not None and new_history["val_loss"]:
@@ -647,6 +659,10 @@ def _train(args, opts, notes, recorded, out: Path, ckpt_path: Path, start: float
         try:
             from fnann.app.plots import plot_history
             print(f"saved {plot_history(history, out / 'curves.png', title=title, best_epoch=best_epoch)}")
+            if recorder is not None:
+                from fnann.app.diagnostics_plots import plot_heatmap
+
+                print(f"saved {plot_heatmap(recorder.epochs, recorder.stacked(), out / 'diagnostics.png', title=title)}")
         except ImportError as e:
             print(f"no plot: {e}")
     print(f"done in {time.perf_counter() - start:.1f} s")
@@ -893,6 +909,52 @@ def _run_gradcheck(args) -> int:
     return 0 if report.passed else 1
 
 
+# --- explain --------------------------------------------------------------------------
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0.5,-1; got {text!r}") from None
+
+
+def _add_explain(sub) -> None:
+    p = sub.add_parser("explain", help="every equation of backprop with its numbers, for a tiny network",
+                       description="Push one example through a tiny network and print, in order, each "
+                       "Z and A, the loss, every delta, every dL/dW and dL/db (beside the values jax.grad "
+                       "gives) and one optimizer step with its state. Negative values: --x=-0.5,1.")
+    p.add_argument("--sizes", type=_sizes, default=(2, 3, 2), help="layer widths (default 2,3,2)")
+    p.add_argument("--hidden", default="sigmoid", help=f"hidden activation: {', '.join(ACTIVATION_NAMES)} "
+                   "(default sigmoid)")
+    p.add_argument("--output", default="softmax", help="output activation (default softmax)")
+    p.add_argument("--loss", help="default: cross_entropy for softmax, binary_cross_entropy for sigmoid, "
+                   "mse otherwise")
+    p.add_argument("--x", type=_floats, help="the example's inputs, e.g. --x=0.5,-1 (default: drawn from --seed)")
+    p.add_argument("--y", type=_floats, help="its target: a class label (cross_entropy) or one value per "
+                   "output (default: drawn from --seed)")
+    p.add_argument("--seed", type=_count, default=0, help="seed of the parameters (and of x, y if not given)")
+    p.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS, help="the step shown at the end (default sgd)")
+    p.add_argument("--lr", type=_positive, help="learning rate (default: "
+                   + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
+    p.add_argument("--textbook", action="store_true", help="delta^(L) by the chain dL/dA then sigma', even "
+                   "where the fused A - y applies")
+    p.add_argument("--format", choices=("text", "markdown"), default="text")
+    _add_common(p)
+    p.set_defaults(run=_run_explain)
+
+
+def _run_explain(args) -> int:
+    enable_compilation_cache(args)
+    from fnann.app.explain import run_cli
+
+    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+    opts = {**TRAIN_DEFAULTS, "optimizer": args.optimizer, "lr": lr, "weight_decay": 0.0}
+    opt = build_optimizer(opts, steps_per_epoch=1, schedule_steps=1)
+    print(run_cli(args, opt, f"{args.optimizer}(lr={lr:g})"), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fnann", description="The textbook feed-forward network in JAX, with "
                      "hand-derived backprop verified against autodiff.")
@@ -903,6 +965,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_evaluate(sub)
     _add_gradcheck(sub)
+    _add_explain(sub)
     return parser
 
 

@@ -1,0 +1,350 @@
+"""``fnann explain``: one example through a tiny network, every equation with its numbers.
+
+:func:`explain` prints, in the textbook's order, each Z^(l) and A^(l), the loss, δ^(L),
+every δ^(l), every ∂L/∂W^(l) and ∂L/∂b^(l), then one step of an optimizer with its state.
+Beside each δ and gradient stands the value ``jax.grad`` gives for the same quantity, so
+the hand derivation is confirmed number by number. Every number comes from fnann's own
+functions (``forward_trace``, ``backward_trace``, ``dense_backward``, the activation's and
+the loss's derivatives, the optimizer's ``update``); nothing is recomputed here.
+
+Vectors are printed as columns, as in the textbook (Z = W A + b); fnann itself stores the
+example as a row of a batch (``z = a_prev @ W.T + b``), so a printed column is the row
+transposed. The computation runs in float64.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnann import _checks
+from fnann.activations import Activation
+from fnann.backprop import backward_trace, check_targets, dense_backward, loss_value
+from fnann.losses import Loss, as_targets, get_loss, is_fused
+from fnann.mlp import MLP, Dense, Params, Trace, check_inputs, dense_forward, forward_trace
+from fnann.optim import Optimizer, apply_updates
+
+HIGHEST = jax.lax.Precision.HIGHEST
+FORMATS = ("text", "markdown")
+GAP = 6  # spaces between a hand-derived value and jax.grad's
+
+LOSS_EQUATIONS = {
+    "cross_entropy": "L = -Σ_k y_k log ŷ_k",
+    "binary_cross_entropy": "L = -(1/n) Σ_k [y_k log ŷ_k + (1 - y_k) log(1 - ŷ_k)]",
+    "mse": "L = (1/n) Σ_k (ŷ_k - y_k)²",
+}
+OPTIMIZER_EQUATIONS = {
+    "SGDState": ["θ ← θ - η ∂L/∂θ"],
+    "MomentumState": ["v ← γ v + η ∂L/∂θ   (v starts at 0)", "θ ← θ - v"],
+    "RMSPropState": ["E ← β E + (1 - β) (∂L/∂θ)²   (E starts at 0)",
+                     "θ ← θ - η ∂L/∂θ / √(E + ε)"],
+    "AdamState": ["m ← β1 m + (1 - β1) ∂L/∂θ,   v ← β2 v + (1 - β2) (∂L/∂θ)²   (both start at 0)",
+                  "m̂ = m / (1 - β1^t),   v̂ = v / (1 - β2^t)",
+                  "θ ← θ - η m̂ / (√v̂ + ε)"],
+}
+
+
+# --- formatting ---------------------------------------------------------------------
+
+
+def _cells(a: np.ndarray) -> list[list[str]]:
+    """Fixed decimals when every entry reads well that way, scientific notation otherwise."""
+    big = np.abs(a[np.isfinite(a) & (a != 0)])
+    fixed = big.size == 0 or (big.min() >= 1e-3 and big.max() < 1e5)
+    return [[f"{v:.4f}" if fixed else f"{v:.3e}" for v in row] for row in a]
+
+
+def matrix_lines(a) -> list[str]:
+    """``[ ... ]`` rows of a matrix; a vector (1-D) is printed as a column.
+
+    Example:
+      >>> print("\\n".join(matrix_lines(np.array([1.0, -0.5]))))
+      [  1.0000 ]
+      [ -0.5000 ]
+    """
+    a = np.asarray(a, np.float64) + 0.0  # + 0.0 turns -0.0 into 0.0
+    if a.ndim < 2:
+        a = a.reshape(-1, 1)
+    cells = _cells(a)
+    widths = [max(len(row[j]) for row in cells) for j in range(a.shape[1])]
+    return ["[ " + "  ".join(c.rjust(w) for c, w in zip(row, widths)) + " ]" for row in cells]
+
+
+class _Page:
+    """Collects sections of equations and matrices, rendered as aligned text or markdown."""
+
+    def __init__(self):
+        self.sections: list[tuple[str, list[tuple]]] = []
+
+    def section(self, title: str) -> None:
+        self.sections.append((title, []))
+
+    def line(self, text: str) -> None:
+        self.sections[-1][1].append(("line", text))
+
+    def value(self, equation: str, a, ref_label: str | None = None, ref=None) -> None:
+        self.sections[-1][1].append(("value", equation, a, ref_label, ref))
+
+    def render(self, fmt: str, title: str, intro: list[str]) -> str:
+        if fmt == "markdown":
+            out = [f"# {title}", "", *intro, ""]
+            for name, items in self.sections:
+                out += [f"## {name}", "", "```text", *self._body(items), "```", ""]
+            return "\n".join(out).rstrip() + "\n"
+        out = [title, *intro]
+        for name, items in self.sections:
+            out += ["", name, "-" * len(name), *self._body(items)]
+        return "\n".join(out) + "\n"
+
+    @staticmethod
+    def _body(items) -> list[str]:
+        lines: list[str] = []
+        for item in items:
+            if item[0] == "line":
+                lines.append(item[1])
+                continue
+            _, equation, a, ref_label, ref = item
+            left = [equation, *("  " + r for r in matrix_lines(a))]
+            if ref_label is None:
+                lines += left
+                continue
+            right = [ref_label, *("  " + r for r in matrix_lines(ref))]
+            width = max(len(s) for s in left) + GAP
+            lines += [(l_.ljust(width) + r_).rstrip() for l_, r_ in zip(left, right)]
+        return lines
+
+
+# --- the numbers --------------------------------------------------------------------
+
+
+def autodiff_deltas(net: MLP, loss: Loss, params: Params, x, y) -> tuple:
+    """∂L/∂Z^(l) for every layer by ``jax.grad``: the loss as a function of a shift s^(l)
+    added to each Z^(l), differentiated at s = 0 (a VJP through the forward pass)."""
+
+    def objective_of_shifts(shifts):
+        a, Z, A = x, [], [x]
+        for layer, act, s in zip(params, net.activations, shifts):
+            z = dense_forward(layer, a, HIGHEST) + s
+            a = act.fn(z)
+            Z.append(z)
+            A.append(a)
+        return loss_value(net, loss, a, Trace(tuple(Z), tuple(A)), y)
+
+    shifts = tuple(jnp.zeros((x.shape[0], n), x.dtype) for n in net.sizes[1:])
+    return jax.grad(objective_of_shifts)(shifts)
+
+
+def _slope_name(act: Activation) -> str:
+    return {"sigmoid": "σ'(z) = σ(z)(1 - σ(z))", "tanh": "tanh'(z) = 1 - tanh²(z)",
+            "relu": "relu'(z) = 1 if z > 0 else 0", "identity": "identity'(z) = 1"}.get(
+        act.name, f"{act.name}'(z)")
+
+
+def explain(net: MLP, loss: Loss | str, params: Params, x, y, opt: Optimizer, opt_name: str = "",
+            *, fused: bool = True, fmt: str = "text", source: str = "") -> str:
+    """The forward pass, the loss, the delta recursion and one optimizer step, as text.
+
+    Math: Z^(l) = W^(l) A^(l-1) + b^(l); A^(l) = σ(Z^(l)); δ^(L) = ∂L/∂A^(L) ⊙ σ'(Z^(L));
+          δ^(l) = (W^(l+1))ᵀ δ^(l+1) ⊙ σ'(Z^(l)); ∂L/∂W^(l) = δ^(l) (A^(l-1))ᵀ; ∂L/∂b^(l) = δ^(l).
+
+    Args:
+      net: the (small) network.
+      loss: a ``Loss`` or its name.
+      params: its parameters (computed in float64).
+      x: one example, shape ``(n_in,)`` or ``(1, n_in)``.
+      y: its target (a class label, a one-hot row or values).
+      opt: the optimizer to take one step with, from its initial state.
+      opt_name: how to name the optimizer in the heading (e.g. ``"adam(lr=0.001)"``).
+      fused: show the fused output delta where it applies; ``False`` shows the textbook
+        chain ∂L/∂A^(L) then σ'.
+      fmt: ``"text"`` (aligned, for a terminal) or ``"markdown"``.
+      source: a line saying where the parameters come from, printed in the introduction.
+
+    Returns:
+      The explanation, one string.
+
+    Raises:
+      ValueError, TypeError: for a bad network, parameters, example, target or format.
+
+    Example:
+      >>> from fnann.optim import sgd
+      >>> net = MLP([2, 3, 2], hidden="sigmoid")
+      >>> params = (Dense(np.full((3, 2), 0.5), np.zeros(3)), Dense(np.eye(2, 3), np.zeros(2)))
+      >>> text = explain(net, "cross_entropy", params, [0.5, -1.0], 1, sgd(0.1))
+      >>> "δ^(1) = (W^(2))ᵀ δ^(2) ⊙ σ'(Z^(1))" in text
+      True
+    """
+    loss = get_loss(loss)
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {FORMATS}; got {fmt!r}.")
+    if not isinstance(opt, Optimizer):
+        raise TypeError(f"opt must be an fnann.optim.Optimizer; got {type(opt).__name__}.")
+    x, y = np.asarray(x, np.float64), np.asarray(y)
+    x = x.reshape(1, -1) if x.ndim == 1 else x
+    y = y.reshape(1) if y.ndim == 0 else y.reshape(1, -1) if y.ndim == 1 else y  # one example
+    if x.ndim != 2 or x.shape[0] != 1:
+        raise ValueError(f"x must be one example, shape ({net.n_in},); got shape {x.shape}.")
+    check_inputs(net, params, x)
+    _checks.check_params_finite(params)
+    _checks.check_finite(x)
+    with jax.enable_x64(True):
+        params = tuple(Dense(jnp.asarray(np.asarray(p.W), jnp.float64), jnp.asarray(np.asarray(p.b), jnp.float64))
+                       for p in params)
+        x = jnp.asarray(x)
+        y = jnp.asarray(y if np.issubdtype(y.dtype, np.integer) else y.astype(np.float64))
+        check_targets(net, loss, x, y)
+        numbers = jax.device_get(_compute(net, loss, opt, fused, params, x, y))
+    page = _Page()
+    _forward_and_backward(page, net, loss, fused, numbers)
+    _step(page, numbers, opt_name)
+    L = net.n_layers
+    title = f"fnann explain: {net}, loss {loss.name}, one example"
+    intro = ["Vectors are columns, as in the textbook: Z = W A + b (fnann keeps the example as a row).",
+             f"Layers l = 1..{L}; A^(0) = x and ŷ = A^({L}). Beside each δ and gradient: jax.grad's value."]
+    intro += [source] if source else []
+    return page.render(fmt, title, intro)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _compute(net: MLP, loss: Loss, opt: Optimizer, fused: bool, params: Params, x, y) -> dict:
+    """Every number :func:`explain` prints, from fnann's functions, in one compiled call."""
+    sigma = net.activations
+    y_hat, trace = forward_trace(net, params, x, HIGHEST)
+    grads, deltas = backward_trace(net, params, trace, y, loss, HIGHEST, fused=fused)
+    ref_grads = jax.grad(lambda p: loss_value(net, loss, *forward_trace(net, p, x, HIGHEST), y))(params)
+    state = opt.init(params)
+    updates, state = opt.update(grads, state, params)
+    one = lambda rows: [r[0] for r in rows]  # the example's row of each (1, n) array, as a vector
+    return {
+        "params": params, "x": x[0], "Z": one(trace.Z), "A": one(trace.A),
+        "y": as_targets(y_hat, y, one_hot=loss.link is not None and loss.link.name == "softmax")[0],
+        "loss": loss_value(net, loss, y_hat, trace, y), "dL_dA": loss.grad(y_hat, y)[0],
+        "grads": grads, "deltas": one(deltas), "ref_grads": ref_grads,
+        "ref_deltas": one(autodiff_deltas(net, loss, params, x, y)),
+        "da": [dense_backward(params[l], trace.A[l], deltas[l], HIGHEST)[1][0] for l in range(net.n_layers)],
+        "slopes": [act.backward(z, jnp.ones_like(z))[0] for act, z in zip(sigma, trace.Z)],
+        "updates": updates, "state": state, "new": apply_updates(params, updates),
+    }
+
+
+def _forward_and_backward(page: _Page, net: MLP, loss: Loss, fused: bool, n: dict) -> None:
+    L, sigma, params, Z, A = net.n_layers, net.activations, n["params"], n["Z"], n["A"]
+    page.section("1. The example and the parameters")
+    page.value("x = A^(0)", n["x"], "y" + (" (one-hot)" if loss.link is not None and loss.link.name == "softmax"
+                                          else ""), n["y"])
+    for l in range(1, L + 1):
+        page.value(f"W^({l})   shape {params[l - 1].W.shape}", params[l - 1].W, f"b^({l})", params[l - 1].b)
+
+    page.section("2. Forward pass")
+    for l in range(1, L + 1):
+        page.value(f"Z^({l}) = W^({l}) A^({l - 1}) + b^({l})", Z[l - 1])
+        page.value(f"A^({l}) = {sigma[l - 1].name}(Z^({l}))" + (" = ŷ" if l == L else ""), A[l])
+
+    page.section("3. Loss")
+    page.line(LOSS_EQUATIONS.get(loss.name, f"L = {loss.name}(ŷ, y)") + f" = {float(n['loss']):.6f}")
+
+    deltas, ref_deltas = n["deltas"], n["ref_deltas"]
+    page.section("4. Backward pass: the delta recursion (right: jax.grad)")
+    out = sigma[L - 1]
+    ref = f"jax.grad: ∂L/∂Z^({L})"
+    if fused and is_fused(loss, out):
+        page.value(f"δ^({L}) = ∂L/∂Z^({L}) = A^({L}) - y   ({out.name} + {loss.name}, fused)", deltas[L - 1],
+                   ref, ref_deltas[L - 1])
+    elif out.name == "softmax":
+        page.value(f"∂L/∂A^({L}) = ∂L/∂ŷ", n["dL_dA"])
+        page.value(f"δ^({L}) = J_softmax(Z^({L}))ᵀ ∂L/∂A^({L}) = s ⊙ (g - <g, s>)", deltas[L - 1],
+                   ref, ref_deltas[L - 1])
+    else:
+        page.value(f"∂L/∂A^({L}) = ∂L/∂ŷ", n["dL_dA"])
+        page.value(f"σ'(Z^({L})),  {_slope_name(out)}", n["slopes"][L - 1])
+        page.value(f"δ^({L}) = ∂L/∂A^({L}) ⊙ σ'(Z^({L}))", deltas[L - 1], ref, ref_deltas[L - 1])
+    for l in range(L - 1, 0, -1):
+        act, ref = sigma[l - 1], f"jax.grad: ∂L/∂Z^({l})"
+        page.value(f"(W^({l + 1}))ᵀ δ^({l + 1}) = ∂L/∂A^({l})", n["da"][l])
+        if act.name == "softmax":
+            page.value(f"δ^({l}) = J_softmax(Z^({l}))ᵀ ∂L/∂A^({l})", deltas[l - 1], ref, ref_deltas[l - 1])
+            continue
+        page.value(f"σ'(Z^({l})),  {_slope_name(act)}", n["slopes"][l - 1])
+        page.value(f"δ^({l}) = (W^({l + 1}))ᵀ δ^({l + 1}) ⊙ σ'(Z^({l}))", deltas[l - 1], ref, ref_deltas[l - 1])
+    grads, ref_grads = n["grads"], n["ref_grads"]
+    for l in range(L, 0, -1):
+        page.value(f"∂L/∂W^({l}) = δ^({l}) (A^({l - 1}))ᵀ", grads[l - 1].W, f"jax.grad: ∂L/∂W^({l})",
+                   ref_grads[l - 1].W)
+        page.value(f"∂L/∂b^({l}) = δ^({l})", grads[l - 1].b, f"jax.grad: ∂L/∂b^({l})", ref_grads[l - 1].b)
+    diffs = [np.max(np.abs(a - b)) for a, b in zip(jax.tree.leaves((deltas, grads)),
+                                                   jax.tree.leaves((ref_deltas, ref_grads)))]
+    page.line(f"largest |hand-derived - jax.grad| over every δ and gradient: {max(diffs):.1e} (float64)")
+
+
+def _step(page: _Page, n: dict, opt_name: str) -> None:
+    state, params, new, updates = n["state"], n["params"], n["new"], n["updates"]
+    kind = type(state).__name__
+    page.section(f"5. One step of {opt_name or kind.removesuffix('State').lower()}, from its initial state")
+    for eq in OPTIMIZER_EQUATIONS.get(kind, []):
+        page.line(eq)
+    step = getattr(state, "step", None)
+    if step is not None:
+        page.line(f"updates applied: {int(step)}" + ("   (t = 1)" if kind == "AdamState" else ""))
+    moments = [f for f in getattr(state, "_fields", ()) if f != "step"]
+    for l in range(1, len(params) + 1):
+        for name in ("W", "b"):
+            for field in moments:
+                page.value(f"{field} for {name}^({l}) after the step", getattr(getattr(state, field)[l - 1], name))
+            page.value(f"{name}^({l}) ← {name}^({l}) + Δ{name}^({l})", getattr(new[l - 1], name),
+                       f"Δ{name}^({l})", getattr(updates[l - 1], name))
+
+
+# --- the command line ---------------------------------------------------------------
+
+
+def default_loss(output: str) -> str:
+    """The loss that goes with an output activation: its canonical link where there is one."""
+    return {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy"}.get(output, "mse")
+
+
+def run_cli(args, opt: Optimizer, opt_name: str) -> str:
+    """``fnann explain``: builds the network, the example and its target from the options.
+
+    Unset ``--x``/``--y`` are drawn from ``--seed`` (inputs rounded to two decimals); the
+    parameters are ``init``'s (float64) for that seed.
+    """
+    net = MLP(args.sizes, hidden=args.hidden, output=args.output)
+    loss = get_loss(args.loss or default_loss(net.output.name), argname="--loss")
+    with jax.enable_x64(True):
+        params, x_drawn, y_drawn = jax.device_get(_draw(net, loss.name, args.seed))
+    x = np.asarray(args.x) if args.x is not None else np.round(x_drawn, 2)
+    if args.y is None:
+        y = y_drawn if loss.name != "mse" else np.round(y_drawn, 2)
+    else:
+        y = np.asarray(args.y)
+        if loss.name == "cross_entropy" and y.size == 1:
+            if y[0] != int(y[0]):
+                raise ValueError(f"--y: a class label is an integer in [0, {net.n_out}); got {y[0]}.")
+            y = y.astype(np.int64)
+    if x.size != net.n_in:
+        raise ValueError(f"--x has {x.size} values but the network takes {net.n_in} inputs.")
+    if y.ndim == 1 and y.size != net.n_out:
+        raise ValueError(f"--y has {y.size} values but the network has {net.n_out} outputs"
+                         + (" (or give one class label)." if loss.name == "cross_entropy" else "."))
+    return explain(net, loss, params, x, y, opt, opt_name, fused=not args.textbook, fmt=args.format,
+                   source=f"Parameters: fnann.init with seed {args.seed} (float64); "
+                   + ("x and y given." if args.x is not None and args.y is not None else
+                      "unset x, y drawn from the same seed."))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _draw(net: MLP, loss_name: str, seed):
+    """init's float64 parameters for ``seed``, and an example and target drawn from it (one compile)."""
+    from fnann.mlp import init
+
+    k_init, k_x, k_y = jax.random.split(jax.random.key(seed), 3)
+    if loss_name == "cross_entropy":
+        y = jax.random.randint(k_y, (), 0, net.n_out)
+    elif loss_name == "binary_cross_entropy":
+        y = jax.random.bernoulli(k_y, 0.5, (net.n_out,)).astype(jnp.float64)
+    else:
+        y = jax.random.normal(k_y, (net.n_out,), jnp.float64)
+    return init(k_init, net, jnp.float64), jax.random.normal(k_x, (net.n_in,), jnp.float64), y
