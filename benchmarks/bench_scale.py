@@ -53,6 +53,29 @@ def cold(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def flops_per_model(sizes, n_train: int, n_val: int, epochs: int) -> float:
+    """Matrix-product FLOPs of one model's fit: forward 2 n_in n_out per layer and example,
+    backward twice that (dW and dA_prev, no dA for the input), plus validation forwards."""
+    forward = 2 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    backward = 2 * forward - 2 * sizes[0] * sizes[1]
+    return epochs * ((forward + backward) * n_train + forward * n_val)
+
+
+def matmul_ceiling(repeats: int) -> float:
+    """GFLOP/s of one large float32 matrix product (1024^3) on this machine: the ceiling."""
+    import jax
+
+    a = jax.random.normal(jax.random.key(0), (1024, 1024))
+    f = jax.jit(lambda a: a @ a)
+    jax.block_until_ready(f(a))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(f(a))
+        times.append(time.perf_counter() - start)
+    return 2 * 1024**3 / statistics.median(times) / 1e9
+
+
 def bench_many(K: int, epochs: int, repeats: int) -> None:
     import jax
 
@@ -101,14 +124,20 @@ def bench_many(K: int, epochs: int, repeats: int) -> None:
                   f"loop of {K} fits (seeds)": cold(loop_seeds, 1),
                   f"loop of {K} fits (learning rates)": cold(loop_lrs, 1)}
     one_warm, one_cold = warm["fit (1 model)"], cold_times["fit (1 model)"]
+    gflop = flops_per_model(SIZES, x.shape[0], val[0].shape[0], epochs) / 1e9
     print(f"\nfit_many: {'-'.join(map(str, SIZES))}, batch {BATCH}, {x.shape[0]}x{x.shape[1]} "
-          f"digits, {epochs} epochs, validation every epoch; x = time / one fit's time")
-    print(f"  {'':36s} {'warm s':>8s} {'x':>6s}   {'cold s':>8s} {'x':>6s}")
+          f"digits, {epochs} epochs, validation every epoch; x = time / one fit's time; "
+          f"GFLOP/s of the matrix products ({gflop:.2f} GFLOP per model)")
+    print(f"  {'':36s} {'warm s':>8s} {'x':>6s} {'GFLOP/s':>8s}   {'cold s':>8s} {'x':>6s}")
     for name in cold_times:
-        w = warm.get(name)
-        ws = f"{w:8.3f} {w / one_warm:6.2f}" if w is not None else f"{'-':>8s} {'-':>6s}"
+        w, models = warm.get(name), 1 if name.startswith("fit (") else K
+        ws = (f"{w:8.3f} {w / one_warm:6.2f} {models * gflop / w:8.1f}" if w is not None
+              else f"{'-':>8s} {'-':>6s} {'-':>8s}")
         c = cold_times[name]
         print(f"  {name:36s} {ws}   {c:8.3f} {c / one_cold:6.2f}")
+    ceiling = matmul_ceiling(repeats)
+    print(f"  one 1024^3 float32 matmul: {ceiling:.1f} GFLOP/s; {K} models in 3x one fit's time "
+          f"would need {K * gflop / (3 * one_warm):.1f} GFLOP/s")
 
 
 def bench_mesh(devices: int, epochs: int, repeats: int) -> None:
@@ -124,13 +153,14 @@ def bench_mesh(devices: int, epochs: int, repeats: int) -> None:
     mesh = jax.make_mesh((devices,), ("data",))
     print(f"\ndata-parallel fit on {devices} emulated CPU devices ({jax.device_count()} in this "
           f"process, {os.cpu_count()} cores), {epochs} epochs of {x.shape[0]} examples")
+    adam = fnann.adam(1e-3)  # one optimizer object: every call reuses its compiled epoch
     for batch in (BATCH, 256):
         kw = dict(key=jax.random.key(1), epochs=epochs, batch_size=batch, validation_data=val)
         rows = timed_side_by_side({
             "1 device": lambda: jax.block_until_ready(
-                fnann.fit(net, "cross_entropy", fnann.adam(1e-3), params, x, y, **kw)[0]),
+                fnann.fit(net, "cross_entropy", adam, params, x, y, **kw)[0]),
             f"mesh of {devices}": lambda: jax.block_until_ready(
-                fnann.fit(net, "cross_entropy", fnann.adam(1e-3), params, x, y, mesh=mesh, **kw)[0]),
+                fnann.fit(net, "cross_entropy", adam, params, x, y, mesh=mesh, **kw)[0]),
         }, repeats)
         one = rows["1 device"]
         for name, t in rows.items():
