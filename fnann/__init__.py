@@ -49,6 +49,8 @@ from fnann.optim import (
 from fnann.predict import accuracy, evaluate, predict
 from fnann.train import TrainingDivergedError, TrainState, fit, train_step
 from fnann.summaries import Summary, summary
+from fnann.sweep import FitManyResult, fit_many
+from fnann import parallel
 from fnann.app.checkpoint import Checkpoint, load, save
 
 __version__ = "0.1.0"
@@ -76,6 +78,9 @@ __all__ = [
     "plots",
     "evaluate",
     "fit",
+    "fit_many",
+    "FitManyResult",
+    "parallel",
     "load",
     "momentum",
     "optim",

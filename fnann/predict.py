@@ -13,6 +13,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from fnann import parallel
 from fnann._checks import check_target_shape, check_targets
 from fnann.backprop import loss_value
 from fnann.losses import Loss, as_targets, get_loss
@@ -44,12 +45,12 @@ def accuracy_metric(net: MLP) -> Callable[[Array, Array], Array] | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _chunk_fns(net: MLP, loss: Loss | None):
+def _chunk_fns(net: MLP, loss: Loss | None, mesh=None, data_axis=None):
     def out(params, x):
-        return forward_trace(net, params, x)[0]
+        return forward_trace(net, params, parallel.constrain_rows(x, mesh, data_axis))[0]
 
     def stats(params, x, y):
-        y_hat, trace = forward_trace(net, params, x)
+        y_hat, trace = forward_trace(net, params, parallel.constrain_rows(x, mesh, data_axis))
         total = loss_value(net, loss, y_hat, trace, y) * x.shape[0]  # undo the batch mean
         metric = accuracy_metric(net)
         return total, (metric(y_hat, y) if metric else jnp.zeros(()))
@@ -63,8 +64,13 @@ def _chunks(n: int, chunk: int):
     return [slice(i, min(i + chunk, n)) for i in range(0, n, chunk)]
 
 
-def predict(net: MLP, params: Params, x, chunk_size: int = DEFAULT_CHUNK) -> Array:
+def predict(net: MLP, params: Params, x, chunk_size: int = DEFAULT_CHUNK, *, mesh=None,
+            data_axis: str = "data") -> Array:
     """The network's output ŷ for ``x`` of shape ``(n, n_in)``, computed chunk by chunk.
+
+    With a ``mesh`` (a ``jax.sharding.Mesh``), each chunk's rows are sharded over its axis
+    ``data_axis`` and the params replicated, as in ``fit``; under ``jax.distributed``, ``x``
+    is this process's shard and the result is the global array.
 
     Example:
       >>> from fnann import MLP, init
@@ -73,15 +79,21 @@ def predict(net: MLP, params: Params, x, chunk_size: int = DEFAULT_CHUNK) -> Arr
       (10, 2)
     """
     check_inputs(net, params, x)
-    out, _ = _chunk_fns(net, None)
     x = jnp.asarray(x, params[0].W.dtype)
+    if mesh is not None:
+        mesh = parallel.check_mesh(mesh, data_axis)
+        params, x = parallel.replicate(params, mesh), parallel.put_data(x, mesh, data_axis)
+    out, _ = _chunk_fns(net, None, mesh, data_axis if mesh is not None else None)
     parts = [out(params, x[s]) for s in _chunks(x.shape[0], chunk_size)]
     return jnp.concatenate(parts) if parts else jnp.zeros((0, net.n_out), x.dtype)
 
 
 def evaluate(net: MLP, params: Params, x, y, loss: Loss | str,
-             chunk_size: int = DEFAULT_CHUNK) -> dict[str, float]:
+             chunk_size: int = DEFAULT_CHUNK, *, mesh=None, data_axis: str = "data") -> dict[str, float]:
     """Loss (batch mean over all of ``x``) and, for classifiers, accuracy, in chunks.
+
+    ``mesh``, ``data_axis``: as for ``predict`` (under ``jax.distributed`` the metrics are
+    those of all processes' data together).
 
     Returns:
       ``{"loss": float, "accuracy": float}`` (``accuracy`` only for classifiers).
@@ -89,14 +101,20 @@ def evaluate(net: MLP, params: Params, x, y, loss: Loss | str,
     loss = get_loss(loss)
     check_inputs(net, params, x)
     check_targets(net, loss, x, y)
-    x = jnp.asarray(x, params[0].W.dtype)
-    return evaluate_chunks(net, loss, params, x, jnp.asarray(y), chunk_size)
+    x, y = jnp.asarray(x, params[0].W.dtype), jnp.asarray(y)
+    if mesh is not None:
+        mesh = parallel.check_mesh(mesh, data_axis)
+        params = parallel.replicate(params, mesh)
+        x, y = parallel.put_data(x, mesh, data_axis), parallel.put_data(y, mesh, data_axis, "y")
+    return evaluate_chunks(net, loss, params, x, y, chunk_size, mesh=mesh, data_axis=data_axis)
 
 
 def evaluate_chunks(net: MLP, loss: Loss, params: Params, x: Array, y: Array,
-                    chunk_size: int = DEFAULT_CHUNK) -> dict[str, float]:
-    """``evaluate`` without the input checks, for data already checked (``fit``'s epochs)."""
-    _, stats = _chunk_fns(net, loss)
+                    chunk_size: int = DEFAULT_CHUNK, *, mesh=None,
+                    data_axis: str = "data") -> dict[str, float]:
+    """``evaluate`` without the input checks, for data already checked (``fit``'s epochs)
+    and already placed on ``mesh`` (when given)."""
+    _, stats = _chunk_fns(net, loss, mesh, data_axis if mesh is not None else None)
     n = x.shape[0]
     total, correct = 0.0, 0.0
     for s in _chunks(n, chunk_size):

@@ -26,8 +26,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
-from fnann import _checks
+from fnann import _checks, parallel
 from fnann._checks import check_targets
 from fnann.backprop import loss_and_grad
 from fnann.losses import Loss, get_loss
@@ -117,26 +118,48 @@ def epoch_order(key: Array, epoch: int, n: int) -> Array:
     generator on the host: a uniform random permutation in microseconds, where sorting n
     random keys inside XLA costs milliseconds on a CPU (as much as a short epoch's steps).
     """
-    k = jax.random.fold_in(key, epoch)
+    return jnp.asarray(permutation(jax.random.fold_in(key, epoch), n))
+
+
+def permutation(k: Array, n: int) -> np.ndarray:
+    """The permutation of ``range(n)`` that ``epoch_order`` draws for the folded key ``k``
+    (one key), on the host; ``fit_many`` folds K keys at once and calls it per model."""
     bits = jax.random.key_data(k) if jnp.issubdtype(k.dtype, jax.dtypes.prng_key) else k
     rng = np.random.default_rng(np.asarray(bits, np.uint32).ravel().tolist())
-    return jnp.asarray(rng.permutation(n).astype(np.int32))
+    return rng.permutation(n).astype(np.int32)
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_epoch(net: MLP, loss: Loss, opt: Optimizer, method: str, batch_size: int | None):
+def compiled_epoch(net: MLP, loss: Loss, opt: Optimizer, method: str, batch_size: int | None,
+                   mesh: Mesh | None = None, data_axis: str = "data"):
     """The jitted function that runs one epoch; cached so that it compiles once per shape.
 
     ``epoch(params, opt_state, order, x, y) -> (params, opt_state, mean_batch_loss, finite)``,
-    where ``order`` is the epoch's permutation of the examples (``epoch_order``).
+    where ``order`` is the epoch's permutation of the examples (``epoch_order``). With a
+    ``mesh``, every batch's rows are sharded over ``data_axis`` (``fnann.parallel``).
     """
     step = train_step(net, loss, opt, method)
+    if mesh is None:
+        return jax.jit(epoch_function(step, batch_size))
+    return jax.jit(epoch_function(parallel.sharded_step(step, mesh, data_axis), batch_size,
+                                  parallel.replicated_rows(mesh)))
+
+
+def epoch_function(step: Callable, batch_size: int | None,
+                   shuffled: Callable = lambda a: a) -> Callable:
+    """One epoch of ``step`` over the shuffled data, not yet jitted (``fit_many`` vmaps it).
+
+    ``epoch(params, opt_state, order, x, y) -> (params, opt_state, mean_batch_loss, finite)``:
+    a ``lax.scan`` over the n // b full batches of ``x[order]``, then one step on the last
+    n mod b rows. ``shuffled`` is applied to ``x[order]`` and ``y[order]`` (a sharding
+    constraint on a mesh).
+    """
 
     def epoch(params, opt_state, order, x, y):
         n = x.shape[0]
         b = n if batch_size is None else min(batch_size, n)
         n_full, rest = divmod(n, b)
-        x, y = x[order], y[order]  # one gather per epoch; the scan then reads contiguous batches
+        x, y = shuffled(x[order]), shuffled(y[order])  # one gather per epoch; contiguous batches
 
         def body(carry, batch):
             params, opt_state = carry
@@ -152,7 +175,7 @@ def compiled_epoch(net: MLP, loss: Loss, opt: Optimizer, method: str, batch_size
         mean_loss = jnp.mean(values)
         return params, opt_state, mean_loss, jnp.isfinite(mean_loss) & _all_finite(params)
 
-    return jax.jit(epoch)
+    return epoch
 
 
 def check_data(net: MLP, loss: Loss, x, y, x_name: str = "x", y_name: str = "y"):
@@ -193,7 +216,8 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         patience: int | None = None, monitor: str = "val_loss", min_delta: float = 0.0,
         restore_best: bool = True, callback: Callable[[int, dict], Any] | None = None,
         verbose: bool = False, return_state: bool = False,
-        params_callback: Callable[[int, Params, Any], Any] | None = None):
+        params_callback: Callable[[int, Params, Any], Any] | None = None, mesh: Mesh | None = None,
+        data_axis: str = "data"):
     """Trains ``params`` by gradient descent over epochs; every epoch runs compiled.
 
     Math: per batch B of the shuffled data, θ <- opt(θ, (1/|B|) Σ_{i∈B} ∇_θ L_i).
@@ -223,6 +247,11 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
       return_state: also return a :class:`TrainState` to continue from.
       params_callback: called as ``params_callback(epoch, params, opt_state)`` after every
         epoch with the new params and optimizer state, e.g. a ``fnann.diagnostics.Recorder``.
+      mesh: a ``jax.sharding.Mesh`` for data parallelism: every batch's rows are sharded
+        over its axis ``data_axis``, params and optimizer state are replicated (see
+        ``fnann.parallel``; under ``jax.distributed`` pass each process's own shard of
+        ``x``, ``y`` and ``validation_data``). The result equals the one-device ``fit``.
+      data_axis: the mesh axis that splits the batches.
 
     Returns:
       ``(params, history)``, or ``(params, history, state)`` with ``return_state``.
@@ -264,8 +293,17 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
     params = jax.tree.map(jnp.asarray, params)
     if opt_state is None:
         opt_state = opt.init(params)
-    run_epoch = compiled_epoch(net, loss, opt, method, batch_size)
+    if mesh is not None:  # batches sharded over data_axis; params and opt_state replicated
+        mesh = parallel.check_mesh(mesh, data_axis)
+        x, y = parallel.put_data(x, mesh, data_axis), parallel.put_data(y, mesh, data_axis, "y")
+        if validation_data is not None:
+            x_val, y_val = (parallel.put_data(x_val, mesh, data_axis, "x_val"),
+                            parallel.put_data(y_val, mesh, data_axis, "y_val"))
+        params, opt_state = parallel.replicate((params, opt_state), mesh)
+    run_epoch = compiled_epoch(net, loss, opt, method, batch_size, mesh, data_axis)
     n = x.shape[0]
+    shuffle = (lambda e: epoch_order(key, e, n)) if mesh is None else (
+        lambda e: parallel.replicate(epoch_order(key, e, n), mesh))
 
     history: dict[str, list] = {"epoch": [], "loss": []}
     if validation_data is not None:
@@ -276,7 +314,7 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
     best, best_params, best_state, waited = math.inf, params, opt_state, 0
     for epoch in range(initial_epoch, initial_epoch + epochs):
         new_params, new_state, train_loss, finite = run_epoch(
-            params, opt_state, epoch_order(key, epoch, n), x, y)
+            params, opt_state, shuffle(epoch), x, y)
         if not bool(finite):
             raise TrainingDivergedError(
                 f"training diverged in epoch {epoch}: the loss or the parameters became NaN or "
@@ -288,7 +326,8 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
             params_callback(epoch, params, opt_state)
         logs = {"epoch": epoch, "loss": float(train_loss)}
         if validation_data is not None:
-            metrics = evaluate_chunks(net, loss, params, x_val, y_val)  # checked before epoch 0
+            metrics = evaluate_chunks(net, loss, params, x_val, y_val,  # checked before epoch 0
+                                      mesh=mesh, data_axis=data_axis)
             logs["val_loss"] = metrics["loss"]
             if classify:
                 logs["val_accuracy"] = metrics["accuracy"]

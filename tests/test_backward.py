@@ -111,7 +111,7 @@ def test_vmap_over_a_stack_of_parameter_sets():
     stack = jax.vmap(lambda k: fnann.init(k, net))(keys)
     x = jax.random.normal(jax.random.key(1), (8, 4))
     y = jnp.arange(8) % 3
-    f = jax.jit(fnann.loss_and_grad(net, "cross_entropy"))
+    f = jax.jit(fnann.loss_and_grad(net, "cross_entropy", precision=HIGHEST))  # not TF32 on GPU
     values, grads = jax.jit(jax.vmap(f, in_axes=(0, None, None)))(stack, x, y)
     for i in range(5):
         p_i = jax.tree.map(lambda a: a[i], stack)

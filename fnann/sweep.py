@@ -1,0 +1,365 @@
+"""Many models in one compiled program: seed and hyperparameter sweeps with ``jax.vmap``.
+
+``fit_many`` trains K networks of the same shape on the same data at once. The epoch of
+``fit`` (a ``lax.scan`` over the shuffled batches, then the n mod b rest) is vmapped over a
+leading model axis, so the K models run in one XLA program, one compilation and one
+dispatch per epoch. Each model has its own initial params, its own shuffle (epoch e of
+model k uses ``epoch_order(key[k], e, n)``, as ``fit`` does with ``key[k]``) and its own
+optimizer hyperparameters: ``opt`` is then a factory such as ``fnann.adam`` and
+``hyperparams`` maps its keyword names to K values, e.g. ``{"lr": [1e-3, 3e-3, 1e-2]}``.
+The factory is called inside the vmapped function with traced scalars (the way optax's
+``inject_hyperparams`` works); the optimizers check a traced hyperparameter's type only,
+so ``fit_many`` first calls the factory with every model's concrete values on the host,
+where their full validation runs. Model k ends with the params of
+``fit(net, loss, opt(**hyperparams[k]), params[k], x, y, key=key[k], ...)``.
+
+A model whose loss or params stop being finite is frozen at its last finite params (its
+history ends there, ``diverged[k]`` records the epoch) while the others train on.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from fnann import _checks, parallel
+from fnann.losses import Loss, get_loss
+from fnann.mlp import MLP, Params, check_inputs
+from fnann.optim import Optimizer, as_optimizer
+from fnann.predict import _chunk_fns, _chunks, accuracy_metric
+from fnann.train import (MONITORS, TrainingDivergedError, _as_device, _check_batch_size,
+                         _check_epochs, check_data, epoch_function, permutation, train_step)
+
+Array = jax.Array
+
+
+class FitManyResult(NamedTuple):
+    """What ``fit_many`` returns.
+
+    Attributes:
+      params: the K models' params, stacked: every leaf has a leading axis of size K.
+      histories: one ``fit``-style history (a dict of per-epoch lists) per model.
+      best: index of the model with the best ``monitor`` value after the last epoch
+        (lowest loss, highest accuracy; diverged models never count); ``None`` if no
+        epoch ran.
+      opt_state: the K optimizer states, stacked (to continue with ``opt_state=``).
+      diverged: per model, the epoch in which it diverged, or ``None``.
+    """
+
+    params: Params
+    histories: list
+    best: int | None
+    opt_state: Any
+    diverged: tuple
+
+    def model(self, k: int) -> Params:
+        """The params of model ``k`` alone (no model axis)."""
+        return jax.tree.map(lambda a: a[k], self.params)
+
+
+def _keys(key) -> tuple[np.ndarray, Any, int | None]:
+    """The key(s) as raw bits ``(K, m)`` or ``(m,)``, their PRNG implementation (``None``:
+    the default), and K (``None`` for a single key, to be broadcast)."""
+    given, impl = key, None
+    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        impl, key = jax.random.key_impl(key), jax.random.key_data(key)
+    key = np.asarray(key) if isinstance(key, (jax.Array, np.ndarray)) else None
+    if key is None or key.dtype != np.uint32 or key.ndim not in (1, 2):
+        raise TypeError(f"key must be a jax.random key or an array of K keys; got {given!r}.")
+    return key, impl, (key.shape[0] if key.ndim == 2 else None)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _fold_all(bits: Array, epoch, impl) -> Array:
+    """The bits of ``fold_in(key[k], epoch)`` for every model k, in one dispatch."""
+    keys = jax.random.wrap_key_data(bits, impl=impl)
+    return jax.random.key_data(jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, epoch))
+
+
+def _hyperparams(hyperparams) -> tuple[tuple[str, ...], tuple[np.ndarray, ...], int | None]:
+    if hyperparams is None:
+        return (), (), None
+    if not isinstance(hyperparams, Mapping) or not hyperparams:
+        raise TypeError("hyperparams must be a non-empty dict {name: K values}, e.g. "
+                        "{'lr': [1e-3, 1e-2]}.")
+    names = tuple(sorted(hyperparams))
+    values = []
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"hyperparams keys must be keyword names (str); got {name!r}.")
+        v = np.asarray(hyperparams[name])
+        if v.ndim != 1 or not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
+            raise ValueError(f"hyperparams[{name!r}] must be a 1-D array of K real numbers; got "
+                             f"shape {v.shape} dtype {v.dtype}.")
+        values.append(v.astype(np.float64))
+    sizes = {len(v) for v in values}
+    if len(sizes) != 1:
+        raise ValueError(f"hyperparams arrays must all have K entries; got lengths "
+                         f"{dict(zip(names, map(len, values)))}.")
+    return names, tuple(values), sizes.pop()
+
+
+def _optimizer(opt, names: tuple[str, ...], values) -> Optimizer:
+    return as_optimizer(opt(**dict(zip(names, values))) if names else opt)
+
+
+def _check_optimizers(opt, names, values, K: int) -> None:
+    """Builds every model's optimizer from concrete values: their own checks run here."""
+    if not names:
+        as_optimizer(opt)  # an fnann Optimizer or any optax-protocol transform
+        return
+    if isinstance(opt, Optimizer) or not callable(opt):
+        raise TypeError("with hyperparams, opt must be a factory called as opt(**hyperparams) "
+                        f"(e.g. fnann.adam or lambda lr, gamma: ...); got {type(opt).__name__}.")
+    for k in range(K):
+        given = {n: float(v[k]) for n, v in zip(names, values)}
+        try:
+            built = opt(**given)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"hyperparams of model {k} {given}: {e}") from e
+        as_optimizer(built, "opt(**hyperparams)")
+
+
+def _stacked(tree, K: int, stacked: bool):
+    """K copies of one set of params (a host copy: no compiling per leaf shape)."""
+    return tree if stacked else jax.tree.map(lambda a: np.broadcast_to(a, (K, *np.shape(a))), tree)
+
+
+def _model_count(counts: dict) -> int:
+    given = {name: k for name, k in counts.items() if k is not None}
+    if len(set(given.values())) > 1:
+        raise ValueError(f"the model axis sizes K disagree: {given}.")
+    if not given:
+        raise ValueError("fit_many needs K models: pass stacked params (leading axis K), K keys "
+                         "or hyperparams with K values each.")
+    return given.popitem()[1]
+
+
+@functools.lru_cache(maxsize=32)
+def compiled_many(net: MLP, loss: Loss, opt, names: tuple[str, ...], method: str,
+                  batch_size: int | None, mesh: Mesh | None, model_axis: str | None,
+                  data_axis: str | None):
+    """The jitted, vmapped epoch of K models (cached: one compilation per configuration).
+
+    ``run(params, opt_state, orders, hyper, active, x, y) -> (params, opt_state, losses,
+    finite)``, every argument but ``x, y`` with a leading model axis; a model that is not
+    ``active`` or whose epoch is not finite keeps the params and state it came with.
+    """
+
+    def one(params, opt_state, order, hyper, active, x, y):
+        step = train_step(net, loss, _optimizer(opt, names, hyper), method)
+        shuffled = lambda a: a
+        if data_axis is not None:
+            step, shuffled = parallel.sharded_step(step, mesh, data_axis), parallel.replicated_rows(mesh)
+        new = epoch_function(step, batch_size, shuffled)(params, opt_state, order, x, y)
+        keep = active & new[3]
+        params, opt_state = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new[:2],
+                                         (params, opt_state))
+        return params, opt_state, new[2], new[3]
+
+    axes = (0, 0, 0, 0, 0, None, None)
+    return jax.jit(jax.vmap(one, in_axes=axes, spmd_axis_name=model_axis))
+
+
+@functools.lru_cache(maxsize=32)
+def _stats_many(net: MLP, loss: Loss, mesh, data_axis):
+    _, stats = _chunk_fns(net, loss, mesh, data_axis)
+    return jax.jit(jax.vmap(stats, in_axes=(0, None, None)))
+
+
+def _evaluate_many(net, loss, params, x, y, mesh, data_axis) -> dict[str, np.ndarray]:
+    """Per-model validation loss and accuracy, as ``fnann.evaluate`` computes them."""
+    stats = _stats_many(net, loss, mesh, data_axis)
+    n = x.shape[0]
+    total = correct = 0.0
+    for s in _chunks(n, 8192):
+        t, c = stats(params, x[s], y[s])
+        total, correct = total + np.asarray(t, np.float64), correct + np.asarray(c, np.float64)
+    out = {"val_loss": total / n}
+    if accuracy_metric(net) is not None:
+        out["val_accuracy"] = correct / n
+    return out
+
+
+def _place(mesh, model_axis, data_axis, K, stacked, shared):
+    """Places the per-model arrays and the shared data; returns them and ``put``, which
+    places a new per-model array (each epoch's orders) like the others."""
+    if mesh is None:
+        return stacked, shared, jnp.asarray  # uncommitted, as fit's arrays: no recompiling
+    if model_axis is None and data_axis is None:
+        raise ValueError("with a mesh, name model_axis (to split the K models over devices) "
+                         "and/or data_axis (to split every batch's rows).")
+    if model_axis is not None and model_axis == data_axis:
+        raise ValueError(f"model_axis and data_axis must be different mesh axes; got {model_axis!r}.")
+    if parallel.spans_processes(mesh):
+        raise ValueError("fit_many runs on one process: its mesh cannot span several processes "
+                         "(use fit(..., mesh=...) for multi-process data parallelism).")
+    if model_axis is not None:
+        parallel.check_divisible(K, mesh, model_axis, "the number of models K")
+    put = functools.partial(jax.device_put, device=NamedSharding(mesh, P(model_axis)))
+    return put(stacked), parallel.replicate(shared, mesh), put
+
+
+def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimizer], params: Params,
+             x, y, *, key, epochs: int, batch_size: int | None = 32, method: str = "manual",
+             hyperparams: Mapping[str, Any] | None = None, validation_data: tuple | None = None,
+             monitor: str | None = None, opt_state: Any = None, initial_epoch: int = 0,
+             mesh: Mesh | None = None, model_axis: str | None = None,
+             data_axis: str | None = None) -> FitManyResult:
+    """Trains K models of one shape on the same data in one compiled program (``jax.vmap``).
+
+    Math: for every model k, per batch B of its own shuffle,
+    θ_k <- opt_k(θ_k, (1/|B|) Σ_{i∈B} ∇_θ L_i), exactly as ``fit`` trains one model.
+
+    Args:
+      net, loss: the network and the loss (or its name), shared by all models.
+      opt: an ``Optimizer`` shared by all models or, with ``hyperparams``, a factory called
+        as ``opt(**{name: value_k})`` (``fnann.adam``, ``fnann.momentum``, or e.g.
+        ``lambda lr, weight_decay: chain(add_decayed_weights(weight_decay), sgd(lr))``).
+      params: one set of params (every model starts from it) or K sets stacked along a
+        leading axis, e.g. ``jax.vmap(lambda k: fnann.init(k, net))(jax.random.split(key, K))``.
+      x, y: training data shared by all models.
+      key: one key (every model shuffles alike) or K keys (``jax.random.split(key, K)``).
+      epochs, batch_size, method, validation_data, opt_state, initial_epoch: as for ``fit``
+        (``opt_state`` stacked, as ``FitManyResult.opt_state`` gives it).
+      hyperparams: ``{name: K values}`` for the keywords of ``opt``.
+      monitor: ``"val_loss"`` (the default with validation data), ``"val_accuracy"`` or
+        ``"loss"`` (the default without): how ``best`` is chosen.
+      mesh: a ``jax.sharding.Mesh`` of this process's devices (several processes are not
+        supported: a clear ValueError). ``model_axis`` splits the K models over its devices
+        (K must be a multiple of its size; the models then train without communicating),
+        ``data_axis`` splits every batch's rows as ``fit(mesh=...)`` does; name one or both.
+
+    Returns:
+      A :class:`FitManyResult` ``(params, histories, best, opt_state, diverged)``; the best
+      model's params are ``result.model(result.best)``.
+
+    Raises:
+      ValueError, TypeError: bad data, arguments, hyperparameters (each model's optimizer is
+        built and checked on the host first), or mesh, before anything compiles.
+      TrainingDivergedError: when every model has diverged.
+
+    Example:
+      >>> import fnann
+      >>> net = fnann.MLP([2, 4, 2])
+      >>> x, y = jnp.ones((6, 2)), jnp.array([0, 1, 1, 0, 1, 0])
+      >>> params = fnann.init(jax.random.key(0), net)
+      >>> result = fit_many(net, "cross_entropy", fnann.sgd, params, x, y, key=jax.random.key(1),
+      ...                   epochs=2, batch_size=3, hyperparams={"lr": [0.01, 0.1, 1.0]})
+      >>> result.params[0].W.shape, len(result.histories), result.model(result.best)[0].W.shape
+      ((3, 4, 2), 3, (4, 2))
+    """
+    loss = get_loss(loss)
+    names, values, k_hyper = _hyperparams(hyperparams)
+    stacked = isinstance(params, (tuple, list)) and bool(params) and jnp.ndim(
+        getattr(params[0], "W", 0)) == 3
+    one_params = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a)[1:], jnp.result_type(a)),
+                              params) if stacked else params
+    check_inputs(net, one_params, x)
+    _checks.check_params_finite(params)
+    keys, impl, k_keys = _keys(key)
+    K = _model_count({"params": params[0].W.shape[0] if stacked else None, "key": k_keys,
+                      "hyperparams": k_hyper})
+    _check_optimizers(opt, names, values, K)
+    monitor = _check_training(net, loss, x, y, epochs, initial_epoch, batch_size,
+                              validation_data, monitor)
+    if mesh is None:
+        model_axis = data_axis = None
+    else:
+        mesh = parallel.check_mesh(mesh, model_axis, "model_axis")
+        parallel.check_mesh(mesh, data_axis, "data_axis")
+
+    dtype = one_params[0].W.dtype
+    x, y = _as_device(x, y, dtype)
+    val = None if validation_data is None else _as_device(*validation_data, dtype)
+    params = _stacked(params, K, stacked)
+    keys = keys if k_keys is not None else np.broadcast_to(keys, (K, *keys.shape))
+    hyper = tuple(np.asarray(v, jnp.promote_types(dtype, jnp.float32)) for v in values)
+    init_all = jax.vmap(lambda p, h: _optimizer(opt, names, h).init(p))
+    if opt_state is None:
+        opt_state = init_all(params, hyper)
+    elif not _same_shapes(opt_state, jax.eval_shape(init_all, params, hyper)):
+        raise ValueError("opt_state must be the stacked state of the K optimizers, as "
+                         "FitManyResult.opt_state returns it.")
+    active = np.ones((K,), bool)
+    (params, opt_state, hyper, active), (x, y, val), put = _place(
+        mesh, model_axis, data_axis, K, (params, opt_state, hyper, active), (x, y, val))
+    run = compiled_many(net, loss, opt, names, method, batch_size, mesh, model_axis, data_axis)
+    n = x.shape[0]
+
+    histories = [{"epoch": [], "loss": []} for _ in range(K)]
+    if val is not None:
+        for h in histories:
+            h.update({name: [] for name in _evaluate_many_names(net)})
+    diverged: list[int | None] = [None] * K
+    for epoch in range(initial_epoch, initial_epoch + epochs):
+        bits = np.asarray(_fold_all(keys, epoch, impl))  # model k: epoch_order(key[k], epoch, n)
+        orders = put(np.stack([permutation(b, n) for b in bits]))
+        params, opt_state, losses, finite = run(params, opt_state, orders, hyper, active, x, y)
+        losses, finite, was_active = np.asarray(losses), np.asarray(finite), np.asarray(active)
+        metrics = _evaluate_many(net, loss, params, *val, mesh, data_axis) if val is not None else {}
+        for k in np.flatnonzero(was_active):
+            if not finite[k]:
+                diverged[k] = epoch
+                continue
+            histories[k]["epoch"].append(epoch)
+            histories[k]["loss"].append(float(losses[k]))
+            for name, v in metrics.items():
+                histories[k][name].append(float(v[k]))
+        now_active = was_active & finite
+        if not now_active.any():
+            raise TrainingDivergedError(
+                f"all {K} models diverged (the last in epoch {epoch}): the loss or the parameters "
+                "became NaN or inf. The last finite parameters are kept on this error as "
+                ".params (stacked); try smaller learning rates.", epoch, params, opt_state,
+                histories)
+        if not now_active.all():
+            active = put(now_active)
+    return FitManyResult(params, histories, _best(histories, diverged, monitor), opt_state,
+                         tuple(diverged))
+
+
+def _check_training(net, loss, x, y, epochs, initial_epoch, batch_size, validation_data,
+                    monitor) -> str:
+    """``fit``'s checks of the data and the training arguments; returns the monitor."""
+    _check_epochs(epochs)
+    _check_epochs(initial_epoch, "initial_epoch")
+    _check_batch_size(batch_size)
+    check_data(net, loss, x, y)
+    if validation_data is not None:
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise TypeError("validation_data must be a pair (x_val, y_val).")
+        check_data(net, loss, *validation_data, x_name="x_val", y_name="y_val")
+    monitor = monitor or ("val_loss" if validation_data is not None else "loss")
+    if monitor not in MONITORS:
+        raise ValueError(f"monitor must be one of {MONITORS}; got {monitor!r}.")
+    if monitor.startswith("val_") and validation_data is None:
+        raise ValueError(f"monitor={monitor!r} needs validation_data (or use monitor='loss').")
+    if monitor == "val_accuracy" and accuracy_metric(net) is None:
+        raise ValueError("monitor='val_accuracy' needs a classifier (softmax or sigmoid output).")
+    return monitor
+
+
+def _same_shapes(tree, want) -> bool:
+    return jax.tree.structure(tree) == jax.tree.structure(want) and all(
+        jnp.shape(a) == b.shape for a, b in zip(jax.tree.leaves(tree), jax.tree.leaves(want)))
+
+
+def _evaluate_many_names(net: MLP) -> tuple[str, ...]:
+    return ("val_loss", "val_accuracy") if accuracy_metric(net) is not None else ("val_loss",)
+
+
+def _best(histories, diverged, monitor: str) -> int | None:
+    sign = -1.0 if monitor == "val_accuracy" else 1.0
+    scores = [sign * h[monitor][-1] if h[monitor] and d is None else math.inf
+              for h, d in zip(histories, diverged)]
+    finite = [s for s in scores if math.isfinite(s)]
+    return int(np.argmin(scores)) if finite else None
