@@ -30,6 +30,16 @@ RUN_ELSEWHERE = {
     "python benchmarks/bench_train.py": "a timing run of minutes, never part of the suite",
     "python benchmarks/bench_train.py --sizes small --repeats 3": "a timing run, never part of the suite",
 }
+_LAUNCH = ("launching train_dp.py on several processes, GPUs or hosts: tests/test_parallel.py runs the "
+           "same two-process CPU pattern with its own worker script (tests/parallel_subprocess.py)")
+RUN_ELSEWHERE.update({c: _LAUNCH for c in (
+    "export XLA_FLAGS=--xla_force_host_platform_device_count=2",
+    "python train_dp.py localhost:1234 2 0 & python train_dp.py localhost:1234 2 1; wait",
+    "for i in 0 1 2 3; do CUDA_VISIBLE_DEVICES=$i python train_dp.py localhost:1234 4 $i & done; wait",
+    "python train_dp.py host0:1234 2 0",
+    "python train_dp.py host0:1234 2 1",
+    "srun --nodes=2 --ntasks-per-node=4 --gpus-per-task=1 python train_dp.py",
+)})
 
 
 def bash_commands(text: str) -> list[str]:
@@ -37,7 +47,7 @@ def bash_commands(text: str) -> list[str]:
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
         for line in block.splitlines():
-            line = re.sub(r"\s+#.*$", "", line).strip()
+            line = re.sub(r"(^|\s+)#.*$", "", line).strip()
             commands += [part.strip() for part in line.split("&&") if part.strip()]
     return commands
 

@@ -84,9 +84,9 @@ def bad(**kw):
     (dict(hyperparams={"lr": [[0.1, 0.2]]}), ValueError, "must be a 1-D array of K real numbers"),
     (dict(hyperparams={"learning_rate": [0.1, 0.2]}), TypeError, "unexpected keyword"),
     (dict(opt=OPT), TypeError, "with hyperparams, opt must be a factory"),
-    (dict(opt=lambda lr: "sgd"), TypeError, "must return an fnann.optim.Optimizer"),
+    (dict(opt=lambda lr: "sgd"), TypeError, r"opt\(\*\*hyperparams\) must be an optimizer"),
     (dict(hyperparams=None, opt=fnann.sgd), ValueError, "fit_many needs K models"),
-    (dict(hyperparams=None, opt=fnann.sgd, key=KEYS), TypeError, "opt must be an fnann.optim.Optimizer"),
+    (dict(hyperparams=None, opt=fnann.sgd, key=KEYS), TypeError, "opt must be an optimizer with init"),
     (dict(key=np.stack([KEYS[0]] * 3)), ValueError, r"the model axis sizes K disagree: \{'key': 3, "
                                                     r"'hyperparams': 2\}"),
     (dict(key="seed"), TypeError, "key must be a jax.random key"),
