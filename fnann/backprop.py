@@ -21,10 +21,11 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from fnann._checks import check_targets
+from fnann import _args
+from fnann._checks import check_has_rows, check_head, check_targets
 from fnann.activations import Activation
 from fnann.losses import Loss, get_loss, is_fused
-from fnann.mlp import MLP, Dense, Params, Precision, Trace, check_inputs, forward_trace
+from fnann.mlp import MLP, Dense, Params, Precision, Trace, check_inputs, check_net, forward_trace
 
 Array = jax.Array
 Deltas = tuple[Array, ...]  # (δ^(1), ..., δ^(L)), δ^(l) = ∂L/∂Z^(l) of shape (batch, n_l)
@@ -108,6 +109,7 @@ def backward_trace(net: MLP, params: Params, trace: Trace, y, loss: Loss | str,
     """
     loss = get_loss(loss)
     check_inputs(net, params, trace.A[0])
+    _args.check_precision(precision)
     L = net.n_layers
     sigma = net.activations
     delta = output_delta(sigma[L - 1], loss, trace.Z[L - 1], trace.A[L], y, fused)  # δ^(L)
@@ -148,6 +150,13 @@ def loss_and_grad(net: MLP, loss: Loss | str, method: str = "manual",
 
     Returns:
       A pure function, safe to ``jit`` and ``vmap``; ``grads`` has the structure of params.
+      Called on concrete arrays it first checks them (shapes, targets, no NaN/inf, at least
+      one row); under ``jit`` only the shapes are checked, once, at trace time.
+
+    Raises:
+      ValueError: an (output, loss) pair that cannot work (cross-entropy needs a softmax
+        output, binary cross-entropy a sigmoid; see ``fnann._checks.check_head``), an unknown
+        ``method`` or ``precision``.
 
     Example:
       >>> from fnann.mlp import init
@@ -161,16 +170,22 @@ def loss_and_grad(net: MLP, loss: Loss | str, method: str = "manual",
     loss = get_loss(loss)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
-    if not isinstance(net, MLP):
-        raise TypeError(f"net must be an fnann.MLP; got {type(net).__name__}.")
+    check_net(net)
+    check_head(net, loss)
+    _args.check_precision(precision)
+
+    def check(params: Params, x, y) -> None:
+        check_inputs(net, params, x)
+        check_has_rows(x)
+        check_targets(net, loss, x, y)
 
     def manual(params: Params, x, y) -> tuple[Array, Params]:
-        check_targets(net, loss, x, y)
+        check(params, x, y)
         y_hat, trace = forward_trace(net, params, x, precision)
         return loss_value(net, loss, y_hat, trace, y), backward(net, params, trace, y, loss, precision)
 
     def autodiff(params: Params, x, y) -> tuple[Array, Params]:
-        check_targets(net, loss, x, y)
+        check(params, x, y)
         return jax.value_and_grad(lambda p: objective(net, loss, p, x, y, precision))(params)
 
     return manual if method == "manual" else autodiff

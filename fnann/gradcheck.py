@@ -10,7 +10,11 @@ parameter, the manual gradient with
 
 An array passes when ``max |manual - reference| <= rtol * scale + atol``, where ``scale`` is
 the largest magnitude of the reference gradient in that array ("relative to the gradient's
-scale").
+scale"). Against finite differences ``atol`` grows by their round-off: L itself is only known
+to about u |L| (u the float64 unit roundoff), so a central difference carries an error of
+about u |L| / ε whatever the gradient; an exactly-zero gradient (a dead layer, a network at
+the optimum of its targets) whose finite difference is that round-off passes, where a fixed
+``atol`` would report FAILED. The allowance is ``ROUNDOFF * u * |L| / ε``.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from fnann._checks import check_targets
+from fnann._checks import check_has_rows, check_head, check_targets
 from fnann.backprop import loss_and_grad, objective
 from fnann.losses import Loss, get_loss
 from fnann.mlp import MLP, Params, check_inputs
 
 HIGHEST = jax.lax.Precision.HIGHEST
+ROUNDOFF = 16  # round-off of a central difference, in units of u |L| / eps (see the module doc)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +62,8 @@ class GradCheckReport:
       rows: one :class:`GradCheckRow` per parameter array, layer by layer.
       autodiff_rtol, fd_rtol, atol, eps: the tolerances and the finite-difference step.
       passed: whether every row passed.
+      fd_atol: the absolute tolerance against finite differences: ``atol`` plus their
+        round-off, ``ROUNDOFF * u * |L| / eps``.
     """
 
     net: MLP
@@ -68,6 +75,7 @@ class GradCheckReport:
     atol: float
     eps: float
     passed: bool
+    fd_atol: float = 0.0
 
     def __bool__(self) -> bool:
         return self.passed
@@ -98,9 +106,9 @@ class GradCheckReport:
         lines = [
             f"fnann gradient check: {self.net}, loss {self.loss_name} = {self.loss_value:.6g} "
             f"(float64, Precision.HIGHEST)",
-            f"tolerance: |manual - ref| <= rtol*max|grad| + {self.atol:g}, rtol "
-            f"{self.autodiff_rtol:g} vs autodiff, {self.fd_rtol:g} vs central differences "
-            f"(eps {self.eps:g})",
+            f"tolerance: |manual - ref| <= rtol*max|grad| + atol, rtol {self.autodiff_rtol:g} and "
+            f"atol {self.atol:g} vs autodiff, rtol {self.fd_rtol:g} and atol {self.fd_atol:.2g} "
+            f"(round-off included) vs central differences (eps {self.eps:g})",
             fmt.format(*head),
             fmt.format(*("-" * w for w in widths)),
             *(fmt.format(*row) for row in body),
@@ -150,6 +158,8 @@ def check_grads(net: MLP, loss: Loss | str, params: Params, x, y, *, eps: float 
     """
     loss = get_loss(loss)
     check_inputs(net, params, x)
+    check_head(net, loss)
+    check_has_rows(x, needed_by="check_grads")
     check_targets(net, loss, x, y)
     if not eps > 0:
         raise ValueError(f"eps must be > 0; got {eps}.")
@@ -182,6 +192,7 @@ def check_grads(net: MLP, loss: Loss | str, params: Params, x, y, *, eps: float 
         auto_leaves = [np.asarray(a).ravel() for a in jax.tree.leaves(auto)]
         man_leaves = [np.asarray(m).ravel() for m in jax.tree.leaves(manual)]
 
+    fd_atol = atol + ROUNDOFF * np.finfo(np.float64).eps / 2 * abs(float(value)) / eps
     rows, start = [], 0
     for k, (m, a, pick, off) in enumerate(zip(man_leaves, auto_leaves, picks, offsets)):
         f = fd[start:start + len(pick)]
@@ -190,11 +201,11 @@ def check_grads(net: MLP, loss: Loss | str, params: Params, x, y, *, eps: float 
         ad_abs = float(np.max(np.abs(m - a), initial=0.0))
         fd_scale = float(np.max(np.abs(f), initial=0.0))
         fd_abs = float(np.max(np.abs(man_flat[off + pick] - f), initial=0.0))
-        ok = ad_abs <= autodiff_rtol * scale + atol and fd_abs <= fd_rtol * max(fd_scale, scale) + atol
+        ok = ad_abs <= autodiff_rtol * scale + atol and fd_abs <= fd_rtol * max(fd_scale, scale) + fd_atol
         rows.append(GradCheckRow(
             layer=k // 2 + 1, param="W" if k % 2 == 0 else "b", shape=tuple(leaves[k].shape),
             scale=scale, autodiff_abs=ad_abs, autodiff_rel=ad_abs / scale if scale else ad_abs,
             fd_abs=fd_abs, fd_rel=fd_abs / fd_scale if fd_scale else fd_abs, n_fd=len(pick),
             passed=bool(ok)))
     return GradCheckReport(net, loss.name, float(value), tuple(rows), autodiff_rtol, fd_rtol,
-                           atol, eps, all(r.passed for r in rows))
+                           atol, eps, all(r.passed for r in rows), fd_atol)

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from fnann import _checks
+from fnann import _args, _checks
 from fnann.activations import Activation, get_activation
 
 Array = jax.Array
@@ -117,10 +117,9 @@ def init(key: Array, net: MLP, dtype=jnp.float32) -> Params:
       >>> [p.W.shape for p in params]
       [(8, 4), (3, 8)]
     """
-    if not isinstance(net, MLP):
-        raise TypeError(f"net must be an fnann.MLP; got {type(net).__name__}.")
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"dtype must be a floating dtype; got {dtype}.")
+    check_net(net)
+    _args.check_key(key)
+    dtype = _args.check_dtype(dtype)
     keys = jax.random.split(key, net.n_layers)
     params = []
     for k, n_in, n_out, act in zip(keys, net.sizes[:-1], net.sizes[1:], net.activations):
@@ -139,12 +138,26 @@ def dense_forward(layer: Dense, a_prev: Array, precision: Precision = None) -> A
     return jnp.matmul(a_prev, layer.W.T, precision=precision) + layer.b
 
 
-def check_inputs(net: MLP, params: Params, x) -> None:
-    """Static checks shared by every public entry point: the net, params and x agree."""
+def check_net(net) -> None:
+    """Raises TypeError unless ``net`` is an ``MLP``."""
     if not isinstance(net, MLP):
         raise TypeError(f"net must be an fnann.MLP; got {type(net).__name__}.")
+
+
+def check_net_params(net: MLP, params: Params) -> None:
+    """The net is an ``MLP`` and ``params`` has its shapes; concrete params must be finite."""
+    check_net(net)
     _checks.check_params(params, net.sizes)
-    _checks.check_x(x, net.n_in)
+    _checks.check_params_finite(params)
+
+
+def check_inputs(net: MLP, params: Params, x, x_name: str = "x") -> None:
+    """Checks shared by every public entry point: the net, params and x agree, and (for
+    concrete arrays, not under ``jit``) params and x hold no NaN or inf."""
+    check_net_params(net, params)
+    _checks.check_x(x, net.n_in, x_name)
+    _checks.check_finite(x, x_name)
+    _checks.check_representable(x, jnp.result_type(params[0].W), x_name)
 
 
 def forward_trace(net: MLP, params: Params, x, precision: Precision = None) -> tuple[Array, Trace]:
@@ -155,8 +168,13 @@ def forward_trace(net: MLP, params: Params, x, precision: Precision = None) -> t
 
     Returns:
       ``(y_hat, trace)``; ``trace`` is a pytree and can cross a ``jit`` boundary.
+
+    Raises:
+      ValueError, TypeError: when ``x`` or ``params`` do not fit ``net``, hold NaN or inf
+        (concrete arrays), or ``precision`` is not a matmul precision.
     """
     check_inputs(net, params, x)
+    _args.check_precision(precision)
     a = jnp.asarray(x, dtype=params[0].W.dtype)
     Z, A = [], [a]
     for layer, act in zip(params, net.activations):

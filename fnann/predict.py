@@ -13,8 +13,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from fnann import parallel
-from fnann._checks import check_target_shape, check_targets
+from fnann import _args, parallel
+from fnann._checks import check_has_rows, check_head, check_target_shape, check_targets
 from fnann.backprop import loss_value
 from fnann.losses import Loss, as_targets, get_loss
 from fnann.mlp import MLP, Params, check_inputs, forward_trace
@@ -59,8 +59,6 @@ def _chunk_fns(net: MLP, loss: Loss | None, mesh=None, data_axis=None):
 
 
 def _chunks(n: int, chunk: int):
-    if chunk < 1:
-        raise ValueError(f"chunk_size must be >= 1; got {chunk}.")
     return [slice(i, min(i + chunk, n)) for i in range(0, n, chunk)]
 
 
@@ -72,6 +70,12 @@ def predict(net: MLP, params: Params, x, chunk_size: int = DEFAULT_CHUNK, *, mes
     ``data_axis`` and the params replicated, as in ``fit``; under ``jax.distributed``, ``x``
     is this process's shard and the result is the global array.
 
+    ``x`` with no rows gives an output with no rows, of shape ``(0, n_out)``.
+
+    Raises:
+      ValueError, TypeError: ``x`` or ``params`` do not fit ``net`` or hold NaN or inf;
+        ``chunk_size`` is not an int >= 1.
+
     Example:
       >>> from fnann import MLP, init
       >>> net = MLP([3, 4, 2])
@@ -79,6 +83,7 @@ def predict(net: MLP, params: Params, x, chunk_size: int = DEFAULT_CHUNK, *, mes
       (10, 2)
     """
     check_inputs(net, params, x)
+    _args.check_count(chunk_size, "chunk_size", low=1)
     x = jnp.asarray(x, params[0].W.dtype)
     if mesh is not None:
         mesh = parallel.check_mesh(mesh, data_axis)
@@ -97,10 +102,17 @@ def evaluate(net: MLP, params: Params, x, y, loss: Loss | str,
 
     Returns:
       ``{"loss": float, "accuracy": float}`` (``accuracy`` only for classifiers).
+
+    Raises:
+      ValueError, TypeError: bad data (as for ``fit``: shapes, NaN/inf, no rows, targets
+        out of range), an (output, loss) pair that cannot work, a bad ``chunk_size``.
     """
     loss = get_loss(loss)
     check_inputs(net, params, x)
+    check_head(net, loss)
+    check_has_rows(x, needed_by="evaluate")
     check_targets(net, loss, x, y)
+    _args.check_count(chunk_size, "chunk_size", low=1)
     x, y = jnp.asarray(x, params[0].W.dtype), jnp.asarray(y)
     if mesh is not None:
         mesh = parallel.check_mesh(mesh, data_axis)
@@ -133,12 +145,14 @@ def accuracy(net: MLP, params: Params, x, y, chunk_size: int = DEFAULT_CHUNK) ->
       ValueError: for a network without a softmax or sigmoid output (a regressor), or
         targets that do not fit it.
     """
+    check_inputs(net, params, x)
     metric = accuracy_metric(net)
     if metric is None:
         raise ValueError(
             f"accuracy needs a classifier (softmax or sigmoid output); this net's output is "
             f"{net.output.name!r}. Use evaluate(..., loss) for regression.")
-    check_inputs(net, params, x)
+    check_has_rows(x, needed_by="accuracy")
     check_target_shape(net, x, y, labels=net.output.name == "softmax")
+    _args.check_count(chunk_size, "chunk_size", low=1)
     y_hat = predict(net, params, x, chunk_size)
     return float(metric(y_hat, jnp.asarray(y))) / jnp.shape(x)[0]

@@ -13,7 +13,8 @@ so ``fit_many`` first calls the factory with every model's concrete values on th
 where their full validation runs. Model k ends with the params of
 ``fit(net, loss, opt(**hyperparams[k]), params[k], x, y, key=key[k], ...)``.
 
-A model whose loss or params stop being finite is frozen at its last finite params (its
+A model that diverges by `fit`'s rule (loss or params not finite, or the loss past 1e6 times
+its first epoch's) is frozen at its last good params (its
 history ends there, ``diverged[k]`` records the epoch) while the others train on.
 """
 
@@ -35,8 +36,10 @@ from fnann.losses import Loss, get_loss
 from fnann.mlp import MLP, Params, check_inputs
 from fnann.optim import Optimizer, as_optimizer
 from fnann.predict import _chunk_fns, _chunks, accuracy_metric
+from fnann._args import check_count
+from fnann._fit_guards import DIVERGENCE_FACTOR
 from fnann.train import (MONITORS, TrainingDivergedError, _as_device, _check_batch_size,
-                         _check_epochs, check_data, epoch_function, permutation, train_step)
+                         check_data, epoch_function, permutation, train_step)
 
 Array = jax.Array
 
@@ -149,23 +152,26 @@ def compiled_many(net: MLP, loss: Loss, opt, names: tuple[str, ...], method: str
                   data_axis: str | None):
     """The jitted, vmapped epoch of K models (cached: one compilation per configuration).
 
-    ``run(params, opt_state, orders, hyper, active, x, y) -> (params, opt_state, losses,
-    finite)``, every argument but ``x, y`` with a leading model axis; a model that is not
-    ``active`` or whose epoch is not finite keeps the params and state it came with.
+    ``run(params, opt_state, orders, hyper, active, limit, x, y) -> (params, opt_state,
+    losses, ok)``, every argument but ``x, y`` with a leading model axis; a model that is not
+    ``active``, or whose epoch diverged (loss or params not finite, or the loss above its
+    ``limit``: ``fit``'s rule, see ``fnann._fit_guards.divergence``) keeps the params and
+    state it came with.
     """
 
-    def one(params, opt_state, order, hyper, active, x, y):
+    def one(params, opt_state, order, hyper, active, limit, x, y):
         step = train_step(net, loss, _optimizer(opt, names, hyper), method)
         shuffled = lambda a: a
         if data_axis is not None:
             step, shuffled = parallel.sharded_step(step, mesh, data_axis), parallel.replicated_rows(mesh)
         new = epoch_function(step, batch_size, shuffled)(params, opt_state, order, x, y)
-        keep = active & new[3]
+        ok = new[3] & (new[2] <= limit)
+        keep = active & ok
         params, opt_state = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new[:2],
                                          (params, opt_state))
-        return params, opt_state, new[2], new[3]
+        return params, opt_state, new[2], ok
 
-    axes = (0, 0, 0, 0, 0, None, None)
+    axes = (0, 0, 0, 0, 0, 0, None, None)
     return jax.jit(jax.vmap(one, in_axes=axes, spmd_axis_name=model_axis))
 
 
@@ -300,11 +306,14 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
         for h in histories:
             h.update({name: [] for name in _evaluate_many_names(net)})
     diverged: list[int | None] = [None] * K
+    limit = np.full(K, np.inf, np.float32)  # after the first epoch: fit's divergence bound
     for epoch in range(initial_epoch, initial_epoch + epochs):
         bits = np.asarray(_fold_all(keys, epoch, impl))  # model k: epoch_order(key[k], epoch, n)
         orders = put(np.stack([permutation(b, n) for b in bits]))
-        params, opt_state, losses, finite = run(params, opt_state, orders, hyper, active, x, y)
+        params, opt_state, losses, finite = run(params, opt_state, orders, hyper, active, put(limit), x, y)
         losses, finite, was_active = np.asarray(losses), np.asarray(finite), np.asarray(active)
+        if epoch == initial_epoch:
+            limit = np.where(finite & (losses > 0), DIVERGENCE_FACTOR * losses, np.inf).astype(np.float32)
         metrics = _evaluate_many(net, loss, params, *val, mesh, data_axis) if val is not None else {}
         for k in np.flatnonzero(was_active):
             if not finite[k]:
@@ -318,7 +327,8 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
         if not now_active.any():
             raise TrainingDivergedError(
                 f"all {K} models diverged (the last in epoch {epoch}): the loss or the parameters "
-                "became NaN or inf. The last finite parameters are kept on this error as "
+                f"became NaN or inf, or the loss grew past {DIVERGENCE_FACTOR:g} times its first "
+                "epoch's. The last finite parameters are kept on this error as "
                 ".params (stacked); try smaller learning rates.", epoch, params, opt_state,
                 histories)
         if not now_active.all():
@@ -330,8 +340,8 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
 def _check_training(net, loss, x, y, epochs, initial_epoch, batch_size, validation_data,
                     monitor) -> str:
     """``fit``'s checks of the data and the training arguments; returns the monitor."""
-    _check_epochs(epochs)
-    _check_epochs(initial_epoch, "initial_epoch")
+    check_count(epochs, "epochs")
+    check_count(initial_epoch, "initial_epoch")
     _check_batch_size(batch_size)
     check_data(net, loss, x, y)
     if validation_data is not None:

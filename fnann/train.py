@@ -28,11 +28,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from fnann import _checks, parallel
+from fnann import _args, _checks, _fit_guards, parallel
 from fnann._checks import check_targets
 from fnann.backprop import loss_and_grad
 from fnann.losses import Loss, get_loss
-from fnann.mlp import MLP, Params, check_inputs
+from fnann.mlp import MLP, Params, check_net_params
 from fnann.optim import Optimizer, apply_updates, as_optimizer
 from fnann.predict import accuracy_metric, evaluate_chunks
 
@@ -58,7 +58,9 @@ class TrainState(NamedTuple):
 
 
 class TrainingDivergedError(FloatingPointError):
-    """Raised by ``fit`` when the loss or the parameters stop being finite.
+    """Raised by ``fit`` when training diverges: the loss or the parameters stop being finite,
+    or the loss exceeds ``DIVERGENCE_FACTOR`` (1e6) times the first epoch's loss. The message
+    says which.
 
     Attributes:
       epoch: the epoch (counted from 0) in which it happened.
@@ -100,6 +102,7 @@ def train_step(net: MLP, loss: Loss | str, opt: Optimizer, method: str = "manual
     value_and_grad = loss_and_grad(net, loss, method=method)
 
     def step(params: Params, opt_state, x, y):
+        _fit_guards.check_opt_state(opt, opt_state, params)  # static: once per trace
         value, grads = value_and_grad(params, x, y)
         updates, opt_state = opt.update(grads, opt_state, params)
         return apply_updates(params, updates), opt_state, value
@@ -183,8 +186,7 @@ def check_data(net: MLP, loss: Loss, x, y, x_name: str = "x", y_name: str = "y")
     _checks.check_x(x, net.n_in, x_name)
     _checks.check_rows(x, y, x_name, y_name)
     _checks.check_finite(x, x_name)
-    if jnp.shape(x)[0] == 0:
-        raise ValueError(f"{x_name} has no rows; fit needs at least one example.")
+    _checks.check_has_rows(x, x_name, "fit")
     check_targets(net, loss, x, y, x_name, y_name)
 
 
@@ -197,11 +199,13 @@ def _check_batch_size(batch_size) -> None:
         raise ValueError(f"batch_size must be >= 1 (1 is SGD) or None (full batch); got {batch_size}.")
 
 
-def _check_epochs(epochs, name: str = "epochs") -> None:
-    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral):
-        raise TypeError(f"{name} must be an int; got {epochs!r}.")
-    if epochs < 0:
-        raise ValueError(f"{name} must be >= 0; got {epochs}.")
+MAX_EPOCH = 2**31 - 1  # epoch e shuffles with fold_in(key, e), and steps count in int32
+
+
+def _check_patience(patience, min_delta) -> float:
+    if patience is not None:
+        _args.check_count(patience, "patience")
+    return _args.check_real(min_delta, "min_delta", low=0.0)
 
 
 def _as_device(x, y, dtype):
@@ -239,10 +243,12 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
       initial_epoch: index of the first epoch (to resume: the number already done).
       patience: stop after this many epochs without improvement of ``monitor``.
       monitor: ``"val_loss"``, ``"val_accuracy"`` or ``"loss"``.
-      min_delta: the least change that counts as an improvement.
+      min_delta: the least change that counts as an improvement (finite, >= 0).
       restore_best: with ``patience``, return the best params seen rather than the last.
-      callback: called as ``callback(epoch, logs)`` after every epoch; returning ``True``
-        stops training.
+      callback: called after every epoch as ``callback(epoch, logs)``, or, if it takes a
+        third positional argument, as ``callback(epoch, logs, state)`` with the
+        :class:`TrainState` after that epoch (params, optimizer state, epochs done, key:
+        everything to checkpoint or inspect the run). Returning ``True`` stops training.
       verbose: print one line per epoch.
       return_state: also return a :class:`TrainState` to continue from.
       params_callback: called as ``params_callback(epoch, params, opt_state)`` after every
@@ -260,21 +266,27 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
       ``"val_accuracy"``.
 
     Raises:
-      ValueError, TypeError: on bad data or arguments, before anything compiles.
-      TrainingDivergedError: when the loss or params become NaN/inf; it carries the epoch, the
-        last finite params and the history.
+      ValueError, TypeError: on bad data or arguments (among them an ``opt_state`` that
+        does not fit ``opt.init(params)``, a learning-rate schedule of fnann's optimizers
+        that is negative or NaN on a step this call runs), before anything compiles.
+      TrainingDivergedError: when the loss or params become NaN/inf, or the loss exceeds
+        ``DIVERGENCE_FACTOR`` (1e6) times the first epoch's loss; it carries the epoch, the
+        last finite params and the history, and its message says which cause it was.
     """
     loss = get_loss(loss)
     opt = as_optimizer(opt)
-    check_inputs(net, params, x)
-    _checks.check_params_finite(params)
-    _check_epochs(epochs)
-    _check_epochs(initial_epoch, "initial_epoch")
+    check_net_params(net, params)
+    _checks.check_head(net, loss)
+    _args.check_count(epochs, "epochs")
+    _args.check_count(initial_epoch, "initial_epoch")
+    if initial_epoch + epochs > MAX_EPOCH:
+        raise ValueError(f"initial_epoch + epochs must be <= {MAX_EPOCH}; got {initial_epoch + epochs}.")
     _check_batch_size(batch_size)
+    _args.check_key(key)
+    _args.check_callable(callback, "callback")
     if monitor not in MONITORS:
         raise ValueError(f"monitor must be one of {MONITORS}; got {monitor!r}.")
-    if patience is not None and (not isinstance(patience, numbers.Integral) or patience < 0):
-        raise ValueError(f"patience must be a non-negative int or None; got {patience!r}.")
+    min_delta = _check_patience(patience, min_delta)
     check_data(net, loss, x, y)
     if validation_data is not None:
         if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
@@ -287,12 +299,20 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         raise ValueError("monitor='val_accuracy' needs a classifier (softmax or sigmoid output).")
 
     dtype = params[0].W.dtype
+    _checks.check_representable(x, dtype, "x")
     x, y = _as_device(x, y, dtype)
     if validation_data is not None:
+        _checks.check_representable(validation_data[0], dtype, "x_val")
         x_val, y_val = _as_device(*validation_data, dtype)
     params = jax.tree.map(jnp.asarray, params)
     if opt_state is None:
         opt_state = opt.init(params)
+    else:
+        _fit_guards.check_opt_state(opt, opt_state, params)
+    n = x.shape[0]
+    steps_per_epoch = 1 if batch_size is None else -(-n // batch_size)
+    _fit_guards.check_schedules(opt, _fit_guards.state_step(opt_state), epochs * steps_per_epoch)
+    call_back = _fit_guards.callback_caller(callback)
     if mesh is not None:  # batches sharded over data_axis; params and opt_state replicated
         mesh = parallel.check_mesh(mesh, data_axis)
         x, y = parallel.put_data(x, mesh, data_axis), parallel.put_data(y, mesh, data_axis, "y")
@@ -301,7 +321,6 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
                             parallel.put_data(y_val, mesh, data_axis, "y_val"))
         params, opt_state = parallel.replicate((params, opt_state), mesh)
     run_epoch = compiled_epoch(net, loss, opt, method, batch_size, mesh, data_axis)
-    n = x.shape[0]
     shuffle = (lambda e: epoch_order(key, e, n)) if mesh is None else (
         lambda e: parallel.replicate(epoch_order(key, e, n), mesh))
 
@@ -312,16 +331,18 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
             history["val_accuracy"] = []
     sign = -1.0 if monitor == "val_accuracy" else 1.0
     best, best_params, best_state, waited = math.inf, params, opt_state, 0
+    first_loss = None
     for epoch in range(initial_epoch, initial_epoch + epochs):
         new_params, new_state, train_loss, finite = run_epoch(
             params, opt_state, shuffle(epoch), x, y)
-        if not bool(finite):
+        cause = _fit_guards.divergence(float(train_loss), bool(finite), first_loss, dtype)
+        if cause is not None:
             raise TrainingDivergedError(
-                f"training diverged in epoch {epoch}: the loss or the parameters became NaN or "
-                f"inf (epoch loss {float(train_loss)}). The last finite parameters are kept on "
-                "this error as .params; try a smaller learning rate.", epoch, params, opt_state,
-                history)
+                f"training diverged in epoch {epoch}: {cause}. The parameters at the start of "
+                "that epoch (the last good ones) are kept on this error as .params.", epoch,
+                params, opt_state, history)
         params, opt_state = new_params, new_state
+        first_loss = float(train_loss) if first_loss is None else first_loss
         if params_callback is not None:
             params_callback(epoch, params, opt_state)
         logs = {"epoch": epoch, "loss": float(train_loss)}
@@ -336,7 +357,7 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         if verbose:
             print("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                             for k, v in logs.items()))
-        stop = bool(callback(epoch, logs)) if callback is not None else False
+        stop = call_back(epoch, logs, lambda: TrainState(params, opt_state, epoch + 1, key))
         if patience is not None:
             score = sign * logs[monitor]
             if score < best - min_delta:

@@ -130,3 +130,71 @@ def test_custom_activation_cannot_be_saved_by_name(tmp_path):
     net = fnann.MLP([2, 3, 2], hidden=act)
     with pytest.raises(TypeError, match="custom hidden activation 'mine'"):
         fnann.save(tmp_path / "c.npz", net, fnann.init(jax.random.key(0), net))
+
+
+# --- low precision, any optimizer's state, and what save refuses ---------------------
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_low_precision_round_trip_is_bit_exact(tmp_path, dtype):
+    net = fnann.MLP([3, 5, 2], hidden="tanh")
+    params = jax.tree.map(lambda a: (a * 3.3).astype(dtype), fnann.init(jax.random.key(0), net))
+    opt = fnann.adam(1e-3)
+    state = opt.update(params, opt.init(params), params)[1]
+    fnann.save(tmp_path / "c.npz", net, params, state)
+    for ck in (fnann.load(tmp_path / "c.npz"), fnann.load(tmp_path / "c.npz", opt=opt)):
+        assert ck.params[0].W.dtype == dtype
+        trees_equal(ck.params, params)  # same dtype, same values
+        for a, b in zip(jax.tree.leaves(ck.params), jax.tree.leaves(params)):  # same bits
+            np.testing.assert_array_equal(np.asarray(a).view(np.uint16), np.asarray(b).view(np.uint16))
+        trees_equal(ck.opt_state, state)
+
+
+def test_optax_state_is_saved_by_structure_and_rebuilt_from_the_optimizer(tmp_path):
+    optax = pytest.importorskip("optax")
+    net = fnann.MLP([3, 4, 2])
+    params = fnann.init(jax.random.key(0), net)
+    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-2))
+    state = opt.update(params, opt.init(params), params)[1]
+    fnann.save(tmp_path / "c.npz", net, params, state, epoch=1)
+    ck = fnann.load(tmp_path / "c.npz", opt=opt)
+    trees_equal(ck.opt_state, state)  # structure includes optax's own NamedTuple types
+    assert type(ck.opt_state[1][0]) is type(state[1][0])
+    # optax's EmptyState is not fnann's (same name, other class): never rebuilt by name
+    with pytest.raises(ValueError, match=r"opt_state\[0\]: holds the type 'EmptyState'.*load\(path, opt="):
+        fnann.load(tmp_path / "c.npz")
+    with pytest.raises(ValueError, match="opt_state"):
+        fnann.load(tmp_path / "c.npz", opt=optax.sgd(0.1))
+
+
+@pytest.mark.parametrize("kwargs,err,match", [
+    (dict(history={"loss": [1.0, "x"]}), TypeError, r"history\['loss'\] must be a list of numbers"),
+    (dict(history="x"), TypeError, "history must be a dict"),
+    (dict(meta={"a": {1, 2}}), TypeError, r"meta\['a'\] holds a set"),
+    (dict(meta={1: "a"}), TypeError, "meta has the key 1"),
+    (dict(meta=[1]), TypeError, "meta must be a dict"),
+    (dict(epoch="x"), TypeError, "epoch must be an int"),
+    (dict(epoch=-1), ValueError, "epoch must be >= 0"),
+    (dict(step=1.5), TypeError, "step must be an int"),
+    (dict(key=0), TypeError, "key must be a PRNG key"),
+    (dict(opt_state={"a": object()}), TypeError, r"opt_state\['a'\] is a object"),
+    (dict(opt_state={1: jnp.ones(2)}), TypeError, "opt_state has the key 1"),
+    (dict(params="other net"), ValueError, r"params\[0\] has W \(4, 3\).*expects W \(5, 3\)"),
+])
+def test_save_checks_everything_before_writing(tmp_path, kwargs, err, match):
+    net = fnann.MLP([3, 4, 2])
+    params = fnann.init(jax.random.key(0), net)
+    if kwargs.get("params") == "other net":
+        net, kwargs = fnann.MLP([3, 5, 2]), {}
+    with pytest.raises(err, match=match):
+        fnann.save(tmp_path / "c.npz", net, params, **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_numpy_numbers_in_history_and_meta_are_saved_as_numbers(tmp_path):
+    net = fnann.MLP([3, 2])
+    params = fnann.init(jax.random.key(0), net)
+    fnann.save(tmp_path / "c.npz", net, params, history={"loss": [np.float32(0.5), jnp.float32(0.25)]},
+               meta={"mean": np.arange(3.0), "n": np.int64(4)})
+    ck = fnann.load(tmp_path / "c.npz")
+    assert ck.history == {"loss": [0.5, 0.25]} and ck.meta == {"mean": [0.0, 1.0, 2.0], "n": 4}

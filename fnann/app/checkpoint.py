@@ -1,33 +1,41 @@
-"""Saving and loading everything needed to resume training, atomically.
+"""Saving and loading everything needed to resume training: atomically, and safely.
 
-A checkpoint is one ``.npz`` file: the arrays of the params and of the optimizer state,
-the PRNG key's raw data, and a JSON header with the network, the tree structure of the
-optimizer state, the epoch, the step and the history. ``save`` writes to a temporary file
-in the same folder, flushes it to disk and renames it over the target (``os.replace`` is
-atomic), so a crash or an error mid-write leaves the previous checkpoint untouched.
+A checkpoint is one ``.npz`` file: the arrays of the params and of the optimizer state, the
+PRNG key's raw data, and a JSON header with the network, the tree structure of the
+optimizer state, the epoch, the step, the history and free-form metadata. ``save`` writes
+through ``atomic_write`` (temporary file, fsync, rename), so a crash, an error or a kill -9
+mid-write leaves the previous checkpoint untouched; a killed writer's temporary is removed
+by the next save into the same folder (see ``fnann.app.atomic``).
 
-Only plain containers (tuple, list, dict, None) and NamedTuples defined in fnann (the
-optimizer states, ``Dense``) are stored as structure; nothing is unpickled on load.
+The format is closed (``fnann.app.tree_codec``): nothing a file says is imported, looked up
+or called, no array is unpickled, and every field of the header is validated on load. A
+malformed or hostile file raises one ``ValueError`` naming the file and the field.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-import tempfile
 import zipfile
+import zlib
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnann import _args, _checks
 from fnann.activations import ACTIVATIONS
-from fnann.mlp import MLP, Dense, Params
+from fnann.app.atomic import atomic_write  # noqa: F401  (re-exported: fnann.app.checkpoint.atomic_write)
+from fnann.app.tree_codec import Where, decode, encode, rebuild
+from fnann.mlp import MLP, Dense, Params, check_net
+from fnann.optim import as_optimizer
 
 FORMAT = "fnann-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: dtypes by name (bfloat16), registry names of NamedTuples; 1 is still read
+MAX_HEADER_BYTES = 64 << 20
+MAX_COUNT = 2**62  # epoch, step
+KEY_IMPLS = ("threefry2x32", "rbg", "unsafe_rbg")
 
 
 class Checkpoint(NamedTuple):
@@ -54,42 +62,7 @@ class Checkpoint(NamedTuple):
     meta: dict
 
 
-def _encode(tree, arrays: dict) -> Any:
-    """A JSON description of ``tree``; its arrays go into ``arrays`` under fresh names."""
-    if tree is None:
-        return None
-    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
-        cls = type(tree)
-        if not cls.__module__.startswith("fnann"):
-            raise TypeError(f"opt_state holds a {cls.__name__} from {cls.__module__}; only "
-                            "fnann's NamedTuples, tuples, lists and dicts can be saved.")
-        return {"namedtuple": f"{cls.__module__}:{cls.__qualname__}",
-                "fields": [_encode(v, arrays) for v in tree]}
-    if isinstance(tree, (tuple, list)):
-        return {"list" if isinstance(tree, list) else "tuple": [_encode(v, arrays) for v in tree]}
-    if isinstance(tree, dict):
-        return {"dict": {str(k): _encode(v, arrays) for k, v in tree.items()}}
-    name = f"a{len(arrays)}"
-    arrays[name] = np.asarray(tree)
-    return {"array": name}
-
-
-def _decode(spec, arrays) -> Any:
-    if spec is None:
-        return None
-    if "array" in spec:
-        return jnp.asarray(arrays[spec["array"]])
-    if "tuple" in spec:
-        return tuple(_decode(v, arrays) for v in spec["tuple"])
-    if "list" in spec:
-        return [_decode(v, arrays) for v in spec["list"]]
-    if "dict" in spec:
-        return {k: _decode(v, arrays) for k, v in spec["dict"].items()}
-    module, _, qualname = spec["namedtuple"].partition(":")
-    if not module.startswith("fnann"):
-        raise ValueError(f"refusing to load a structure from module {module!r}")
-    cls = getattr(importlib.import_module(module), qualname)
-    return cls(*(_decode(v, arrays) for v in spec["fields"]))
+# --- save -----------------------------------------------------------------------------
 
 
 def _net_spec(net: MLP) -> dict:
@@ -104,6 +77,7 @@ def _net_spec(net: MLP) -> dict:
 def _key_spec(key, arrays: dict):
     if key is None:
         return None
+    _args.check_key(key)
     if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
         arrays["key"] = np.asarray(jax.random.key_data(key))
         return {"typed": True, "impl": str(jax.random.key_impl(key))}
@@ -111,20 +85,68 @@ def _key_spec(key, arrays: dict):
     return {"typed": False}
 
 
+def _json_ready(value: Any, name: str, depth: int = 0) -> Any:
+    """``value`` with numpy numbers and arrays as Python ones; TypeError naming what is not JSON."""
+    if depth > 64:
+        raise TypeError(f"{name} is nested deeper than 64 levels.")
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic) or (isinstance(value, (np.ndarray, jax.Array)) and value.dtype != object):
+        if isinstance(value, jax.Array) and jnp.issubdtype(value.dtype, jax.dtypes.prng_key):
+            raise TypeError(f"{name} is a PRNG key; save it with save(key=...).")
+        return np.asarray(value).tolist()
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v, f"{name}[{i}]", depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        for k in value:
+            if not isinstance(k, str):
+                raise TypeError(f"{name} has the key {k!r} of type {type(k).__name__}; JSON keys are str.")
+        return {k: _json_ready(v, f"{name}[{k!r}]", depth + 1) for k, v in value.items()}
+    raise TypeError(f"{name} holds a {type(value).__name__} ({_short(value)}); a checkpoint stores "
+                    "JSON values: None, bool, numbers, str, lists and dicts with str keys.")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def _history(history: Any) -> dict:
+    """The history as ``{str: [number, ...]}`` (fit's form), numpy numbers converted."""
+    if history is None:
+        return {}
+    if not isinstance(history, dict):
+        raise TypeError(f"history must be a dict of per-epoch lists (fit's history); got {type(history).__name__}.")
+    out = _json_ready(history, "history")
+    for k, values in out.items():
+        if not isinstance(values, list) or not all(_is_number(v) for v in values):
+            raise TypeError(f"history[{k!r}] must be a list of numbers; got {_short(history[k])}.")
+    return out
+
+
+def _is_number(v: Any) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
 def save(path: str | os.PathLike, net: MLP, params: Params, opt_state: Any = None, *,
          epoch: int = 0, step: int = 0, key=None, history: dict | None = None,
          meta: dict | None = None, overwrite: bool = True) -> str:
     """Writes a checkpoint atomically (temporary file, fsync, rename).
 
+    Everything is checked before a byte is written: ``params`` against ``net`` (and finite),
+    the counters,
+    the key, and that ``opt_state``, ``history`` and ``meta`` can be stored.
+
     Args:
       path: target file (``.npz`` is conventional).
       net: the network (built-in activations only).
-      params: its parameters.
-      opt_state: optimizer state to resume with.
-      epoch, step: progress counters.
+      params: its parameters (float16, bfloat16, float32, float64: restored bit-exactly).
+      opt_state: optimizer state to resume with: any tree of NamedTuples, tuples, lists,
+        dicts with str keys, None and arrays (fnann's states and optax's alike).
+      epoch, step: progress counters (ints >= 0).
       key: the PRNG key training uses, so that resuming reshuffles identically.
-      history: ``fit``'s history (lists of numbers).
-      meta: any other JSON-serialisable information.
+      history: ``fit``'s history (lists of numbers; numpy numbers are converted).
+      meta: any other JSON-serialisable information (a dict with str keys).
       overwrite: if ``False``, refuse to replace an existing file.
 
     Returns:
@@ -132,98 +154,195 @@ def save(path: str | os.PathLike, net: MLP, params: Params, opt_state: Any = Non
 
     Raises:
       FileExistsError: when ``path`` exists and ``overwrite`` is ``False``.
+      TypeError, ValueError: an argument that cannot be saved, named.
+
+    Example:
+      >>> import tempfile, fnann
+      >>> net = fnann.MLP([2, 3, 2])
+      >>> params = fnann.init(jax.random.key(0), net)
+      >>> path = save(tempfile.mkdtemp() + "/c.npz", net, params, epoch=1)
+      >>> load(path, net=net).epoch
+      1
     """
     path = os.fspath(path)
+    check_net(net)
+    _checks.check_params(params, net.sizes)
+    _checks.check_params_finite(params)
+    epoch, step = _args.check_count(epoch, "epoch"), _args.check_count(step, "step")
+    if meta is not None and not isinstance(meta, dict):
+        raise TypeError(f"meta must be a dict; got {type(meta).__name__}.")
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
     arrays: dict[str, np.ndarray] = {}
     header = {
         "format": FORMAT, "version": VERSION, "net": _net_spec(net),
-        "params": _encode(tuple(params), arrays), "opt_state": _encode(opt_state, arrays),
-        "key": _key_spec(key, arrays), "epoch": int(epoch), "step": int(step),
-        "history": history or {}, "meta": meta or {},
+        "params": encode(tuple(Dense(layer.W, layer.b) for layer in params), arrays, "params"),
+        "opt_state": encode(opt_state, arrays, "opt_state"),
+        "key": _key_spec(key, arrays), "epoch": epoch, "step": step,
+        "history": _history(history), "meta": _json_ready(meta or {}, "meta"),
     }
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def _file_mode(path: str) -> int:
-    """The mode a plain ``open(path, "w")`` would give: the old file's, else 0666 & ~umask."""
+# --- load -----------------------------------------------------------------------------
+
+
+def _read_arrays(path: str) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz``, after checking each member's declared shape against its
+    stored size (a hostile header cannot make numpy allocate more than the file holds)."""
+    arrays = {}
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                raise ValueError(f"member {info.filename!r} is not an array")
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version not in ((1, 0), (2, 0)):
+                    raise ValueError(f"member {info.filename!r} has .npy version {version}")
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(f)
+                if dtype.hasobject or int(np.prod(shape, dtype=object)) * dtype.itemsize > info.file_size:
+                    raise ValueError(f"member {info.filename!r} declares {shape} {dtype}, more than it holds")
+            name = info.filename[:-4]
+            if name == "header" and info.file_size > MAX_HEADER_BYTES:
+                raise ValueError(f"its header is larger than {MAX_HEADER_BYTES >> 20} MiB")
+            with zf.open(info) as f:
+                arrays[name] = np.lib.format.read_array(f, allow_pickle=False)
+    return arrays
+
+
+def _require(header: dict, field: str, where: Where, kinds: tuple, what: str) -> Any:
+    if field not in header:
+        raise where.at(field).error("missing from the header.")
+    value = header[field]
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise where.at(field).error(f"must be {what}; got {_short(value)}.")
+    return value
+
+
+def _count(header: dict, field: str, where: Where) -> int:
+    value = _require(header, field, where, (int,), "an int >= 0")
+    if not 0 <= value <= MAX_COUNT:
+        raise where.at(field).error(f"must be an int in [0, 2**62]; got {value}.")
+    return value
+
+
+def _load_net(header: dict, where: Where) -> MLP:
+    spec = _require(header, "net", where, (dict,), "a dict with sizes, hidden and output")
+    for field, kinds, what in (("sizes", (list,), "a list of ints"), ("hidden", (str,), "an activation name"),
+                               ("output", (str,), "an activation name")):
+        _require(spec, field, where.at("net."), kinds, what)
     try:
-        return os.stat(path).st_mode & 0o777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+        return MLP(spec["sizes"], spec["hidden"], spec["output"])
+    except (TypeError, ValueError) as e:
+        raise where.at("net").error(str(e)) from None
 
 
-def atomic_write(path: str | os.PathLike, content) -> str:
-    """Writes a file atomically: a temporary file in the same folder, fsync, then rename.
-
-    Args:
-      path: the target; its previous content survives any failure before the rename.
-      content: ``bytes``, or a function that writes to the open binary file.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".fnann-", suffix=".tmp", dir=folder)
+def _load_params(header: dict, arrays: dict, net: MLP, where: Where) -> Params:
+    if "params" not in header:
+        raise where.at("params").error("missing from the header.")
+    layers = decode(header["params"], arrays, where.at("params"))
+    if not isinstance(layers, tuple) or not all(isinstance(l, Dense) for l in layers):
+        raise where.at("params").error("must be a tuple of Dense(W, b).")
     try:
-        os.chmod(tmp, _file_mode(path))  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            if callable(content):
-                content(f)
-            else:
-                f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-    return path
+        _checks.check_params(layers, net.sizes)
+    except (TypeError, ValueError) as e:
+        raise where.at("params").error(f"{e} (net.sizes is {list(net.sizes)})") from None
+    return layers
 
 
-def load(path: str | os.PathLike, net: MLP | None = None) -> Checkpoint:
+def _load_key(header: dict, arrays: dict, where: Where):
+    if "key" not in header:
+        raise where.at("key").error("missing from the header.")
+    spec = header["key"]
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or not isinstance(spec.get("typed"), bool):
+        raise where.at("key").error(f"must be null or {{'typed': bool, ...}}; got {_short(spec)}.")
+    if "key" not in arrays or arrays["key"].dtype != np.uint32:
+        raise where.at("key").error("the file holds no uint32 key data.")
+    data = arrays["key"]
+    if not spec["typed"]:
+        if data.shape not in ((2,), (4,)):
+            raise where.at("key").error(f"raw key data must have shape (2,) or (4,); got {data.shape}.")
+        return jnp.asarray(data)
+    impl = spec.get("impl")
+    if impl not in KEY_IMPLS:
+        raise where.at("key.impl").error(f"must be one of {KEY_IMPLS}; got {_short(impl)}.")
+    try:
+        return jax.random.wrap_key_data(jnp.asarray(data), impl=impl)
+    except (TypeError, ValueError) as e:
+        raise where.at("key").error(f"key data of shape {data.shape} is not a {impl} key ({e}).") from None
+
+
+def _load_history(header: dict, where: Where) -> dict:
+    history = _require(header, "history", where, (dict,), "a dict of per-epoch lists")
+    for k, values in history.items():
+        if not isinstance(values, list) or not all(_is_number(v) for v in values):
+            raise where.at(f"history[{k!r}]").error(f"must be a list of numbers; got {_short(values)}.")
+    return history
+
+
+def load(path: str | os.PathLike, net: MLP | None = None, opt: Any = None) -> Checkpoint:
     """Reads a checkpoint written by :func:`save`.
 
     Args:
       path: the file.
       net: if given, the checkpoint must belong to this network.
+      opt: the optimizer the state belongs to (fnann's or any with optax's ``init``/
+        ``update``). If given, the state is rebuilt from the template ``opt.init(params)``:
+        structure and types from the template, leaves from the file, every shape and dtype
+        checked. Needed for states whose types are not in the checkpoint registry (optax's);
+        fnann's states load without it.
 
     Raises:
       FileNotFoundError: if ``path`` does not exist.
-      ValueError: if the file is truncated, corrupt, not an fnann checkpoint, or belongs to
-        another network than ``net``.
+      ValueError: if the file is truncated, corrupt, not an fnann checkpoint, malformed in
+        any field (named), or belongs to another network than ``net`` or another optimizer
+        than ``opt``.
     """
     path = os.fspath(path)
+    if net is not None:
+        check_net(net)
+    if opt is not None:
+        opt = as_optimizer(opt)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path} does not exist.")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-        header = json.loads(arrays.pop("header").tobytes().decode())
-    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError, UnicodeDecodeError) as e:
+        arrays = _read_arrays(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as e:
         raise ValueError(f"{path} is not a readable fnann checkpoint (truncated or corrupt: {e}).") from None
-    if header.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an fnann checkpoint.")
-    spec = header["net"]
-    saved_net = MLP(spec["sizes"], spec["hidden"], spec["output"])
+    where = Where(path, "")
+    raw = arrays.pop("header", None)
+    if raw is None:
+        raise ValueError(f"{path} is not an fnann checkpoint (it has no header).")
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise where.at("header").error(f"must be JSON text stored as uint8 bytes; got {raw.dtype} {raw.shape}.")
+    try:
+        header = json.loads(raw.tobytes().decode())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise where.at("header").error(f"is not valid JSON ({e}).") from None
+    except RecursionError:
+        raise where.at("header").error("is nested too deeply to be an fnann header.") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an fnann checkpoint (its header is not a dict with "
+                         f"format {FORMAT!r}).")
+    version = _require(header, "version", where, (int,), "an int")
+    if version not in (1, VERSION):
+        raise where.at("version").error(f"this fnann reads versions 1 and {VERSION}; got {version}.")
+    saved_net = _load_net(header, where)
     if net is not None and net != saved_net:
         raise ValueError(f"checkpoint {path} belongs to {saved_net}, not to {net}.")
-    params = tuple(Dense(*layer) for layer in _decode(header["params"], arrays))
-    key = None
-    if header["key"] is not None:
-        key = (jax.random.wrap_key_data(jnp.asarray(arrays["key"]), impl=header["key"]["impl"])
-               if header["key"]["typed"] else jnp.asarray(arrays["key"]))
-    return Checkpoint(saved_net, params, _decode(header["opt_state"], arrays), header["epoch"],
-                      header["step"], key, header["history"], header["meta"])
+    params = _load_params(header, arrays, saved_net, where)
+    if "opt_state" not in header:
+        raise where.at("opt_state").error("missing from the header.")
+    if opt is None or header["opt_state"] is None:
+        opt_state = decode(header["opt_state"], arrays, where.at("opt_state"))
+    else:
+        template = jax.eval_shape(opt.init, params)
+        opt_state = rebuild(header["opt_state"], template, arrays, where.at("opt_state"))
+    meta = _require(header, "meta", where, (dict,), "a dict")
+    return Checkpoint(saved_net, params, opt_state, _count(header, "epoch", where),
+                      _count(header, "step", where), _load_key(header, arrays, where),
+                      _load_history(header, where), meta)
