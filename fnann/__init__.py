@@ -48,6 +48,7 @@ from fnann.optim import (
 )
 from fnann.predict import accuracy, evaluate, predict
 from fnann.train import TrainingDivergedError, TrainState, fit, train_step
+from fnann.caches import cache_info, clear_caches
 from fnann.summaries import Summary, summary
 from fnann.sweep import FitManyResult, fit_many
 from fnann import parallel
@@ -67,6 +68,8 @@ __all__ = [
     "TrainingDivergedError",
     "accuracy",
     "adam",
+    "cache_info",
+    "clear_caches",
     "adamw",
     "as_optimizer",
     "add_decayed_weights",

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnann.caches import compiled_cache
 from fnann import _checks
 from fnann.backprop import backward_trace, check_targets
 from fnann.losses import Loss, get_loss
@@ -190,7 +191,7 @@ def format_diagnostics(diag: Diagnostics, net: MLP | None = None) -> str:
                       *(fmt.format(*r) for r in body)])
 
 
-@functools.lru_cache(maxsize=32)
+@compiled_cache(maxsize=32)
 def _compiled(net: MLP, loss: Loss, opt: Optimizer | None, saturation: float):
     return jax.jit(functools.partial(diagnose, net, loss=loss, opt=opt, saturation=saturation))
 

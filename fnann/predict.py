@@ -7,12 +7,12 @@ chunk size, whatever the number of rows.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
+from fnann.caches import compiled_cache
 from fnann import _args, parallel
 from fnann._checks import check_has_rows, check_head, check_target_shape, check_targets
 from fnann.backprop import loss_value
@@ -44,7 +44,7 @@ def accuracy_metric(net: MLP) -> Callable[[Array, Array], Array] | None:
     return None
 
 
-@functools.lru_cache(maxsize=64)
+@compiled_cache(maxsize=32)
 def _chunk_fns(net: MLP, loss: Loss | None, mesh=None, data_axis=None):
     def out(params, x):
         return forward_trace(net, params, parallel.constrain_rows(x, mesh, data_axis))[0]

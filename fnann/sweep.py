@@ -31,6 +31,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from fnann.caches import compiled_cache
 from fnann import _checks, parallel
 from fnann.losses import Loss, get_loss
 from fnann.mlp import MLP, Params, check_inputs
@@ -146,7 +147,7 @@ def _model_count(counts: dict) -> int:
     return given.popitem()[1]
 
 
-@functools.lru_cache(maxsize=32)
+@compiled_cache(maxsize=32)
 def compiled_many(net: MLP, loss: Loss, opt, names: tuple[str, ...], method: str,
                   batch_size: int | None, mesh: Mesh | None, model_axis: str | None,
                   data_axis: str | None):
@@ -175,7 +176,7 @@ def compiled_many(net: MLP, loss: Loss, opt, names: tuple[str, ...], method: str
     return jax.jit(jax.vmap(one, in_axes=axes, spmd_axis_name=model_axis))
 
 
-@functools.lru_cache(maxsize=32)
+@compiled_cache(maxsize=32)
 def _stats_many(net: MLP, loss: Loss, mesh, data_axis):
     _, stats = _chunk_fns(net, loss, mesh, data_axis)
     return jax.jit(jax.vmap(stats, in_axes=(0, None, None)))

@@ -17,7 +17,6 @@ bit-identical params to N + M epochs in one go.
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 from collections.abc import Callable
@@ -28,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from fnann.caches import compiled_cache
 from fnann import _args, _checks, _fit_guards, parallel
 from fnann._checks import check_targets
 from fnann.backprop import loss_and_grad
@@ -132,7 +132,7 @@ def permutation(k: Array, n: int) -> np.ndarray:
     return rng.permutation(n).astype(np.int32)
 
 
-@functools.lru_cache(maxsize=64)
+@compiled_cache(maxsize=32)
 def compiled_epoch(net: MLP, loss: Loss, opt: Optimizer, method: str, batch_size: int | None,
                    mesh: Mesh | None = None, data_axis: str = "data"):
     """The jitted function that runs one epoch; cached so that it compiles once per shape.

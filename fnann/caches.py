@@ -1,0 +1,77 @@
+"""fnann's in-memory caches of compiled functions: bounded, listed, cleared together.
+
+fnann builds each jitted function once per static configuration and keeps it, so that
+neither a new epoch nor a new call with the same shapes traces or compiles again:
+
+==================================  =====  ====================================================
+cache                               size   one entry per
+==================================  =====  ====================================================
+``fnann.train.compiled_epoch``        32   (net, loss, optimizer, method, batch_size, mesh, axis)
+``fnann.predict._chunk_fns``          32   (net, loss, mesh, axis) of ``predict``/``evaluate``
+``fnann.sweep.compiled_many``         32   ``fit_many``'s configuration
+``fnann.sweep._stats_many``           32   ``fit_many``'s validation (net, loss, mesh, axis)
+``fnann.diagnostics._compiled``       32   (net, loss, optimizer, threshold) of ``diagnose``
+==================================  =====  ====================================================
+
+Optimizers and schedules compare and hash by their configuration, so a fresh but equal
+``adam(1e-3)`` (or ``chain(add_decayed_weights(1e-3), adam(1e-3))``) finds the entry an
+earlier one made. Each entry is a ``jax.jit`` function holding one compiled XLA program per
+input shape and dtype it has seen. JAX keeps compiled programs in its own in-memory caches
+too, so a long-running process grows with the number of distinct (configuration, shape)
+pairs it compiled, not with the number of calls. ``clear_caches`` gives that memory back.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
+F = TypeVar("F", bound=Callable)
+
+_CACHES: dict[str, functools._lru_cache_wrapper] = {}
+
+
+def compiled_cache(maxsize: int) -> Callable[[F], F]:
+    """``functools.lru_cache(maxsize)`` for a builder of jitted functions, registered so that
+    ``cache_info`` lists it and ``clear_caches`` empties it."""
+
+    def register(build: F) -> F:
+        cached = functools.lru_cache(maxsize=maxsize)(build)
+        _CACHES[f"{build.__module__}.{build.__qualname__}"] = cached
+        return cached  # type: ignore[return-value]
+
+    return register
+
+
+def cache_info() -> dict[str, functools._CacheInfo]:
+    """Hits, misses, size and bound of each of fnann's caches of compiled functions.
+
+    Example:
+      >>> import fnann
+      >>> fnann.cache_info()["fnann.train.compiled_epoch"].maxsize
+      32
+    """
+    return {name: cache.cache_info() for name, cache in _CACHES.items()}
+
+
+def clear_caches(jax_caches: bool = True) -> None:
+    """Empties fnann's caches of compiled functions and, by default, JAX's in-memory caches.
+
+    Args:
+      jax_caches: also call ``jax.clear_caches()``, which frees the compiled programs JAX
+        keeps itself; every jitted function in the process then compiles again on its next
+        call (the persistent compilation cache on disk is untouched).
+
+    Example:
+      >>> import fnann
+      >>> fnann.clear_caches()
+      >>> fnann.cache_info()["fnann.train.compiled_epoch"].currsize
+      0
+    """
+    for cache in _CACHES.values():
+        cache.cache_clear()
+    if jax_caches:
+        import jax
+
+        jax.clear_caches()
