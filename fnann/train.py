@@ -309,10 +309,6 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         opt_state = opt.init(params)
     else:
         _fit_guards.check_opt_state(opt, opt_state, params)
-    n = x.shape[0]
-    steps_per_epoch = 1 if batch_size is None else -(-n // batch_size)
-    _fit_guards.check_schedules(opt, _fit_guards.state_step(opt_state), epochs * steps_per_epoch)
-    call_back = _fit_guards.callback_caller(callback)
     if mesh is not None:  # batches sharded over data_axis; params and opt_state replicated
         mesh = parallel.check_mesh(mesh, data_axis)
         x, y = parallel.put_data(x, mesh, data_axis), parallel.put_data(y, mesh, data_axis, "y")
@@ -320,6 +316,10 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
             x_val, y_val = (parallel.put_data(x_val, mesh, data_axis, "x_val"),
                             parallel.put_data(y_val, mesh, data_axis, "y_val"))
         params, opt_state = parallel.replicate((params, opt_state), mesh)
+    n = x.shape[0]  # all processes' rows together under jax.distributed
+    steps_per_epoch = 1 if batch_size is None else -(-n // batch_size)
+    _fit_guards.check_schedules(opt, _fit_guards.state_step(opt_state), epochs * steps_per_epoch)
+    call_back = _fit_guards.callback_caller(callback)
     run_epoch = compiled_epoch(net, loss, opt, method, batch_size, mesh, data_axis)
     shuffle = (lambda e: epoch_order(key, e, n)) if mesh is None else (
         lambda e: parallel.replicate(epoch_order(key, e, n), mesh))
