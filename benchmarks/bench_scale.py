@@ -35,7 +35,7 @@ def clear_caches():
     import jax
 
     from fnann import sweep, train
-    from fnann.predict import _chunk_fns
+    from fnann.inference import _chunk_fns
 
     jax.clear_caches()
     for cached in (train.compiled_epoch, sweep.compiled_many, sweep._stats_many, _chunk_fns):

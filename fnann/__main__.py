@@ -1,8 +1,6 @@
 """``python -m fnann``: the command line."""
 
 if __name__ == "__main__":
-    import sys
+    from fnann.app.cli import console
 
-    from fnann.app.cli import main
-
-    sys.exit(main())
+    console()

@@ -99,3 +99,12 @@ def check_callable(value: Any, name: str) -> None:
     """Checks that ``value`` is ``None`` or callable."""
     if value is not None and not callable(value):
         raise TypeError(f"{name} must be callable (or None); got {type(value).__name__} {value!r}.")
+
+
+def to_device(a) -> jax.Array:
+    """``a`` as a jax array. A host array goes over with ``jax.device_put``: in JAX 0.10,
+    ``jnp.asarray`` of a numpy array runs a small copy program, compiled (or looked up in the
+    compilation cache) once per shape and dtype, which adds up at a command's start-up."""
+    if isinstance(a, jax.Array):
+        return a
+    return jax.device_put(np.asarray(a))

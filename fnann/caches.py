@@ -7,10 +7,12 @@ neither a new epoch nor a new call with the same shapes traces or compiles again
 cache                               size   one entry per
 ==================================  =====  ====================================================
 ``fnann.train.compiled_epoch``        32   (net, loss, optimizer, method, batch_size, mesh, axis)
-``fnann.predict._chunk_fns``          32   (net, loss, mesh, axis) of ``predict``/``evaluate``
+``fnann.train.compiled_init``         32   optimizer, for its ``init`` in ``fit``
+``fnann.inference._chunk_fns``        32   (net, loss, mesh, axis) of ``predict``/``evaluate``
 ``fnann.sweep.compiled_many``         32   ``fit_many``'s configuration
 ``fnann.sweep._stats_many``           32   ``fit_many``'s validation (net, loss, mesh, axis)
 ``fnann.diagnostics._compiled``       32   (net, loss, optimizer, threshold) of ``diagnose``
+``fnann.gradcheck._compiled_check``   32   (net, loss) of ``check_grads`` (float64)
 ==================================  =====  ====================================================
 
 Optimizers and schedules compare and hash by their configuration, so a fresh but equal
@@ -30,6 +32,7 @@ from typing import TypeVar
 F = TypeVar("F", bound=Callable)
 
 _CACHES: dict[str, functools._lru_cache_wrapper] = {}
+_OWNERS = ("fnann.train", "fnann.inference", "fnann.sweep", "fnann.diagnostics", "fnann.gradcheck")  # import-time registrars
 
 
 def compiled_cache(maxsize: int) -> Callable[[F], F]:
@@ -52,6 +55,10 @@ def cache_info() -> dict[str, functools._CacheInfo]:
       >>> fnann.cache_info()["fnann.train.compiled_epoch"].maxsize
       32
     """
+    import importlib
+
+    for module in _OWNERS:  # ``import fnann`` is lazy: a cache exists once its module is imported
+        importlib.import_module(module)
     return {name: cache.cache_info() for name, cache in _CACHES.items()}
 
 

@@ -26,6 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from fnann.caches import compiled_cache
+from fnann._args import to_device
 from fnann._checks import check_has_rows, check_head, check_targets
 from fnann.backprop import loss_and_grad, objective
 from fnann.losses import Loss, get_loss
@@ -123,6 +125,28 @@ def _fd_indices(rng: np.random.Generator, sizes: list[int], n_fd: int | None) ->
             for n in sizes]
 
 
+@compiled_cache(maxsize=32)
+def _compiled_check(net: MLP, loss: Loss):
+    """The whole check as one float64 program (one trace, one compilation-cache entry):
+    ``(params, x, y, idx, eps) -> (L, manual grads, jax.grad's grads, central differences at
+    the flat indices idx)``."""
+
+    def check(params, x, y, idx, eps):
+        value, manual = loss_and_grad(net, loss, "manual", HIGHEST)(params, x, y)
+        _, auto = loss_and_grad(net, loss, "autodiff", HIGHEST)(params, x, y)
+        flat, unravel = ravel_pytree(params)
+
+        def central_difference(i):
+            step = jnp.zeros_like(flat).at[i].set(eps)
+            up = objective(net, loss, unravel(flat + step), x, y, HIGHEST)
+            down = objective(net, loss, unravel(flat - step), x, y, HIGHEST)
+            return (up - down) / (2 * eps)
+
+        return value, manual, auto, jax.lax.map(central_difference, idx, batch_size=64)
+
+    return jax.jit(check)
+
+
 def check_grads(net: MLP, loss: Loss | str, params: Params, x, y, *, eps: float = 1e-6,
                 n_fd: int | None = 32, autodiff_rtol: float = 1e-10, fd_rtol: float = 1e-6,
                 atol: float = 1e-10, seed: int = 0) -> GradCheckReport:
@@ -166,31 +190,19 @@ def check_grads(net: MLP, loss: Loss | str, params: Params, x, y, *, eps: float 
     if n_fd is not None and n_fd < 1:
         raise ValueError(f"n_fd must be >= 1 or None; got {n_fd}.")
     with jax.enable_x64(True):
-        p64 = jax.tree.map(lambda a: jnp.asarray(np.asarray(a), jnp.float64), params)
-        x64 = jnp.asarray(np.asarray(x), jnp.float64)
+        p64 = jax.tree.map(lambda a: to_device(np.asarray(a, np.float64)), params)  # cast on the host
+        x64 = to_device(np.asarray(x, np.float64))
         y_np = np.asarray(y)
-        y64 = jnp.asarray(y_np if np.issubdtype(y_np.dtype, np.integer) else y_np.astype(np.float64))
-
-        value, manual = jax.jit(loss_and_grad(net, loss, "manual", HIGHEST))(p64, x64, y64)
-        _, auto = jax.jit(loss_and_grad(net, loss, "autodiff", HIGHEST))(p64, x64, y64)
-
-        flat, unravel = ravel_pytree(p64)
+        y64 = to_device(y_np.astype(np.int64 if np.issubdtype(y_np.dtype, np.integer) else np.float64))
         leaves = jax.tree.leaves(p64)
         sizes = [leaf.size for leaf in leaves]
         offsets = np.cumsum([0] + sizes[:-1])
         picks = _fd_indices(np.random.default_rng(seed), sizes, n_fd)
-        idx = jnp.asarray(np.concatenate([o + p for o, p in zip(offsets, picks)]))
-
-        def central_difference(i):
-            step = jnp.zeros_like(flat).at[i].set(eps)
-            up = objective(net, loss, unravel(flat + step), x64, y64, HIGHEST)
-            down = objective(net, loss, unravel(flat - step), x64, y64, HIGHEST)
-            return (up - down) / (2 * eps)
-
-        fd = np.asarray(jax.jit(lambda ids: jax.lax.map(central_difference, ids, batch_size=64))(idx))
-        man_flat = np.asarray(ravel_pytree(manual)[0])
+        idx = to_device(np.concatenate([o + p for o, p in zip(offsets, picks)]).astype(np.int64))
+        value, manual, auto, fd = jax.device_get(_compiled_check(net, loss)(p64, x64, y64, idx, eps))
         auto_leaves = [np.asarray(a).ravel() for a in jax.tree.leaves(auto)]
         man_leaves = [np.asarray(m).ravel() for m in jax.tree.leaves(manual)]
+        man_flat = np.concatenate(man_leaves)  # ravel_pytree's order, on the host
 
     fd_atol = atol + ROUNDOFF * np.finfo(np.float64).eps / 2 * abs(float(value)) / eps
     rows, start = [], 0

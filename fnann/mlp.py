@@ -11,6 +11,7 @@ textbook W^(l), b^(l). A batch's rows are the textbook's columns transposed, so
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -119,7 +120,10 @@ def init(key: Array, net: MLP, dtype=jnp.float32) -> Params:
     """
     check_net(net)
     _args.check_key(key)
-    dtype = _args.check_dtype(dtype)
+    return _draw(key, net, _args.check_dtype(dtype))
+
+
+def _draws(key: Array, net: MLP, dtype) -> Params:
     keys = jax.random.split(key, net.n_layers)
     params = []
     for k, n_in, n_out, act in zip(keys, net.sizes[:-1], net.sizes[1:], net.activations):
@@ -127,6 +131,11 @@ def init(key: Array, net: MLP, dtype=jnp.float32) -> Params:
         W = jnp.sqrt(var).astype(dtype) * jax.random.normal(k, (n_out, n_in), dtype)
         params.append(Dense(W, jnp.zeros((n_out,), dtype)))
     return tuple(params)
+
+
+# `init`'s draws as one compiled program (not one per random array: at start-up each separate
+# program costs a trace and a compilation-cache lookup)
+_draw = jax.jit(_draws, static_argnums=(1, 2))
 
 
 def dense_forward(layer: Dense, a_prev: Array, precision: Precision = None) -> Array:

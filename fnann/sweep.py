@@ -36,7 +36,7 @@ from fnann import _checks, parallel
 from fnann.losses import Loss, get_loss
 from fnann.mlp import MLP, Params, check_inputs
 from fnann.optim import Optimizer, as_optimizer
-from fnann.predict import _chunk_fns, _chunks, accuracy_metric
+from fnann.inference import _chunk_fns, _chunks, accuracy_metric
 from fnann._args import check_count
 from fnann._fit_guards import DIVERGENCE_FACTOR
 from fnann.train import (MONITORS, TrainingDivergedError, _as_device, _check_batch_size,

@@ -34,7 +34,7 @@ from fnann.backprop import loss_and_grad
 from fnann.losses import Loss, get_loss
 from fnann.mlp import MLP, Params, check_net_params
 from fnann.optim import Optimizer, apply_updates, as_optimizer
-from fnann.predict import accuracy_metric, evaluate_chunks
+from fnann.inference import _as_device, accuracy_metric, compile_inference, evaluate_chunks  # noqa: F401 (sweep)
 
 Array = jax.Array
 
@@ -121,7 +121,14 @@ def epoch_order(key: Array, epoch: int, n: int) -> Array:
     generator on the host: a uniform random permutation in microseconds, where sorting n
     random keys inside XLA costs milliseconds on a CPU (as much as a short epoch's steps).
     """
-    return jnp.asarray(permutation(jax.random.fold_in(key, epoch), n))
+    return _args.to_device(permutation(_folded_bits(key, epoch), n))
+
+
+@jax.jit
+def _folded_bits(key: Array, epoch) -> Array:
+    """``key_data(fold_in(key, epoch))``: one small program, the same for every epoch."""
+    k = jax.random.fold_in(key, epoch)
+    return jax.random.key_data(k) if jnp.issubdtype(k.dtype, jax.dtypes.prng_key) else k
 
 
 def permutation(k: Array, n: int) -> np.ndarray:
@@ -146,6 +153,12 @@ def compiled_epoch(net: MLP, loss: Loss, opt: Optimizer, method: str, batch_size
         return jax.jit(epoch_function(step, batch_size))
     return jax.jit(epoch_function(parallel.sharded_step(step, mesh, data_axis), batch_size,
                                   parallel.replicated_rows(mesh)))
+
+
+@compiled_cache(maxsize=32)
+def compiled_init(opt: Optimizer):
+    """``jax.jit(opt.init)``: the optimizer state built by one program, not one per leaf."""
+    return jax.jit(opt.init)
 
 
 def epoch_function(step: Callable, batch_size: int | None,
@@ -181,6 +194,36 @@ def epoch_function(step: Callable, batch_size: int | None,
     return epoch
 
 
+def compile_fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *,
+                batch_size: int | None = 32, method: str = "manual",
+                validation_data: tuple | None = None, key: Array | None = None) -> None:
+    """Compiles, without training, what ``fit`` runs for these arguments (no mesh): the
+    optimizer's ``init``, the epoch, the validation pass and, given ``fit``'s ``key``, the
+    epoch's shuffle.
+
+    A later ``fit`` with the same net, loss, optimizer configuration, batch size and array
+    shapes finds every program compiled. XLA compiles without holding Python's GIL, so
+    start-up code can run this on a thread while it does other work: ``fnann train``
+    compiles the epoch while it checks the gradients.
+    """
+    loss, opt = get_loss(loss), as_optimizer(opt)
+    check_net_params(net, params)
+    _check_batch_size(batch_size)
+    check_data(net, loss, x, y)
+    dtype = params[0].W.dtype
+    x, y = _as_device(x, y, dtype)
+    params = jax.tree.map(_args.to_device, params)
+    opt_state = compiled_init(opt)(params)  # runs: the epoch is lowered for its result
+    order = _args.to_device(np.arange(x.shape[0], dtype=np.int32))
+    run_epoch = compiled_epoch(net, loss, opt, method, batch_size, None, "data")  # fit's cache key
+    run_epoch.lower(params, opt_state, order, x, y).compile()
+    if validation_data is not None:
+        compile_inference(net, params, validation_data[0], validation_data[1], loss, predicting=False)
+    if key is not None:
+        _args.check_key(key)
+        _folded_bits.lower(key, 0).compile()
+
+
 def check_data(net: MLP, loss: Loss, x, y, x_name: str = "x", y_name: str = "y"):
     """Validates a dataset before anything compiles (shapes, NaN/inf, label range)."""
     _checks.check_x(x, net.n_in, x_name)
@@ -206,12 +249,6 @@ def _check_patience(patience, min_delta) -> float:
     if patience is not None:
         _args.check_count(patience, "patience")
     return _args.check_real(min_delta, "min_delta", low=0.0)
-
-
-def _as_device(x, y, dtype):
-    x = jnp.asarray(x, dtype)
-    y = jnp.asarray(y)
-    return x, (y.astype(jnp.int32) if jnp.issubdtype(y.dtype, jnp.integer) else y.astype(dtype))
 
 
 def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key: Array,
@@ -304,9 +341,9 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
     if validation_data is not None:
         _checks.check_representable(validation_data[0], dtype, "x_val")
         x_val, y_val = _as_device(*validation_data, dtype)
-    params = jax.tree.map(jnp.asarray, params)
+    params = jax.tree.map(_args.to_device, params)
     if opt_state is None:
-        opt_state = opt.init(params)
+        opt_state = compiled_init(opt)(params)
     else:
         _fit_guards.check_opt_state(opt, opt_state, params)
     if mesh is not None:  # batches sharded over data_axis; params and opt_state replicated

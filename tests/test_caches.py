@@ -35,10 +35,10 @@ def test_fresh_but_equal_optimizers_compile_the_epoch_once():
 def test_caches_are_bounded_listed_and_cleared():
     net, params, x, y = _problem()
     info = fnann.cache_info()
-    assert {"fnann.train.compiled_epoch", "fnann.predict._chunk_fns", "fnann.sweep.compiled_many"} <= set(info)
+    assert {"fnann.train.compiled_epoch", "fnann.inference._chunk_fns", "fnann.sweep.compiled_many"} <= set(info)
     assert all(i.maxsize is not None and i.maxsize <= 64 for i in info.values())
     fnann.predict(net, params, x)
-    assert fnann.cache_info()["fnann.predict._chunk_fns"].currsize >= 1
+    assert fnann.cache_info()["fnann.inference._chunk_fns"].currsize >= 1
     fnann.clear_caches()
     assert all(i.currsize == 0 for i in fnann.cache_info().values())
     np.testing.assert_allclose(fnann.predict(net, params, x), fnann.forward(net, params, jnp.asarray(x)),

@@ -356,3 +356,72 @@ def test_infer_task_says_why():
     assert datasets.infer_task(np.array([0.5, 1.0]))[0] == "regression"
     assert datasets.infer_task(np.array(["a", "b"])) == ("classification", "the labels are text")
     assert load("digits").task_reason == "digits is a classification set"
+
+
+def _fields_equal(a, b):
+    for field in a._fields:
+        x, y = getattr(a, field), getattr(b, field)
+        if isinstance(x, np.ndarray):
+            np.testing.assert_array_equal(x, y, err_msg=field)
+            assert x.dtype == y.dtype, field
+        else:
+            assert x == y, field
+
+
+def test_digits_read_from_the_file_equals_scikit_learns_loader(monkeypatch):
+    """The fast path (scikit-learn's data file, read without importing scikit-learn) gives the
+    very Dataset that ``sklearn.datasets.load_digits`` gives, for several splits."""
+    for seed, test_size in [(0, 0.2), (3, 0.5)]:
+        fast = load("digits", seed=seed, test_size=test_size)
+        with monkeypatch.context() as m:
+            m.setattr(datasets, "_digits_file", lambda: None)
+            _fields_equal(fast, load("digits", seed=seed, test_size=test_size))
+
+
+def test_loading_digits_does_not_import_scikit_learn():
+    import subprocess
+
+    code = "import sys; from fnann.app import datasets; datasets.load('digits'); print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def _table(rows=1797, cols=65, pixel=0.0, classes=10):
+    t = np.zeros((rows, cols))
+    t[:, -1] = np.arange(rows) % classes
+    t[0, 0] = pixel
+    return t
+
+
+@pytest.mark.parametrize("content", [
+    b"not gzip at all",
+    "wrong shape", "a pixel of 17", "a fractional pixel", "a class missing", "a negative pixel",
+])
+def test_a_damaged_digits_file_falls_back_to_scikit_learns_loader(tmp_path, monkeypatch, content):
+    """A digits file that is not what scikit-learn ships is never trusted: fnann's fast path
+    declines it and scikit-learn's own loader decides (here, the real data)."""
+    import gzip
+    import importlib.util
+    import types
+
+    folder = tmp_path / "sklearn" / "datasets" / "data"
+    folder.mkdir(parents=True)
+    tables = {"wrong shape": _table(cols=64), "a pixel of 17": _table(pixel=17),
+              "a fractional pixel": _table(pixel=0.5), "a class missing": _table(classes=9),
+              "a negative pixel": _table(pixel=-1)}
+    path = folder / "digits.csv.gz"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        with gzip.open(path, "wt") as f:
+            np.savetxt(f, tables[content], delimiter=",")
+    fake = types.SimpleNamespace(submodule_search_locations=[str(tmp_path / "sklearn")])
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: fake if name == "sklearn" else real_find_spec(name, *a))
+    assert datasets._digits_file() is None
+    monkeypatch.setattr(importlib.util, "find_spec", real_find_spec)
+    real = load("digits")
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: fake if name == "sklearn" else real_find_spec(name, *a))
+    _fields_equal(load("digits"), real)

@@ -28,7 +28,7 @@ def test_missing_matplotlib_names_the_extra(tmp_path, monkeypatch):
 
 def test_the_kept_epoch_is_marked_on_every_panel(tmp_path, monkeypatch):
     figures = []
-    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig) or str(path))
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path, **kw: figures.append(fig) or str(path))
     history = {"epoch": [0, 1, 2], "loss": [1.0, 0.5, 0.6], "val_loss": [1.1, 0.6, 0.7],
                "val_accuracy": [0.5, 0.8, 0.7]}
     plots.plot_history(history, tmp_path / "c.png", title="iris: 4-8-3 relu/softmax", best_epoch=1)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnann.caches import compiled_cache
 from fnann import _args, parallel
@@ -58,6 +59,19 @@ def _chunk_fns(net: MLP, loss: Loss | None, mesh=None, data_axis=None):
     return jax.jit(out), jax.jit(stats)
 
 
+def _as_device(x, y, dtype):
+    """x in the params' dtype, integer labels as int32, other targets in the params' dtype
+    (``y`` may be None); host arrays are cast on the host, where a cast on the device would
+    be one more small program to compile."""
+    x = jnp.asarray(np.asarray(x, dtype) if isinstance(x, np.ndarray) else x, dtype)
+    if y is None:
+        return x, None
+    if isinstance(y, np.ndarray):
+        y = y.astype(np.int32 if np.issubdtype(y.dtype, np.integer) else dtype, copy=False)
+    y = _args.to_device(y)
+    return x, (y.astype(jnp.int32) if jnp.issubdtype(y.dtype, jnp.integer) else y.astype(dtype))
+
+
 def _chunks(n: int, chunk: int):
     return [slice(i, min(i + chunk, n)) for i in range(0, n, chunk)]
 
@@ -84,7 +98,7 @@ def predict(net: MLP, params: Params, x, chunk_size: int = DEFAULT_CHUNK, *, mes
     """
     check_inputs(net, params, x)
     _args.check_count(chunk_size, "chunk_size", low=1)
-    x = jnp.asarray(x, params[0].W.dtype)
+    x, _ = _as_device(x, None, params[0].W.dtype)
     if mesh is not None:
         mesh = parallel.check_mesh(mesh, data_axis)
         params, x = parallel.replicate(params, mesh), parallel.put_data(x, mesh, data_axis)
@@ -113,7 +127,7 @@ def evaluate(net: MLP, params: Params, x, y, loss: Loss | str,
     check_has_rows(x, needed_by="evaluate")
     check_targets(net, loss, x, y)
     _args.check_count(chunk_size, "chunk_size", low=1)
-    x, y = jnp.asarray(x, params[0].W.dtype), jnp.asarray(y)
+    x, y = _as_device(x, y, params[0].W.dtype)
     if mesh is not None:
         mesh = parallel.check_mesh(mesh, data_axis)
         params = parallel.replicate(params, mesh)
@@ -156,3 +170,28 @@ def accuracy(net: MLP, params: Params, x, y, chunk_size: int = DEFAULT_CHUNK) ->
     _args.check_count(chunk_size, "chunk_size", low=1)
     y_hat = predict(net, params, x, chunk_size)
     return float(metric(y_hat, jnp.asarray(y))) / jnp.shape(x)[0]
+
+
+def compile_inference(net: MLP, params: Params, x, y=None, loss: Loss | str | None = None,
+                      chunk_size: int = DEFAULT_CHUNK, *, predicting: bool = True) -> None:
+    """Compiles, without running them, the programs ``predict(net, params, x)`` runs (unless
+    ``predicting=False``) and, given ``y`` and ``loss``, those of ``evaluate(net, params, x,
+    y, loss)``: one of each per chunk shape.
+
+    A later call with arrays of the same shapes and dtypes finds them compiled. XLA compiles
+    without holding Python's GIL, so start-up code can call this on a thread while it does
+    other work (``fnann train`` compiles the test-set programs while it trains).
+    """
+    check_inputs(net, params, x)
+    _args.check_count(chunk_size, "chunk_size", low=1)
+    evaluating = y is not None and loss is not None
+    loss = get_loss(loss) if evaluating else None
+    x, y = _as_device(x, y if evaluating else None, params[0].W.dtype)
+    out, _ = _chunk_fns(net, None, None, None)  # the cache keys predict and evaluate use
+    stats = _chunk_fns(net, loss, None, None)[1] if evaluating else None
+    shapes = {s.stop - s.start: s for s in _chunks(x.shape[0], chunk_size)}
+    for s in shapes.values():
+        if predicting:
+            out.lower(params, x[s]).compile()
+        if stats is not None:
+            stats.lower(params, x[s], y[s]).compile()
