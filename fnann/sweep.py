@@ -37,10 +37,8 @@ from fnann.losses import Loss, get_loss
 from fnann.mlp import MLP, Params, check_inputs
 from fnann.optim import Optimizer, as_optimizer
 from fnann.predict import _chunk_fns, _chunks, accuracy_metric
-from fnann._args import check_count
-from fnann._fit_guards import DIVERGENCE_FACTOR
-from fnann.train import (MONITORS, TrainingDivergedError, _as_device, _check_batch_size,
-                         check_data, epoch_function, permutation, train_step)
+from fnann._fit_guards import DIVERGENCE_FACTOR, check_training
+from fnann.train import TrainingDivergedError, _as_device, epoch_function, permutation, train_step
 
 Array = jax.Array
 
@@ -276,8 +274,10 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
     K = _model_count({"params": params[0].W.shape[0] if stacked else None, "key": k_keys,
                       "hyperparams": k_hyper})
     _check_optimizers(opt, names, values, K)
-    monitor = _check_training(net, loss, x, y, epochs, initial_epoch, batch_size,
-                              validation_data, monitor)
+    monitor = monitor or ("val_loss" if validation_data is not None else "loss")
+    check_training(net, loss, x, y, epochs=epochs, initial_epoch=initial_epoch,
+                   batch_size=batch_size, validation_data=validation_data, monitor=monitor,
+                   monitored=True)
     if mesh is None:
         model_axis = data_axis = None
     else:
@@ -336,27 +336,6 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
             active = put(now_active)
     return FitManyResult(params, histories, _best(histories, diverged, monitor), opt_state,
                          tuple(diverged))
-
-
-def _check_training(net, loss, x, y, epochs, initial_epoch, batch_size, validation_data,
-                    monitor) -> str:
-    """``fit``'s checks of the data and the training arguments; returns the monitor."""
-    check_count(epochs, "epochs")
-    check_count(initial_epoch, "initial_epoch")
-    _check_batch_size(batch_size)
-    check_data(net, loss, x, y)
-    if validation_data is not None:
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise TypeError("validation_data must be a pair (x_val, y_val).")
-        check_data(net, loss, *validation_data, x_name="x_val", y_name="y_val")
-    monitor = monitor or ("val_loss" if validation_data is not None else "loss")
-    if monitor not in MONITORS:
-        raise ValueError(f"monitor must be one of {MONITORS}; got {monitor!r}.")
-    if monitor.startswith("val_") and validation_data is None:
-        raise ValueError(f"monitor={monitor!r} needs validation_data (or use monitor='loss').")
-    if monitor == "val_accuracy" and accuracy_metric(net) is None:
-        raise ValueError("monitor='val_accuracy' needs a classifier (softmax or sigmoid output).")
-    return monitor
 
 
 def _same_shapes(tree, want) -> bool:
