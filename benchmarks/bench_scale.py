@@ -5,7 +5,15 @@ The workload is the small one: 64-128-64-10 (ReLU, softmax), Adam, batch 32, the
 training split (1437 x 64), validation on the test split every epoch. "warm" times are
 the median of ``--repeats`` calls after a first call compiled everything (timed
 round-robin, as in bench_train.py); "cold" times clear every compilation cache first, so
-they include tracing and compiling, as a fresh process would see them.
+they include tracing and compiling, as a fresh process would see them: what a sweep costs
+end to end.
+
+Beside the fits, the same round-robin times each compiled epoch alone (no host work, no
+validation) and the float32 matrix products of one training step, for one model and
+batched over K models as ``jax.vmap`` gives them, and one 1024^3 product (the machine's
+practical peak). From these it prints the GFLOP/s of each and the least fit_many(K) / fit
+warm ratio that the matrix products alone allow: K models' products at the measured rate
+against one fit's whole time.
 
     python benchmarks/bench_scale.py                  # both parts
     python benchmarks/bench_scale.py --part many --repeats 3
@@ -73,45 +81,33 @@ def flops(sizes, n_train: int, n_val: int, batch: int) -> dict[str, float]:
             "adam": 13 * n_params * -(-n_train // batch)}
 
 
-def timed(fn, repeats: int) -> float:
-    import jax
+def matmul_programs(sizes, batch: int, K: int) -> dict[str, tuple]:
+    """Float32 matrix products to time side by side with the fits: ``name -> (fn, FLOPs)``.
 
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def matmul_rates(sizes, batch: int, K: int, repeats: int) -> dict[str, float]:
-    """GFLOP/s of float32 matrix products on this machine, in one jitted program each: the
-    products of one training step (``step_matmuls``) for one model and batched over K
-    models (``(K, m, k) @ (K, k, n)``, what ``jax.vmap`` gives ``fit_many``), repeated 200
-    times inside a ``lax.scan`` so that dispatch does not count; and one 1024^3 product
-    (the machine's practical peak)."""
+    The products of one training step (``step_matmuls``) for one model and batched over K
+    models (``(K, m, k) @ (K, k, n)``, what ``jax.vmap`` gives ``fit_many``), each repeated
+    200 times inside a ``lax.scan`` so that dispatch does not count; and one 1024^3 product,
+    16 times in a scan (the machine's practical peak, on all its cores)."""
     import jax
     import jax.numpy as jnp
 
-    reps = 200
-
-    def program(xs, ws):
+    def program(xs, ws, reps):
         def body(c, _):
             return c + sum(jnp.sum(jnp.matmul(x + c, w)[..., :1, :1]) for x, w in zip(xs, ws)) * 1e-30, None
-        return jax.lax.scan(body, jnp.float32(0), None, length=reps)[0]
+        return jax.jit(lambda xs, ws: jax.lax.scan(body, jnp.float32(0), None, length=reps)[0])
 
-    out, key, shapes = {}, jax.random.key(0), step_matmuls(sizes, batch)
-    total = sum(2 * m * k * n for m, k, n in shapes)
-    for models in (1, K):
+    out, key = {}, jax.random.key(0)
+    cases = [(1, step_matmuls(sizes, batch), 200), (K, step_matmuls(sizes, batch), 200),
+             (1, [(1024, 1024, 1024)], 16)]
+    for models, shapes, reps in cases:
         lead = () if models == 1 else (models,)
         xs = [jax.random.normal(key, (*lead, m, k)) for m, k, _ in shapes]
         ws = [jax.random.normal(key, (*lead, k, n)) for _, k, n in shapes]
-        t = timed(lambda: jax.jit(program)(xs, ws), repeats)
-        out[f"step products, {models} model{'s' * (models > 1)}"] = reps * models * total / t / 1e9
-    a = jax.random.normal(key, (1024, 1024))
-    square = jax.jit(lambda a: a @ a)
-    out["one 1024^3 product"] = 2 * 1024**3 / timed(lambda: square(a), 3 * repeats) / 1e9
+        f = program(xs, ws, reps)
+        name = ("one 1024^3 product" if len(shapes) == 1 else
+                f"step's products, {models} model{'s' * (models > 1)}")
+        out[name] = (lambda f=f, xs=xs, ws=ws: jax.block_until_ready(f(xs, ws)),
+                     reps * models * sum(2 * m * k * n for m, k, n in shapes))
     return out
 
 
@@ -185,8 +181,10 @@ def bench_many(K: int, epochs: int, repeats: int) -> None:
                 f"fit_many ({K} lrs, one shuffle)": lambda: many_lrs(shuffle_keys[0]),
                 f"loop of {K} fits (seeds)": loop_seeds}
     epochs_only = compiled_epochs(net, stacked, x, y, shuffle_keys)
-    warm = timed_side_by_side(variants | epochs_only, repeats)
-    cold_times = {name: cold(fn, 1 if name.startswith("loop") else repeats)
+    products = matmul_programs(SIZES, BATCH, K)
+    warm = timed_side_by_side(variants | epochs_only | {n: f for n, (f, _) in products.items()},
+                              repeats)
+    cold_times = {name: cold(fn, 1 if name.startswith("loop") else min(repeats, 3))
                   for name, fn in variants.items()}
     cold_times[f"loop of {K} fits (learning rates)"] = cold(loop_lrs, 1)
     one_warm, one_cold = warm["fit (1 model)"], cold_times["fit (1 model)"]
@@ -211,14 +209,14 @@ def bench_many(K: int, epochs: int, repeats: int) -> None:
         t = warm[name]
         print(f"    {name:34s} {t * 1e3:8.2f} ms {t / one_epoch:6.2f} "
               f"{models * work['train matmuls'] / epochs / t / 1e9:8.1f} GFLOP/s")
-    rates = matmul_rates(SIZES, BATCH, K, repeats)
+    rates = {name: work_ / warm[name] / 1e9 for name, (_, work_) in products.items()}
     print(f"  float32 matrix products on this machine (GFLOP/s): "
           + ", ".join(f"{n} {r:.1f}" for n, r in rates.items()))
     print(f"  3x one fit's time would need {K * mm / (3 * one_warm) / 1e9:.1f} GFLOP/s of matrix "
           f"products alone. Bound on fit_many({K}) / fit warm from the matrix products alone "
           f"(K x one model's products at the rate, against one fit's whole time):")
     for name, rate in rates.items():
-        if name != "step products, 1 model":
+        if not name.endswith("1 model"):
             print(f"    at the {name} rate: >= {K * mm / (rate * 1e9) / one_warm:.2f}x")
 
 

@@ -239,7 +239,9 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
       params: one set of params (every model starts from it) or K sets stacked along a
         leading axis, e.g. ``jax.vmap(lambda k: fnann.init(k, net))(jax.random.split(key, K))``.
       x, y: training data shared by all models.
-      key: one key (every model shuffles alike) or K keys (``jax.random.split(key, K)``).
+      key: one key (every model shuffles alike: the models then share their batches, and
+        the first layer's products of all K models are one matrix product) or K keys
+        (``jax.random.split(key, K)``).
       epochs, batch_size, method, validation_data, opt_state, initial_epoch: as for ``fit``
         (``opt_state`` stacked, as ``FitManyResult.opt_state`` gives it).
       hyperparams: ``{name: K values}`` for the keywords of ``opt``.
