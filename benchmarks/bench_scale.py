@@ -5,7 +5,15 @@ The workload is the small one: 64-128-64-10 (ReLU, softmax), Adam, batch 32, the
 training split (1437 x 64), validation on the test split every epoch. "warm" times are
 the median of ``--repeats`` calls after a first call compiled everything (timed
 round-robin, as in bench_train.py); "cold" times clear every compilation cache first, so
-they include tracing and compiling, as a fresh process would see them.
+they include tracing and compiling, as a fresh process would see them: what a sweep costs
+end to end.
+
+Beside the fits, the same round-robin times each compiled epoch alone (no host work, no
+validation) and the float32 matrix products of one training step, for one model and
+batched over K models as ``jax.vmap`` gives them, and one 1024^3 product (the machine's
+practical peak). From these it prints the GFLOP/s of each and the least fit_many(K) / fit
+warm ratio that the matrix products alone allow: K models' products at the measured rate
+against one fit's whole time.
 
     python benchmarks/bench_scale.py                  # both parts
     python benchmarks/bench_scale.py --part many --repeats 3
@@ -53,27 +61,80 @@ def cold(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def flops_per_model(sizes, n_train: int, n_val: int, epochs: int) -> float:
-    """Matrix-product FLOPs of one model's fit: forward 2 n_in n_out per layer and example,
-    backward twice that (dW and dA_prev, no dA for the input), plus validation forwards."""
-    forward = 2 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    backward = 2 * forward - 2 * sizes[0] * sizes[1]
-    return epochs * ((forward + backward) * n_train + forward * n_val)
+def step_matmuls(sizes, batch: int) -> list[tuple[int, int, int]]:
+    """The (m, k, n) of the matrix products of one training step: per layer the forward
+    (batch, n_in) @ (n_in, n_out) and the backward dW (n_out, batch) @ (batch, n_in) and,
+    except for the first layer, dA (batch, n_out) @ (n_out, n_in)."""
+    layers = list(zip(sizes[:-1], sizes[1:]))
+    return ([(batch, a, b) for a, b in layers] + [(b, batch, a) for a, b in layers]
+            + [(batch, b, a) for a, b in layers[1:]])
 
 
-def matmul_ceiling(repeats: int) -> float:
-    """GFLOP/s of one large float32 matrix product (1024^3) on this machine: the ceiling."""
+def flops(sizes, n_train: int, n_val: int, batch: int) -> dict[str, float]:
+    """One model's FLOPs in one epoch: the matrix products of training (forward and
+    backward), of the validation forward, and Adam's elementwise update (about 13 FLOPs per
+    parameter and step: two moments, the bias-corrected ratio with a square root, the add)."""
+    per_example = sum(2 * m * k * n for m, k, n in step_matmuls(sizes, 1))
+    forward = sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    return {"train matmuls": per_example * n_train, "validation matmuls": forward * n_val,
+            "adam": 13 * n_params * -(-n_train // batch)}
+
+
+def matmul_programs(sizes, batch: int, K: int) -> dict[str, tuple]:
+    """Float32 matrix products to time side by side with the fits: ``name -> (fn, FLOPs)``.
+
+    The products of one training step (``step_matmuls``) for one model and batched over K
+    models (``(K, m, k) @ (K, k, n)``, what ``jax.vmap`` gives ``fit_many``), each repeated
+    200 times inside a ``lax.scan`` so that dispatch does not count; and one 1024^3 product,
+    16 times in a scan (the machine's practical peak, on all its cores)."""
     import jax
+    import jax.numpy as jnp
 
-    a = jax.random.normal(jax.random.key(0), (1024, 1024))
-    f = jax.jit(lambda a: a @ a)
-    jax.block_until_ready(f(a))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(f(a))
-        times.append(time.perf_counter() - start)
-    return 2 * 1024**3 / statistics.median(times) / 1e9
+    def program(xs, ws, reps):
+        def body(c, _):
+            return c + sum(jnp.sum(jnp.matmul(x + c, w)[..., :1, :1]) for x, w in zip(xs, ws)) * 1e-30, None
+        return jax.jit(lambda xs, ws: jax.lax.scan(body, jnp.float32(0), None, length=reps)[0])
+
+    out, key = {}, jax.random.key(0)
+    cases = [(1, step_matmuls(sizes, batch), 200), (K, step_matmuls(sizes, batch), 200),
+             (1, [(1024, 1024, 1024)], 16)]
+    for models, shapes, reps in cases:
+        lead = () if models == 1 else (models,)
+        xs = [jax.random.normal(key, (*lead, m, k)) for m, k, _ in shapes]
+        ws = [jax.random.normal(key, (*lead, k, n)) for _, k, n in shapes]
+        f = program(xs, ws, reps)
+        name = ("one 1024^3 product" if len(shapes) == 1 else
+                f"step's products, {models} model{'s' * (models > 1)}")
+        out[name] = (lambda f=f, xs=xs, ws=ws: jax.block_until_ready(f(xs, ws)),
+                     reps * models * sum(2 * m * k * n for m, k, n in shapes))
+    return out
+
+
+def compiled_epochs(net, stacked, x, y, keys) -> dict:
+    """One epoch of fit's and of fit_many's compiled programs, called directly."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import fnann
+    from fnann import sweep, train
+    from fnann.losses import get_loss
+
+    loss, adam, K = get_loss("cross_entropy"), fnann.adam(1e-3), len(keys)
+    x, y = train._as_device(x, y, jnp.float32)
+    orders = jnp.asarray(np.stack([train.permutation(jax.random.fold_in(k, 0), len(x)) for k in keys]))
+    one = jax.tree.map(lambda a: a[0], stacked)
+    state, states = adam.init(one), jax.vmap(adam.init)(stacked)
+    epoch = train.compiled_epoch(net, loss, adam, "manual", BATCH)
+    go = (jnp.ones(K, bool), jnp.full(K, jnp.inf))
+    many, shared = (sweep.compiled_many(net, loss, adam, (), "manual", BATCH, None, None, None, s)
+                    for s in (False, True))
+    done = jax.block_until_ready
+    return {"epoch: fit (1 model)": lambda: done(epoch(one, state, orders[0], x, y)),
+            f"epoch: fit_many ({K} shuffles)": lambda: done(many(stacked, states, orders, (), *go, x, y)),
+            f"epoch: fit_many ({K}, one shuffle)": lambda: done(shared(stacked, states, orders[0], (),
+                                                                        *go, x, y))}
 
 
 def bench_many(K: int, epochs: int, repeats: int) -> None:
@@ -101,9 +162,9 @@ def bench_many(K: int, epochs: int, repeats: int) -> None:
         return jax.block_until_ready(fnann.fit_many(
             net, "cross_entropy", adam, stacked, x, y, key=shuffle_keys, **kw).params)
 
-    def many_lrs():
+    def many_lrs(key=shuffle_keys):
         return jax.block_until_ready(fnann.fit_many(
-            net, "cross_entropy", fnann.adam, stacked, x, y, key=shuffle_keys,
+            net, "cross_entropy", fnann.adam, stacked, x, y, key=key,
             hyperparams={"lr": lrs}, **kw).params)
 
     def loop_seeds():
@@ -114,30 +175,49 @@ def bench_many(K: int, epochs: int, repeats: int) -> None:
         for k in range(K):
             one_fit(k, fnann.adam(lrs[k]))
 
-    warm = timed_side_by_side({"fit (1 model)": one_fit,
-                               f"fit_many ({K} seeds)": many_seeds,
-                               f"fit_many ({K} learning rates)": many_lrs,
-                               f"loop of {K} fits (seeds)": loop_seeds}, repeats)
-    cold_times = {"fit (1 model)": cold(one_fit, repeats),
-                  f"fit_many ({K} seeds)": cold(many_seeds, repeats),
-                  f"fit_many ({K} learning rates)": cold(many_lrs, repeats),
-                  f"loop of {K} fits (seeds)": cold(loop_seeds, 1),
-                  f"loop of {K} fits (learning rates)": cold(loop_lrs, 1)}
+    variants = {"fit (1 model)": one_fit,
+                f"fit_many ({K} seeds)": many_seeds,
+                f"fit_many ({K} learning rates)": many_lrs,
+                f"fit_many ({K} lrs, one shuffle)": lambda: many_lrs(shuffle_keys[0]),
+                f"loop of {K} fits (seeds)": loop_seeds}
+    epochs_only = compiled_epochs(net, stacked, x, y, shuffle_keys)
+    products = matmul_programs(SIZES, BATCH, K)
+    warm = timed_side_by_side(variants | epochs_only | {n: f for n, (f, _) in products.items()},
+                              repeats)
+    cold_times = {name: cold(fn, 1 if name.startswith("loop") else min(repeats, 3))
+                  for name, fn in variants.items()}
+    cold_times[f"loop of {K} fits (learning rates)"] = cold(loop_lrs, 1)
     one_warm, one_cold = warm["fit (1 model)"], cold_times["fit (1 model)"]
-    gflop = flops_per_model(SIZES, x.shape[0], val[0].shape[0], epochs) / 1e9
-    print(f"\nfit_many: {'-'.join(map(str, SIZES))}, batch {BATCH}, {x.shape[0]}x{x.shape[1]} "
-          f"digits, {epochs} epochs, validation every epoch; x = time / one fit's time; "
-          f"GFLOP/s of the matrix products ({gflop:.2f} GFLOP per model)")
+    work = {name: epochs * f for name, f in flops(SIZES, x.shape[0], val[0].shape[0], BATCH).items()}
+    mm = work["train matmuls"] + work["validation matmuls"]
+    print(f"\nfit_many: {'-'.join(map(str, SIZES))}, batch {BATCH}, Adam, {x.shape[0]}x{x.shape[1]} "
+          f"digits, {epochs} epochs, validation ({val[0].shape[0]} rows) every epoch; x = time / "
+          f"one fit's time, side by side; warm: median of {repeats} after compiling, cold: "
+          "every compilation cache cleared first (what a sweep costs end to end)")
+    print("  one model's work: " + ", ".join(f"{n} {v / 1e9:.3f} GFLOP" for n, v in work.items()))
     print(f"  {'':36s} {'warm s':>8s} {'x':>6s} {'GFLOP/s':>8s}   {'cold s':>8s} {'x':>6s}")
     for name in cold_times:
         w, models = warm.get(name), 1 if name.startswith("fit (") else K
-        ws = (f"{w:8.3f} {w / one_warm:6.2f} {models * gflop / w:8.1f}" if w is not None
+        ws = (f"{w:8.3f} {w / one_warm:6.2f} {models * mm / w / 1e9:8.1f}" if w is not None
               else f"{'-':>8s} {'-':>6s} {'-':>8s}")
         c = cold_times[name]
         print(f"  {name:36s} {ws}   {c:8.3f} {c / one_cold:6.2f}")
-    ceiling = matmul_ceiling(repeats)
-    print(f"  one 1024^3 float32 matmul: {ceiling:.1f} GFLOP/s; {K} models in 3x one fit's time "
-          f"would need {K * gflop / (3 * one_warm):.1f} GFLOP/s")
+    one_epoch = warm["epoch: fit (1 model)"]
+    print(f"  one compiled epoch alone (no host work, no validation; x = time / fit's epoch):")
+    for name in epochs_only:
+        models = 1 if name.endswith("(1 model)") else K
+        t = warm[name]
+        print(f"    {name:34s} {t * 1e3:8.2f} ms {t / one_epoch:6.2f} "
+              f"{models * work['train matmuls'] / epochs / t / 1e9:8.1f} GFLOP/s")
+    rates = {name: work_ / warm[name] / 1e9 for name, (_, work_) in products.items()}
+    print(f"  float32 matrix products on this machine (GFLOP/s): "
+          + ", ".join(f"{n} {r:.1f}" for n, r in rates.items()))
+    print(f"  3x one fit's time would need {K * mm / (3 * one_warm) / 1e9:.1f} GFLOP/s of matrix "
+          f"products alone. Bound on fit_many({K}) / fit warm from the matrix products alone "
+          f"(K x one model's products at the rate, against one fit's whole time):")
+    for name, rate in rates.items():
+        if not name.endswith("1 model"):
+            print(f"    at the {name} rate: >= {K * mm / (rate * 1e9) / one_warm:.2f}x")
 
 
 def bench_mesh(devices: int, epochs: int, repeats: int) -> None:

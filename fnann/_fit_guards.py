@@ -1,6 +1,6 @@
 """What ``fit`` checks before it compiles anything, and after every epoch.
 
-Before: the optimizer state against ``opt.init(params)`` (an ``opt_state`` of another
+Before: the data and the training arguments (``check_training``, shared with ``fit_many``), the optimizer state against ``opt.init(params)`` (an ``opt_state`` of another
 optimizer would fail deep inside tracing), and the learning-rate schedules of fnann's own
 optimizers over every step the call will run (a negative or NaN rate trains uphill or
 diverges). After each epoch: divergence, with its cause. And the callback's two forms.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -17,12 +18,59 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnann import _args, _checks
 from fnann.optim import Optimizer
+from fnann.inference import accuracy_metric
 
 DIVERGENCE_FACTOR = 1e6
 """``fit`` stops when an epoch's loss exceeds this many times the first epoch's loss."""
 
 _SCHEDULE_BLOCK = 1 << 20  # steps evaluated per vmapped call of a schedule
+
+MONITORS = ("val_loss", "val_accuracy", "loss")
+MAX_EPOCH = 2**31 - 1  # epoch e shuffles with fold_in(key, e), and steps count in int32
+
+
+def check_training(net, loss, x, y, *, epochs, initial_epoch, batch_size, validation_data,
+                   monitor: str, monitored: bool) -> None:
+    """The checks of the data and the training arguments that ``fit`` and ``fit_many`` share:
+    epoch counts, ``batch_size``, ``x, y`` and ``validation_data`` (``check_data``), and
+    ``monitor`` (one of ``MONITORS``; when ``monitored``, a ``val_`` one needs validation data,
+    and ``val_accuracy`` a classifier)."""
+    _args.check_count(epochs, "epochs")
+    _args.check_count(initial_epoch, "initial_epoch")
+    if initial_epoch + epochs > MAX_EPOCH:
+        raise ValueError(f"initial_epoch + epochs must be <= {MAX_EPOCH}; got {initial_epoch + epochs}.")
+    check_batch_size(batch_size)
+    if monitor not in MONITORS:
+        raise ValueError(f"monitor must be one of {MONITORS}; got {monitor!r}.")
+    check_data(net, loss, x, y)
+    if validation_data is not None:
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise TypeError("validation_data must be a pair (x_val, y_val).")
+        check_data(net, loss, *validation_data, x_name="x_val", y_name="y_val")
+    if monitor.startswith("val_") and monitored and validation_data is None:
+        raise ValueError(f"monitor={monitor!r} needs validation_data (or use monitor='loss').")
+    if monitor == "val_accuracy" and accuracy_metric(net) is None:
+        raise ValueError("monitor='val_accuracy' needs a classifier (softmax or sigmoid output).")
+
+
+def check_data(net, loss, x, y, x_name: str = "x", y_name: str = "y"):
+    """Validates a dataset before anything compiles (shapes, NaN/inf, label range)."""
+    _checks.check_x(x, net.n_in, x_name)
+    _checks.check_rows(x, y, x_name, y_name)
+    _checks.check_finite(x, x_name)
+    _checks.check_has_rows(x, x_name, "fit")
+    _checks.check_targets(net, loss, x, y, x_name, y_name)
+
+
+def check_batch_size(batch_size) -> None:
+    if batch_size is None:
+        return
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f"batch_size must be a positive int or None (full batch); got {batch_size!r}.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 (1 is SGD) or None (full batch); got {batch_size}.")
 
 
 def check_opt_state(opt: Optimizer, opt_state: Any, params: Any, name: str = "opt_state") -> None:

@@ -37,10 +37,8 @@ from fnann.losses import Loss, get_loss
 from fnann.mlp import MLP, Params, check_inputs
 from fnann.optim import Optimizer, as_optimizer
 from fnann.inference import _chunk_fns, _chunks, accuracy_metric
-from fnann._args import check_count
-from fnann._fit_guards import DIVERGENCE_FACTOR
-from fnann.train import (MONITORS, TrainingDivergedError, _as_device, _check_batch_size,
-                         check_data, epoch_function, permutation, train_step)
+from fnann._fit_guards import DIVERGENCE_FACTOR, check_training
+from fnann.train import TrainingDivergedError, _as_device, epoch_function, permutation, train_step
 
 Array = jax.Array
 
@@ -150,11 +148,14 @@ def _model_count(counts: dict) -> int:
 @compiled_cache(maxsize=32)
 def compiled_many(net: MLP, loss: Loss, opt, names: tuple[str, ...], method: str,
                   batch_size: int | None, mesh: Mesh | None, model_axis: str | None,
-                  data_axis: str | None):
+                  data_axis: str | None, shared_order: bool = False):
     """The jitted, vmapped epoch of K models (cached: one compilation per configuration).
 
     ``run(params, opt_state, orders, hyper, active, limit, x, y) -> (params, opt_state,
-    losses, ok)``, every argument but ``x, y`` with a leading model axis; a model that is not
+    losses, ok)``, every argument but ``x, y`` with a leading model axis (``orders`` too,
+    unless ``shared_order``: one order for all models, whose batches are then shared, so
+    that ``jax.vmap`` makes the first layer's products one matrix product over all K
+    models, rather than K small ones); a model that is not
     ``active``, or whose epoch diverged (loss or params not finite, or the loss above its
     ``limit``: ``fit``'s rule, see ``fnann._fit_guards.divergence``) keeps the params and
     state it came with.
@@ -172,7 +173,7 @@ def compiled_many(net: MLP, loss: Loss, opt, names: tuple[str, ...], method: str
                                          (params, opt_state))
         return params, opt_state, new[2], ok
 
-    axes = (0, 0, 0, 0, 0, 0, None, None)
+    axes = (0, 0, None if shared_order else 0, 0, 0, 0, None, None)
     return jax.jit(jax.vmap(one, in_axes=axes, spmd_axis_name=model_axis))
 
 
@@ -182,13 +183,17 @@ def _stats_many(net: MLP, loss: Loss, mesh, data_axis):
     return jax.jit(jax.vmap(stats, in_axes=(0, None, None)))
 
 
-def _evaluate_many(net, loss, params, x, y, mesh, data_axis) -> dict[str, np.ndarray]:
-    """Per-model validation loss and accuracy, as ``fnann.evaluate`` computes them."""
+def _evaluate_many(net, loss, params, x, y, mesh, data_axis) -> Callable[[], dict]:
+    """Per-model validation loss and accuracy, as ``fnann.evaluate`` computes them: dispatched
+    now, returned as a function that waits for them (so that the host works meanwhile)."""
     stats = _stats_many(net, loss, mesh, data_axis)
-    n = x.shape[0]
+    pending = [stats(params, x[s], y[s]) for s in _chunks(x.shape[0], 8192)]
+    return lambda: _collect(net, pending, x.shape[0])
+
+
+def _collect(net, pending, n) -> dict[str, np.ndarray]:
     total = correct = 0.0
-    for s in _chunks(n, 8192):
-        t, c = stats(params, x[s], y[s])
+    for t, c in pending:
         total, correct = total + np.asarray(t, np.float64), correct + np.asarray(c, np.float64)
     out = {"val_loss": total / n}
     if accuracy_metric(net) is not None:
@@ -234,7 +239,9 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
       params: one set of params (every model starts from it) or K sets stacked along a
         leading axis, e.g. ``jax.vmap(lambda k: fnann.init(k, net))(jax.random.split(key, K))``.
       x, y: training data shared by all models.
-      key: one key (every model shuffles alike) or K keys (``jax.random.split(key, K)``).
+      key: one key (every model shuffles alike: the models then share their batches, and
+        the first layer's products of all K models are one matrix product) or K keys
+        (``jax.random.split(key, K)``).
       epochs, batch_size, method, validation_data, opt_state, initial_epoch: as for ``fit``
         (``opt_state`` stacked, as ``FitManyResult.opt_state`` gives it).
       hyperparams: ``{name: K values}`` for the keywords of ``opt``.
@@ -276,8 +283,10 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
     K = _model_count({"params": params[0].W.shape[0] if stacked else None, "key": k_keys,
                       "hyperparams": k_hyper})
     _check_optimizers(opt, names, values, K)
-    monitor = _check_training(net, loss, x, y, epochs, initial_epoch, batch_size,
-                              validation_data, monitor)
+    monitor = monitor or ("val_loss" if validation_data is not None else "loss")
+    check_training(net, loss, x, y, epochs=epochs, initial_epoch=initial_epoch,
+                   batch_size=batch_size, validation_data=validation_data, monitor=monitor,
+                   monitored=True)
     if mesh is None:
         model_axis = data_axis = None
     else:
@@ -299,8 +308,17 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
     active = np.ones((K,), bool)
     (params, opt_state, hyper, active), (x, y, val), put = _place(
         mesh, model_axis, data_axis, K, (params, opt_state, hyper, active), (x, y, val))
-    run = compiled_many(net, loss, opt, names, method, batch_size, mesh, model_axis, data_axis)
+    shared = k_keys is None  # one key: every model shuffles alike, with shared batches
+    run = compiled_many(net, loss, opt, names, method, batch_size, mesh, model_axis, data_axis,
+                        shared)
     n = x.shape[0]
+
+    def orders(epoch):  # model k: epoch_order(key[k], epoch, n)
+        bits = np.asarray(_fold_all(keys[:1] if shared else keys, epoch, impl))
+        if shared:
+            order = permutation(bits[0], n)
+            return jnp.asarray(order) if mesh is None else parallel.replicate(order, mesh)
+        return put(np.stack([permutation(b, n) for b in bits]))
 
     histories = [{"epoch": [], "loss": []} for _ in range(K)]
     if val is not None:
@@ -308,14 +326,17 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
             h.update({name: [] for name in _evaluate_many_names(net)})
     diverged: list[int | None] = [None] * K
     limit = np.full(K, np.inf, np.float32)  # after the first epoch: fit's divergence bound
-    for epoch in range(initial_epoch, initial_epoch + epochs):
-        bits = np.asarray(_fold_all(keys, epoch, impl))  # model k: epoch_order(key[k], epoch, n)
-        orders = put(np.stack([permutation(b, n) for b in bits]))
-        params, opt_state, losses, finite = run(params, opt_state, orders, hyper, active, put(limit), x, y)
+    end = initial_epoch + epochs
+    order = orders(initial_epoch) if epochs else None
+    for epoch in range(initial_epoch, end):
+        params, opt_state, losses, finite = run(params, opt_state, order, hyper, active, put(limit), x, y)
+        metrics = (_evaluate_many(net, loss, params, *val, mesh, data_axis) if val is not None
+                   else dict)  # dispatched: the next epoch's shuffle is drawn while they run
+        order = orders(epoch + 1) if epoch + 1 < end else None
         losses, finite, was_active = np.asarray(losses), np.asarray(finite), np.asarray(active)
         if epoch == initial_epoch:
             limit = np.where(finite & (losses > 0), DIVERGENCE_FACTOR * losses, np.inf).astype(np.float32)
-        metrics = _evaluate_many(net, loss, params, *val, mesh, data_axis) if val is not None else {}
+        metrics = metrics()
         for k in np.flatnonzero(was_active):
             if not finite[k]:
                 diverged[k] = epoch
@@ -336,27 +357,6 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
             active = put(now_active)
     return FitManyResult(params, histories, _best(histories, diverged, monitor), opt_state,
                          tuple(diverged))
-
-
-def _check_training(net, loss, x, y, epochs, initial_epoch, batch_size, validation_data,
-                    monitor) -> str:
-    """``fit``'s checks of the data and the training arguments; returns the monitor."""
-    check_count(epochs, "epochs")
-    check_count(initial_epoch, "initial_epoch")
-    _check_batch_size(batch_size)
-    check_data(net, loss, x, y)
-    if validation_data is not None:
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise TypeError("validation_data must be a pair (x_val, y_val).")
-        check_data(net, loss, *validation_data, x_name="x_val", y_name="y_val")
-    monitor = monitor or ("val_loss" if validation_data is not None else "loss")
-    if monitor not in MONITORS:
-        raise ValueError(f"monitor must be one of {MONITORS}; got {monitor!r}.")
-    if monitor.startswith("val_") and validation_data is None:
-        raise ValueError(f"monitor={monitor!r} needs validation_data (or use monitor='loss').")
-    if monitor == "val_accuracy" and accuracy_metric(net) is None:
-        raise ValueError("monitor='val_accuracy' needs a classifier (softmax or sigmoid output).")
-    return monitor
 
 
 def _same_shapes(tree, want) -> bool:

@@ -18,7 +18,6 @@ bit-identical params to N + M epochs in one go.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -29,7 +28,6 @@ from jax.sharding import Mesh
 
 from fnann.caches import compiled_cache
 from fnann import _args, _checks, _fit_guards, parallel
-from fnann._checks import check_targets
 from fnann.backprop import loss_and_grad
 from fnann.losses import Loss, get_loss
 from fnann.mlp import MLP, Params, check_net_params
@@ -37,8 +35,6 @@ from fnann.optim import Optimizer, apply_updates, as_optimizer
 from fnann.inference import _as_device, accuracy_metric, compile_inference, evaluate_chunks  # noqa: F401 (sweep)
 
 Array = jax.Array
-
-MONITORS = ("val_loss", "val_accuracy", "loss")
 
 
 class TrainState(NamedTuple):
@@ -208,8 +204,8 @@ def compile_fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y
     """
     loss, opt = get_loss(loss), as_optimizer(opt)
     check_net_params(net, params)
-    _check_batch_size(batch_size)
-    check_data(net, loss, x, y)
+    _fit_guards.check_batch_size(batch_size)
+    _fit_guards.check_data(net, loss, x, y)
     dtype = params[0].W.dtype
     x, y = _as_device(x, y, dtype)
     params = jax.tree.map(_args.to_device, params)
@@ -222,27 +218,6 @@ def compile_fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y
     if key is not None:
         _args.check_key(key)
         _folded_bits.lower(key, 0).compile()
-
-
-def check_data(net: MLP, loss: Loss, x, y, x_name: str = "x", y_name: str = "y"):
-    """Validates a dataset before anything compiles (shapes, NaN/inf, label range)."""
-    _checks.check_x(x, net.n_in, x_name)
-    _checks.check_rows(x, y, x_name, y_name)
-    _checks.check_finite(x, x_name)
-    _checks.check_has_rows(x, x_name, "fit")
-    check_targets(net, loss, x, y, x_name, y_name)
-
-
-def _check_batch_size(batch_size) -> None:
-    if batch_size is None:
-        return
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-        raise TypeError(f"batch_size must be a positive int or None (full batch); got {batch_size!r}.")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1 (1 is SGD) or None (full batch); got {batch_size}.")
-
-
-MAX_EPOCH = 2**31 - 1  # epoch e shuffles with fold_in(key, e), and steps count in int32
 
 
 def _check_patience(patience, min_delta) -> float:
@@ -314,26 +289,13 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
     opt = as_optimizer(opt)
     check_net_params(net, params)
     _checks.check_head(net, loss)
-    _args.check_count(epochs, "epochs")
-    _args.check_count(initial_epoch, "initial_epoch")
-    if initial_epoch + epochs > MAX_EPOCH:
-        raise ValueError(f"initial_epoch + epochs must be <= {MAX_EPOCH}; got {initial_epoch + epochs}.")
-    _check_batch_size(batch_size)
     _args.check_key(key)
     _args.check_callable(callback, "callback")
-    if monitor not in MONITORS:
-        raise ValueError(f"monitor must be one of {MONITORS}; got {monitor!r}.")
     min_delta = _check_patience(patience, min_delta)
-    check_data(net, loss, x, y)
-    if validation_data is not None:
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise TypeError("validation_data must be a pair (x_val, y_val).")
-        check_data(net, loss, *validation_data, x_name="x_val", y_name="y_val")
-    if monitor.startswith("val_") and patience is not None and validation_data is None:
-        raise ValueError(f"monitor={monitor!r} needs validation_data (or use monitor='loss').")
+    _fit_guards.check_training(net, loss, x, y, epochs=epochs, initial_epoch=initial_epoch,
+                               batch_size=batch_size, validation_data=validation_data,
+                               monitor=monitor, monitored=patience is not None)
     classify = accuracy_metric(net) is not None
-    if monitor == "val_accuracy" and not classify:
-        raise ValueError("monitor='val_accuracy' needs a classifier (softmax or sigmoid output).")
 
     dtype = params[0].W.dtype
     _checks.check_representable(x, dtype, "x")

@@ -46,6 +46,22 @@ def test_seeds_and_a_sweep_over_learning_rates_betas_and_weight_decay_equal_sepa
     assert jax.tree.structure(result.opt_state) == jax.tree.structure(opts[0].init(numpy_params(0)))
 
 
+def test_one_key_for_all_models_shares_the_batches_and_still_equals_separate_fits():
+    # one key: every model shuffles alike, so fit_many shares the batches (the first layer's
+    # products become one product over the models); 51 rows in batches of 16: a last batch of 3
+    x, y, val, _ = local_problem()
+    stacked, key = numpy_params(2, K=3), KEYS[0]
+    hyperparams = {"lr": [0.003, 0.01, 0.03]}
+    kw = dict(epochs=2, batch_size=16, validation_data=val)
+    with jax.default_matmul_precision("highest"):
+        result = fnann.fit_many(NET, "cross_entropy", fnann.adam, stacked, x, y, key=key,
+                                hyperparams=hyperparams, **kw)
+        fits = separate_fits([fnann.adam(lr) for lr in hyperparams["lr"]], stacked, [key] * 3,
+                             x, y, **kw)
+    assert_each_model_equals_its_fit(result, fits)
+    assert max_rel_error(result.model(0), result.model(2)) > 1e-2  # the models do differ
+
+
 def test_a_diverging_model_is_frozen_at_its_last_finite_params_and_the_others_train_on():
     net = fnann.MLP([3, 4, 1], hidden="tanh", output="identity")
     rng = np.random.default_rng(0)
