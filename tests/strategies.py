@@ -37,26 +37,32 @@ def architectures(draw, max_depth=4, max_width=33):
 
 
 def problem(net, loss, batch, seed, dtype=jnp.float32, bias_scale=0.1):
-    """Random params (with non-zero biases, so no unit sits exactly on a ReLU kink), x and y."""
-    k_init, k_b, k_x, k_y = jax.random.split(jax.random.key(seed), 4)
-    params = fnann.init(k_init, net, dtype)
-    bkeys = jax.random.split(k_b, len(params))
+    """Random params (with non-zero biases, so no unit sits exactly on a ReLU kink), x and y.
+
+    W comes from ``fnann.init`` (one compiled program); biases, x and y are drawn on the host
+    with numpy and moved with ``device_put``, so a new shape compiles no eager random ops.
+    """
+    rng = np.random.default_rng(seed)
     params = tuple(
-        fnann.Dense(p.W, bias_scale * jax.random.normal(k, p.b.shape, dtype))
-        for p, k in zip(params, bkeys)
+        fnann.Dense(p.W, _device(bias_scale * rng.standard_normal(p.b.shape), dtype))
+        for p in fnann.init(jax.random.key(seed), net, dtype)
     )
-    x = jax.random.normal(k_x, (batch, net.n_in), dtype)
-    y = targets(k_y, loss, batch, net.n_out, dtype)
+    x = _device(rng.standard_normal((batch, net.n_in)), dtype)
+    y = targets(rng, loss, batch, net.n_out, dtype)
     return params, x, y
 
 
-def targets(key, loss, batch, n_out, dtype=jnp.float32):
+def _device(a, dtype):
+    return jax.device_put(np.asarray(a, np.dtype(dtype)))
+
+
+def targets(rng, loss, batch, n_out, dtype=jnp.float32):
     """Integer labels for cross-entropy, {0, 1} for binary cross-entropy, reals for MSE."""
     if loss == "cross_entropy":
-        return jax.random.randint(key, (batch,), 0, n_out)
+        return _device(rng.integers(0, n_out, batch), np.int32)
     if loss == "binary_cross_entropy":
-        return jax.random.bernoulli(key, 0.5, (batch, n_out)).astype(dtype)
-    return jax.random.normal(key, (batch, n_out), dtype)
+        return _device(rng.random((batch, n_out)) < 0.5, dtype)
+    return _device(rng.standard_normal((batch, n_out)), dtype)
 
 
 def max_rel_error(a_tree, b_tree):

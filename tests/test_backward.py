@@ -33,7 +33,7 @@ def reference_loss(net, loss, params, x, y):
 def manual_vs_reference(net, loss, params, x, y, variant):
     manual = variant(fnann.loss_and_grad(net, loss, "manual", precision=HIGHEST))
     value, grads = manual(params, x, y)
-    ref_value, ref_grads = jax.value_and_grad(lambda p: reference_loss(net, loss, p, x, y))(params)
+    ref_value, ref_grads = jax.jit(jax.value_and_grad(lambda p: reference_loss(net, loss, p, x, y)))(params)
     chex_structure_equal(grads, params)
     return float(value), float(ref_value), max_rel_error(grads, ref_grads)
 

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fnann
@@ -83,6 +83,24 @@ def test_init_statistics(hidden, expect):
     # 120k and 60k draws: the sample variance is within ~1% of the truth.
     assert W1.var() == pytest.approx(var1, rel=0.03) and abs(W1.mean()) < 0.01 * np.sqrt(var1) * 10
     assert W2.var() == pytest.approx(var2, rel=0.03)
+
+
+@settings(max_examples=6)
+@given(arch=architectures(), seed=seeds)
+def test_init_is_one_normal_draw_cut_into_the_layers_in_order(arch, seed):
+    """The transcription: N = normal(key, (sum n_out n_in,)); W^(l) = sqrt(var_l) N[l-th slice]."""
+    net, _ = arch
+    key = jax.random.key(seed)
+    params = fnann.init(key, net)
+    sizes = list(zip(net.sizes[1:], net.sizes[:-1]))
+    N = np.asarray(jax.random.normal(key, (sum(o * i for o, i in sizes),)))
+    start = 0
+    for p, (n_out, n_in), act in zip(params, sizes, net.activations):
+        var = 2.0 / n_in if act.name == "relu" else 2.0 / (n_in + n_out)
+        want = np.float32(np.sqrt(var)) * N[start:start + n_out * n_in].reshape(n_out, n_in)
+        np.testing.assert_allclose(np.asarray(p.W), want, rtol=1e-6, atol=0)
+        np.testing.assert_array_equal(np.asarray(p.b), np.zeros(n_out, np.float32))
+        start += n_out * n_in
 
 
 def test_init_is_deterministic_and_key_dependent():
