@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 
 def is_concrete(x) -> bool:
-    """True when ``x`` holds values (not a tracer inside ``jit``/``vmap``/``grad``)."""
-    return not isinstance(x, jax.core.Tracer)
+    """True when ``x`` holds values (not a tracer inside ``jit``/``vmap``/``grad``, nor a
+    ``jax.ShapeDtypeStruct`` standing for an array not yet computed)."""
+    return not isinstance(x, (jax.core.Tracer, jax.ShapeDtypeStruct))
 
 
 def check_sizes(sizes) -> tuple[int, ...]:

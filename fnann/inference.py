@@ -180,7 +180,8 @@ def compile_inference(net: MLP, params: Params, x, y=None, loss: Loss | str | No
 
     A later call with arrays of the same shapes and dtypes finds them compiled. XLA compiles
     without holding Python's GIL, so start-up code can call this on a thread while it does
-    other work (``fnann train`` compiles the test-set programs while it trains).
+    other work (``fnann train`` compiles the test-set programs while it trains). ``params``
+    may be ``jax.ShapeDtypeStruct`` leaves (their shapes and dtypes), as for ``compile_fit``.
     """
     check_inputs(net, params, x)
     _args.check_count(chunk_size, "chunk_size", low=1)

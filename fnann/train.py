@@ -200,7 +200,11 @@ def compile_fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y
     A later ``fit`` with the same net, loss, optimizer configuration, batch size and array
     shapes finds every program compiled. XLA compiles without holding Python's GIL, so
     start-up code can run this on a thread while it does other work: ``fnann train``
-    compiles the epoch while it checks the gradients.
+    compiles the epoch while it draws the params and checks the gradients.
+
+    ``params`` (and ``key``) may be the arrays or only their shapes and dtypes, as
+    ``jax.ShapeDtypeStruct`` leaves (``jax.eval_shape(lambda k: fnann.init(k, net), key)``),
+    so compilation can start before the params exist.
     """
     loss, opt = get_loss(loss), as_optimizer(opt)
     check_net_params(net, params)
@@ -208,8 +212,9 @@ def compile_fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y
     _fit_guards.check_data(net, loss, x, y)
     dtype = params[0].W.dtype
     x, y = _as_device(x, y, dtype)
-    params = jax.tree.map(_args.to_device, params)
-    opt_state = compiled_init(opt)(params)  # runs: the epoch is lowered for its result
+    params = jax.tree.map(_on_device, params)
+    compiled_init(opt).lower(params).compile()
+    opt_state = jax.eval_shape(opt.init, params)
     order = _args.to_device(np.arange(x.shape[0], dtype=np.int32))
     run_epoch = compiled_epoch(net, loss, opt, method, batch_size, None, "data")  # fit's cache key
     run_epoch.lower(params, opt_state, order, x, y).compile()
@@ -218,6 +223,11 @@ def compile_fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y
     if key is not None:
         _args.check_key(key)
         _folded_bits.lower(key, 0).compile()
+
+
+def _on_device(a):
+    """A concrete array on the device; a ``jax.ShapeDtypeStruct`` as it is (for lowering)."""
+    return a if isinstance(a, jax.ShapeDtypeStruct) else _args.to_device(a)
 
 
 def _check_patience(patience, min_delta) -> float:

@@ -96,22 +96,29 @@ def counting_compilations():
         jax.monitoring.unregister_event_duration_listener(listen)
 
 
-def test_compile_fit_and_compile_inference_leave_nothing_to_compile():
-    """The programs are compiled ahead (here on a thread, as ``fnann train`` does); fit,
-    predict and evaluate with the same shapes then compile nothing, and counting works: the
-    same calls at other shapes do compile."""
+@pytest.mark.parametrize("given", ["arrays", "shapes"])
+def test_compile_fit_and_compile_inference_leave_nothing_to_compile(given):
+    """The programs are compiled ahead (here on a thread, as ``fnann train`` does), from the
+    params and key or from their shapes alone (``jax.ShapeDtypeStruct``, before init runs);
+    fit, predict and evaluate with the same shapes then compile nothing, and counting works:
+    the same calls at other shapes do compile."""
     import threading
 
-    net = fnann.MLP([7, 9, 3])
+    net = fnann.MLP([7, 9, 3], hidden="sigmoid" if given == "arrays" else "tanh")  # compiled by no other test
     params = fnann.init(jax.random.key(0), net)
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(53, 7)).astype(np.float32), rng.integers(0, 3, 53)
     xv, yv = rng.normal(size=(11, 7)).astype(np.float32), rng.integers(0, 3, 11)
     opt, key = fnann.momentum(0.05, 0.9), jax.random.key(1)
+    early_params, early_key = params, key
+    if given == "shapes":
+        early_params, early_key = jax.eval_shape(lambda k: (fnann.init(k, net), k), key)
+        assert isinstance(early_params[0].W, jax.ShapeDtypeStruct)
 
     def ahead():
-        train.compile_fit(net, "cross_entropy", opt, params, x, y, batch_size=8, validation_data=(xv, yv), key=key)
-        inference.compile_inference(net, params, x[:20], y[:20], "cross_entropy")
+        train.compile_fit(net, "cross_entropy", opt, early_params, x, y, batch_size=8,
+                          validation_data=(xv, yv), key=early_key)
+        inference.compile_inference(net, early_params, x[:20], y[:20], "cross_entropy")
 
     worker = threading.Thread(target=ahead)
     worker.start()

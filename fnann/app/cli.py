@@ -643,6 +643,15 @@ def _train(args, opts, notes, recorded, out: Path, ckpt_path: Path, start: float
     schedule_steps = (recorded or {}).get("schedule_steps") or max(1, opts["epochs"] * steps_per_epoch)
     opt = build_optimizer(opts, steps_per_epoch, schedule_steps)
     dtype = np.dtype(opts["dtype"])
+    t_tr, t_val = targets(y_tr), targets(y_val)
+    if ahead is not None:  # compiled on the second thread, from the shapes, while this one
+        # draws the params and checks the gradients
+        key_shape = jax.eval_shape(_run_keys(), opts["seed"])[1]
+        param_shapes = jax.eval_shape(lambda k: fnann.init(k, net, dtype=dtype), key_shape)
+        fit_compiled = ahead(fnann.train.compile_fit, net, loss, opt, param_shapes, x_tr, t_tr, batch_size=batch,
+                             method=opts["method"], validation_data=(x_val, t_val), key=key_shape)
+        test_compiled = ahead(fnann.inference.compile_inference, net, param_shapes, data.x_test,
+                              targets(data.y_test), loss)
     k_init, k_fit = _run_keys()(opts["seed"])
     params, opt_state, first, history = fnann.init(k_init, net, dtype=dtype), None, 0, {}
     if recorded is not None:
@@ -654,12 +663,6 @@ def _train(args, opts, notes, recorded, out: Path, ckpt_path: Path, start: float
           f"{len(data.x_test)} test), {_describe(net)}, loss {loss.name}, {_describe_optimizer(opts)}, "
           f"batch {opts['batch_size']}, {opts['method']} gradients, {opts['dtype']}"
           + (f", from epoch {first}" if recorded is not None else ""))
-    t_tr, t_val = targets(y_tr), targets(y_val)
-    if ahead is not None:  # compiled on the second thread while this one checks the gradients
-        fit_compiled = ahead(fnann.train.compile_fit, net, loss, opt, params, x_tr, t_tr, batch_size=batch,
-                             method=opts["method"], validation_data=(x_val, t_val), key=k_fit)
-        test_compiled = ahead(fnann.inference.compile_inference, net, params, data.x_test,
-                              targets(data.y_test), loss)
     if not args.no_gradcheck:
         report = fnann.check_grads(net, loss, params, x_tr[:16], t_tr[:16], n_fd=8, seed=opts["seed"])
         print(report.summary())

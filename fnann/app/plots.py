@@ -42,6 +42,11 @@ def plot_history(history: dict, path: str | os.PathLike, title: str = "",
       best_epoch: an epoch of ``history["epoch"]`` to mark with a dashed line, e.g. the
         one whose params early stopping kept.
     """
+    return save_figure(history_figure(history, title, best_epoch), path, tight=False)
+
+
+def history_figure(history: dict, title: str = "", best_epoch: int | None = None):
+    """The figure ``plot_history`` saves (a matplotlib ``Figure``; the caller closes it)."""
     plt = _pyplot()
     has_acc = "val_accuracy" in history
     fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5.5, 3.8))
@@ -66,4 +71,4 @@ def plot_history(history: dict, path: str | os.PathLike, title: str = "",
         axes[0].legend()
     if title:
         fig.suptitle(title)
-    return save_figure(fig, path, tight=False)
+    return fig
