@@ -55,6 +55,8 @@ def array_like(a, name: str):
     Raises:
       ValueError: for a ragged nested list, which is no array at all.
     """
+    if isinstance(a, jax.ShapeDtypeStruct):
+        raise TypeError(f"{name} is a jax.ShapeDtypeStruct (a shape without values); pass the data.")
     if hasattr(a, "shape") and hasattr(a, "dtype"):
         return a
     try:
@@ -182,11 +184,20 @@ def check_rows(x, y, x_name: str = "x", y_name: str = "y") -> None:
         )
 
 
-def check_params_finite(params, name: str = "params") -> None:
-    """Raises if concrete parameters hold NaN or inf, naming the layer."""
+def check_params_finite(params, name: str = "params", *, shapes: bool = False) -> None:
+    """Raises if concrete parameters hold NaN or inf, naming the layer.
+
+    ``shapes``: whether ``jax.ShapeDtypeStruct`` leaves (shapes without values) are accepted,
+    as by ``compile_fit`` and ``compile_inference``; everything that computes refuses them.
+    """
     for l, layer in enumerate(params):
         for field in ("W", "b"):
-            check_finite(getattr(layer, field), f"{name}[{l}].{field}")
+            a = getattr(layer, field)
+            if isinstance(a, jax.ShapeDtypeStruct) and not shapes:
+                raise TypeError(f"{name}[{l}].{field} is a jax.ShapeDtypeStruct (a shape without values); "
+                                "pass the arrays (from fnann.init): only compile_fit and compile_inference "
+                                "take shapes.")
+            check_finite(a, f"{name}[{l}].{field}")
 
 
 def check_has_rows(x, name: str = "x", needed_by: str = "the loss") -> None:

@@ -183,7 +183,7 @@ def compile_inference(net: MLP, params: Params, x, y=None, loss: Loss | str | No
     other work (``fnann train`` compiles the test-set programs while it trains). ``params``
     may be ``jax.ShapeDtypeStruct`` leaves (their shapes and dtypes), as for ``compile_fit``.
     """
-    check_inputs(net, params, x)
+    check_inputs(net, params, x, shapes=True)
     _args.check_count(chunk_size, "chunk_size", low=1)
     evaluating = y is not None and loss is not None
     loss = get_loss(loss) if evaluating else None

@@ -157,17 +157,18 @@ def check_net(net) -> None:
         raise TypeError(f"net must be an fnann.MLP; got {type(net).__name__}.")
 
 
-def check_net_params(net: MLP, params: Params) -> None:
-    """The net is an ``MLP`` and ``params`` has its shapes; concrete params must be finite."""
+def check_net_params(net: MLP, params: Params, *, shapes: bool = False) -> None:
+    """The net is an ``MLP`` and ``params`` has its shapes; concrete params must be finite.
+    ``shapes``: ``jax.ShapeDtypeStruct`` leaves are accepted (``compile_*`` only)."""
     check_net(net)
     _checks.check_params(params, net.sizes)
-    _checks.check_params_finite(params)
+    _checks.check_params_finite(params, shapes=shapes)
 
 
-def check_inputs(net: MLP, params: Params, x, x_name: str = "x") -> None:
+def check_inputs(net: MLP, params: Params, x, x_name: str = "x", *, shapes: bool = False) -> None:
     """Checks shared by every public entry point: the net, params and x agree, and (for
     concrete arrays, not under ``jit``) params and x hold no NaN or inf."""
-    check_net_params(net, params)
+    check_net_params(net, params, shapes=shapes)
     _checks.check_x(x, net.n_in, x_name)
     _checks.check_finite(x, x_name)
     _checks.check_representable(x, jnp.result_type(params[0].W), x_name)

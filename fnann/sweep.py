@@ -277,7 +277,7 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
         getattr(params[0], "W", 0)) == 3
     one_params = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a)[1:], jnp.result_type(a)),
                               params) if stacked else params
-    check_inputs(net, one_params, x)
+    check_inputs(net, one_params, x, shapes=stacked)  # a stack is checked by one model's shapes
     _checks.check_params_finite(params)
     keys, impl, k_keys = _keys(key)
     K = _model_count({"params": params[0].W.shape[0] if stacked else None, "key": k_keys,

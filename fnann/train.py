@@ -207,7 +207,7 @@ def compile_fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y
     so compilation can start before the params exist.
     """
     loss, opt = get_loss(loss), as_optimizer(opt)
-    check_net_params(net, params)
+    check_net_params(net, params, shapes=True)
     _fit_guards.check_batch_size(batch_size)
     _fit_guards.check_data(net, loss, x, y)
     dtype = params[0].W.dtype

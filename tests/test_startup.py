@@ -145,6 +145,42 @@ def test_compile_fit_refuses_what_fit_refuses():
         train.compile_fit(net, "cross_entropy", fnann.sgd(0.1), params, np.zeros((4, 5)), np.zeros(4, int))
 
 
+def test_shapes_are_refused_where_values_are_needed_and_checked_where_they_are_taken():
+    """Shapes (``jax.ShapeDtypeStruct``) stand in for params only in compile_fit and
+    compile_inference; everything that computes names the argument instead of failing inside
+    JAX, and shapes that do not fit the net are refused by the compile functions too."""
+    net = fnann.MLP([3, 4, 2])
+    shapes = jax.eval_shape(lambda k: fnann.init(k, net), jax.random.key(0))
+    params = fnann.init(jax.random.key(0), net)
+    x, y = np.zeros((5, 3), np.float32), np.zeros(5, int)
+    calls = {
+        "fit": lambda p, x: fnann.fit(net, "cross_entropy", fnann.sgd(0.1), p, x, y, key=jax.random.key(0), epochs=1),
+        "predict": lambda p, x: fnann.predict(net, p, x),
+        "forward": lambda p, x: fnann.forward(net, p, x),
+        "evaluate": lambda p, x: fnann.evaluate(net, p, x, y, "cross_entropy"),
+        "check_grads": lambda p, x: fnann.check_grads(net, "cross_entropy", p, x, y),
+        "loss_and_grad": lambda p, x: fnann.loss_and_grad(net, "cross_entropy")(p, x, y),
+        "fit_many": lambda p, x: fnann.fit_many(net, "cross_entropy", fnann.sgd, p, x, y,
+                                                key=jax.random.key(0), epochs=1, hyperparams={"lr": [0.1, 0.2]}),
+    }
+    for name, call in calls.items():
+        with pytest.raises(TypeError, match=r"params\[0\]\.W is a jax.ShapeDtypeStruct"):
+            call(shapes, x)
+        with pytest.raises(TypeError, match="x is a jax.ShapeDtypeStruct"):
+            call(params, jax.ShapeDtypeStruct(x.shape, x.dtype))
+    stack = jax.tree.map(lambda a: jax.ShapeDtypeStruct((2, *a.shape), a.dtype), shapes)
+    with pytest.raises(TypeError, match=r"params\[0\]\.W is a jax.ShapeDtypeStruct"):
+        calls["fit_many"](stack, x)
+    wrong = jax.eval_shape(lambda k: fnann.init(k, fnann.MLP([3, 5, 2])), jax.random.key(0))
+    with pytest.raises(ValueError, match=r"params\[0\] has W \(5, 3\)"):
+        train.compile_fit(net, "cross_entropy", fnann.sgd(0.1), wrong, x, y)
+    with pytest.raises(ValueError, match=r"params\[0\] has W \(5, 3\)"):
+        inference.compile_inference(net, wrong, x)
+    integer = tuple(fnann.Dense(jax.ShapeDtypeStruct(p.W.shape, np.int32), p.b) for p in shapes)
+    with pytest.raises(TypeError, match=r"params\[0\]\.W must be a floating array"):
+        train.compile_fit(net, "cross_entropy", fnann.sgd(0.1), integer, x, y)
+
+
 def test_fnann_train_compiles_a_bounded_number_of_programs(tmp_path):
     """A default ``fnann train`` on digits in a fresh process: the gradient check, init, the
     epoch, the validation and the test programs, not one program per eager operation (the
