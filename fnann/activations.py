@@ -24,13 +24,25 @@ Array = jax.Array
 
 
 class Activation(NamedTuple):
-    """An activation ``g`` and its hand-derived backward rule.
+    """An activation ``g``, its hand-derived backward rule and every fact fnann needs of it.
 
     Attributes:
       name: the name it is looked up by (``"relu"``).
       fn: ``a = g(z)``, applied to arrays of shape ``(batch, n)``.
       backward: ``dz = backward(z, da)``, the vector-Jacobian product
         ``dL/dz`` given ``da = dL/da``; same shape as ``z``.
+      formula: ``g`` as text, for ``fnann explain`` (``"relu(z) = max(0, z)"``).
+      derivative: ``g'`` as text (``"relu'(z) = 1 if z > 0 else 0"``); for an activation
+        that is not element-wise, the text of its vector-Jacobian product.
+      init: the initialization rule of a layer it follows: ``"he"`` (variance 2 / n_in,
+        for ReLU-like g), ``"glorot"`` (2 / (n_in + n_out)), or a callable
+        ``(n_in, n_out) -> variance`` (see :func:`init_variance`).
+      head: what an output layer of it means: ``"categorical"`` (a distribution over the
+        units: the class is the argmax), ``"binary"`` (each unit a probability: the class is
+        ŷ > 0.5), or ``None`` (real values: a regressor).
+      elementwise: whether ``g`` acts on each entry alone, so that δ = da ⊙ g'(z).
+      dies: whether a unit can die (A = 0 for every example: ReLU).
+      saturates: whether g'(z) -> 0 as |z| grows (sigmoid, tanh).
 
     An ``Activation`` is an immutable, hashable bundle of functions: close over it or
     pass it as a static argument of ``jax.jit``, never as a traced one.
@@ -39,9 +51,36 @@ class Activation(NamedTuple):
     name: str
     fn: Callable[[Array], Array]
     backward: Callable[[Array, Array], Array]
+    formula: str = ""
+    derivative: str = ""
+    init: str | Callable[[int, int], float] = "glorot"
+    head: str | None = None
+    elementwise: bool = False
+    dies: bool = False
+    saturates: bool = False
 
 
-def elementwise(name: str, fn: Callable[[Array], Array], deriv: Callable[[Array], Array]) -> Activation:
+INIT_RULES: Mapping[str, Callable[[int, int], float]] = MappingProxyType({
+    "he": lambda n_in, n_out: 2.0 / n_in,  # He et al. 2015, for ReLU-like activations
+    "glorot": lambda n_in, n_out: 2.0 / (n_in + n_out),  # Glorot & Bengio 2010
+})
+"""The named initialization rules: ``(n_in, n_out) -> variance`` of W's entries."""
+
+HEADS = ("categorical", "binary", None)
+
+
+def init_variance(act: Activation, n_in: int, n_out: int) -> float:
+    """The variance of the N(0, var) entries of W^(l) for a layer followed by ``act``.
+
+    Math: var = 2 / n_in (He), 2 / (n_in + n_out) (Glorot), or ``act.init(n_in, n_out)``.
+    """
+    rule = INIT_RULES[act.init] if isinstance(act.init, str) else act.init
+    return float(rule(n_in, n_out))
+
+
+def elementwise(name: str, fn: Callable[[Array], Array], deriv: Callable[[Array], Array], *,
+                formula: str = "", derivative: str = "", init: str | Callable[[int, int], float] = "glorot",
+                head: str | None = None, dies: bool = False, saturates: bool = False) -> Activation:
     """Builds an element-wise :class:`Activation` from ``g`` and its derivative ``g'``.
 
     Math: dZ = dA ⊙ g'(Z).
@@ -50,6 +89,8 @@ def elementwise(name: str, fn: Callable[[Array], Array], deriv: Callable[[Array]
       name: the activation's name.
       fn: ``g``, applied element-wise.
       deriv: ``g'``, applied element-wise.
+      formula, derivative, init, head, dies, saturates: as in :class:`Activation`
+        (``derivative`` defaults to ``"name'(z)"``).
 
     Returns:
       An ``Activation`` whose ``backward(z, da)`` is ``da * deriv(z)``.
@@ -65,7 +106,13 @@ def elementwise(name: str, fn: Callable[[Array], Array], deriv: Callable[[Array]
     def backward(z: Array, da: Array) -> Array:
         return da * deriv(z)
 
-    return Activation(name, fn, backward)
+    if not (isinstance(init, str) and init in INIT_RULES) and not callable(init):
+        raise ValueError(f"init must be one of {tuple(INIT_RULES)} or a callable (n_in, n_out) -> variance; "
+                         f"got {init!r}.")
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}; got {head!r}.")
+    return Activation(name, fn, backward, formula or f"{name}(z)", derivative or f"{name}'(z)", init, head,
+                      True, dies, saturates)
 
 
 def _sigmoid(z: Array) -> Array:
@@ -129,11 +176,16 @@ def _softmax_backward(z: Array, da: Array) -> Array:
     return s * (da - jnp.sum(da * s, axis=-1, keepdims=True))
 
 
-sigmoid = elementwise("sigmoid", _sigmoid, _sigmoid_deriv)
-tanh = elementwise("tanh", jnp.tanh, _tanh_deriv)
-relu = elementwise("relu", _relu, _relu_deriv)
-identity = elementwise("identity", _identity, _identity_deriv)
-softmax = Activation("softmax", _softmax, _softmax_backward)
+sigmoid = elementwise("sigmoid", _sigmoid, _sigmoid_deriv, formula="σ(z) = 1 / (1 + e^-z)",
+                      derivative="σ'(z) = σ(z)(1 - σ(z))", head="binary", saturates=True)
+tanh = elementwise("tanh", jnp.tanh, _tanh_deriv, formula="tanh(z) = (e^z - e^-z) / (e^z + e^-z)",
+                   derivative="tanh'(z) = 1 - tanh²(z)", saturates=True)
+relu = elementwise("relu", _relu, _relu_deriv, formula="relu(z) = max(0, z)",
+                   derivative="relu'(z) = 1 if z > 0 else 0", init="he", dies=True)
+identity = elementwise("identity", _identity, _identity_deriv, formula="identity(z) = z",
+                       derivative="identity'(z) = 1")
+softmax = Activation("softmax", _softmax, _softmax_backward, "softmax(z)_j = e^{z_j} / Σ_k e^{z_k}",
+                     "J_softmax(z)ᵀ g = s ⊙ (g - <g, s>)", "glorot", "categorical")
 
 ACTIVATIONS: Mapping[str, Activation] = MappingProxyType(
     {a.name: a for a in (sigmoid, tanh, relu, softmax, identity)}

@@ -40,6 +40,13 @@ class Loss(NamedTuple):
       link: the output ``Activation`` with which the loss fuses, or ``None``.
       fn_from_logits: ``L = fn_from_logits(z, y)`` with ``y_hat = link.fn(z)``.
       delta_from_logits: ``dL/dz = delta_from_logits(z, y)``, the fused output delta.
+      formula: the loss of one example as text, for ``fnann explain``.
+      output: the output activation the loss needs (cross-entropy takes log ŷ of a
+        distribution: softmax), or ``None`` when any output will do.
+      labels: whether integer class labels of shape ``(batch,)`` are accepted as targets
+        (one-hot encoded).
+      target_range: ``(low, high)`` bounds of the target values (``high`` ``None``: none
+        above), checked on concrete targets; ``None`` for any real value.
     """
 
     name: str
@@ -48,6 +55,10 @@ class Loss(NamedTuple):
     link: Activation | None = None
     fn_from_logits: Callable[[Array, Array], Array] | None = None
     delta_from_logits: Callable[[Array, Array], Array] | None = None
+    formula: str = ""
+    output: Activation | None = None
+    labels: bool = False
+    target_range: tuple[float, float | None] | None = None
 
 
 def as_targets(y_hat: Array, y, *, one_hot: bool = False) -> Array:
@@ -179,7 +190,7 @@ def binary_cross_entropy_delta(z: Array, y) -> Array:
     return (sigmoid.fn(z) - y) / z.size
 
 
-mse = Loss("mse", mse_fn, mse_grad)
+mse = Loss("mse", mse_fn, mse_grad, formula="L = (1/n) Σ_k (ŷ_k - y_k)²")
 cross_entropy = Loss(
     "cross_entropy",
     cross_entropy_fn,
@@ -187,6 +198,10 @@ cross_entropy = Loss(
     softmax,
     cross_entropy_from_logits,
     cross_entropy_delta,
+    formula="L = -Σ_k y_k log ŷ_k",
+    output=softmax,  # log ŷ of a distribution over >= 2 units
+    labels=True,
+    target_range=(0.0, None),
 )
 binary_cross_entropy = Loss(
     "binary_cross_entropy",
@@ -195,6 +210,9 @@ binary_cross_entropy = Loss(
     sigmoid,
     binary_cross_entropy_from_logits,
     binary_cross_entropy_delta,
+    formula="L = -(1/n) Σ_k [y_k log ŷ_k + (1 - y_k) log(1 - ŷ_k)]",
+    output=sigmoid,  # log ŷ and log(1 - ŷ): 0 < ŷ < 1 per unit
+    target_range=(0.0, 1.0),
 )
 
 LOSSES: Mapping[str, Loss] = MappingProxyType(
@@ -223,6 +241,33 @@ def get_loss(loss: str | Loss, *, argname: str = "loss") -> Loss:
         known = ", ".join(repr(k) for k in LOSSES)
         raise ValueError(f"{argname}: unknown loss {loss!r}; known names are {known}.")
     raise TypeError(f"{argname} must be a loss name or an fnann.Loss; got {type(loss).__name__}.")
+
+
+def default_loss(output: str | Activation) -> Loss:
+    """The loss that goes with an output activation: the built-in loss whose canonical link it
+    is (softmax: cross-entropy, sigmoid: binary cross-entropy), else ``mse``.
+
+    Example:
+      >>> default_loss("softmax").name, default_loss("identity").name
+      ('cross_entropy', 'mse')
+    """
+    from fnann.activations import get_activation
+
+    output = get_activation(output, argname="output")
+    return next((l for l in LOSSES.values() if l.link == output), mse)
+
+
+def random_targets(loss: Loss, key: Array, batch: int, n_out: int, dtype=jnp.float32) -> Array:
+    """Random targets that ``loss`` accepts, for gradient checks and demonstrations: class
+    labels where it takes labels, 0/1 where its targets lie in [0, 1], else standard normals.
+    Shapes: ``(batch,)`` for labels (``()`` for ``batch=None``), else ``(batch, n_out)``
+    (``(n_out,)``)."""
+    lead = () if batch is None else (batch,)
+    if loss.labels:
+        return jax.random.randint(key, lead, 0, n_out)
+    if loss.target_range == (0.0, 1.0):
+        return jax.random.bernoulli(key, 0.5, (*lead, n_out)).astype(dtype)
+    return jax.random.normal(key, (*lead, n_out), dtype)
 
 
 def is_fused(loss: Loss, output: Activation) -> bool:
