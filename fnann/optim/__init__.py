@@ -9,10 +9,12 @@ PyTorch, optax and Keras define them (``torch_adam``, ``optax_rmsprop``, ``keras
 
 from fnann.optim import conventions, schedules
 from fnann.optim.base import (
+    OPTIMIZERS,
     EmptyState,
     Optimizer,
     apply_updates,
     as_optimizer,
+    equations,
     global_norm,
     moment_dtype,
     tree_ema,
@@ -35,6 +37,8 @@ from fnann.optim.optimizers import (
 )
 
 __all__ = [
+    "OPTIMIZERS",
+    "equations",
     "Optimizer",
     "EmptyState",
     "SGDState",

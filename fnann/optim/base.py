@@ -40,7 +40,8 @@ import math
 import dataclasses
 import functools
 import inspect
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
+from types import MappingProxyType
 from typing import Any, Callable, NamedTuple, Union
 
 import jax
@@ -59,6 +60,9 @@ __all__ = [
     "EmptyState",
     "as_optimizer",
     "configured",
+    "OPTIMIZERS",
+    "textbook",
+    "equations",
     "apply_updates",
     "global_norm",
     "tree_zeros_like",
@@ -165,6 +169,35 @@ def configured(factory: Callable[..., Any]) -> Callable[..., Any]:
         return dataclasses.replace(result, config=config)
 
     return build
+
+
+_TEXTBOOK: dict[str, Callable[..., Optimizer]] = {}
+OPTIMIZERS: Mapping[str, Callable[..., Optimizer]] = MappingProxyType(_TEXTBOOK)
+"""The textbook optimizers by name (``"sgd"``, ``"adam"``, ...): each factory as
+:func:`textbook` registered it, with ``.equations`` (its update rule as text, which
+``fnann explain`` prints) and ``.default_lr`` (the rate ``fnann train`` starts from); its
+hyperparameters are its signature's arguments after ``lr``."""
+
+
+def textbook(*equations: str, default_lr: float) -> Callable[[Callable[..., Optimizer]], Callable[..., Optimizer]]:
+    """Decorates an optimizer factory: :func:`configured`, and registered in ``OPTIMIZERS``
+    under its name with its update ``equations`` and ``default_lr``, so the command line
+    (``fnann train --optimizer``, ``fnann explain``) and checkpoints know it from this one place.
+    """
+    def register(factory: Callable[..., Optimizer]) -> Callable[..., Optimizer]:
+        built = configured(factory)
+        built.equations, built.default_lr = tuple(equations), float(default_lr)
+        _TEXTBOOK[factory.__name__] = built
+        return built
+
+    return register
+
+
+def equations(opt: Any) -> tuple[str, ...]:
+    """The update equations of a textbook optimizer built by its factory, else ``()``."""
+    config = getattr(opt, "config", None)
+    factory = _TEXTBOOK.get(config[0]) if config else None
+    return factory.equations if factory is not None else ()
 
 
 def as_optimizer(opt: Any, name: str = "opt") -> Optimizer:

@@ -34,6 +34,7 @@ from fnann.optim.base import (
     _zero_step,
     apply_updates,  # noqa: F401  (used by the doctests)
     configured,
+    textbook,
     tree_ema,
     tree_map_checked,
     tree_moments_like,
@@ -74,7 +75,7 @@ class AdamState(NamedTuple):
 
 
 
-@configured
+@textbook("θ ← θ - η ∂L/∂θ", default_lr=0.1)
 def sgd(lr: ScalarOrSchedule) -> Optimizer:
     """Stochastic gradient descent.
 
@@ -117,7 +118,7 @@ def sgd(lr: ScalarOrSchedule) -> Optimizer:
     return Optimizer(init, update)
 
 
-@configured
+@textbook("v ← γ v + η ∂L/∂θ   (v starts at 0)", "θ ← θ - v", default_lr=0.01)
 def momentum(lr: ScalarOrSchedule, gamma: float = 0.9) -> Optimizer:
     """Gradient descent with (heavy-ball) momentum, the learning rate inside the velocity.
 
@@ -169,7 +170,7 @@ def momentum(lr: ScalarOrSchedule, gamma: float = 0.9) -> Optimizer:
     return Optimizer(init, update)
 
 
-@configured
+@textbook("E ← β E + (1 - β) (∂L/∂θ)²   (E starts at 0)", "θ ← θ - η ∂L/∂θ / √(E + ε)", default_lr=1e-3)
 def rmsprop(lr: ScalarOrSchedule, beta: float = 0.9, eps: float = 1e-8) -> Optimizer:
     """RMSProp, with eps inside the square root.
 
@@ -222,7 +223,9 @@ def rmsprop(lr: ScalarOrSchedule, beta: float = 0.9, eps: float = 1e-8) -> Optim
     return Optimizer(init, update)
 
 
-@configured
+@textbook("m ← β1 m + (1 - β1) ∂L/∂θ,   v ← β2 v + (1 - β2) (∂L/∂θ)²   (both start at 0)",
+          "m̂ = m / (1 - β1^t),   v̂ = v / (1 - β2^t)",
+          "θ ← θ - η m̂ / (√v̂ + ε)", default_lr=1e-3)
 def adam(
     lr: ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
 ) -> Optimizer:
