@@ -19,8 +19,8 @@ import jax
 import numpy as np
 
 import fnann
-from fnann import _fit_guards
-from fnann.mlp import check_inputs
+from fnann import checks, train
+from fnann.checks import check_inputs
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -55,8 +55,8 @@ def main() -> None:
     state = opt.init(params)
     x = rng.standard_normal((1437, 64)).astype(np.float32)
     y = rng.integers(0, 10, 1437)
-    guards = median_ms(lambda: (_fit_guards.check_opt_state(opt, state, params),
-                                _fit_guards.check_schedules(opt, 0, 45 * 60)), args.repeats)
+    guards = median_ms(lambda: (checks.check_opt_state(opt, state, params),
+                                train.check_schedules(opt, 0, 45 * 60)), args.repeats)
     fit = median_ms(lambda: fnann.fit(net, "ce", opt, params, x, y, key=jax.random.key(0), epochs=1,
                                       opt_state=state)[0], args.repeats)
     rows.append(("fit's opt_state + schedule checks (2700 steps) vs a 1-epoch fit", guards, fit))

@@ -118,11 +118,11 @@ def compiled_epochs(net, stacked, x, y, keys) -> dict:
     import numpy as np
 
     import fnann
-    from fnann import sweep, train
+    from fnann import inference, sweep, train
     from fnann.losses import get_loss
 
     loss, adam, K = get_loss("cross_entropy"), fnann.adam(1e-3), len(keys)
-    x, y = train._as_device(x, y, jnp.float32)
+    x, y = inference.as_device(x, y, jnp.float32)
     orders = jnp.asarray(np.stack([train.permutation(jax.random.fold_in(k, 0), len(x)) for k in keys]))
     one = jax.tree.map(lambda a: a[0], stacked)
     state, states = adam.init(one), jax.vmap(adam.init)(stacked)

@@ -55,7 +55,7 @@ class Activation(NamedTuple):
     derivative: str = ""
     init: str | Callable[[int, int], float] = "glorot"
     head: str | None = None
-    elementwise: bool = False
+    elementwise: bool = True
     dies: bool = False
     saturates: bool = False
 
@@ -185,7 +185,7 @@ relu = elementwise("relu", _relu, _relu_deriv, formula="relu(z) = max(0, z)",
 identity = elementwise("identity", _identity, _identity_deriv, formula="identity(z) = z",
                        derivative="identity'(z) = 1")
 softmax = Activation("softmax", _softmax, _softmax_backward, "softmax(z)_j = e^{z_j} / Σ_k e^{z_k}",
-                     "J_softmax(z)ᵀ g = s ⊙ (g - <g, s>)", "glorot", "categorical")
+                     "J_softmax(z)ᵀ g = s ⊙ (g - <g, s>)", "glorot", "categorical", elementwise=False)
 
 ACTIVATIONS: Mapping[str, Activation] = MappingProxyType(
     {a.name: a for a in (sigmoid, tanh, relu, softmax, identity)}

@@ -4,14 +4,18 @@ Notation: a ``d`` prefix always means ∂L/∂(that): ``dW`` is ∂L/∂W, ``da`
 ``delta`` is δ^(l) = ∂L/∂Z^(l). With batch-first rows (see ``fnann.mlp``) the textbook
 equations read
 
-    δ^(L) = ∂L/∂A^(L) ⊙ σ'(Z^(L))              delta = act.backward(z, da)
-    δ^(l) = (W^(l+1))ᵀ δ^(l+1) ⊙ σ'(Z^(l))     delta = act.backward(z, delta @ W)
-    ∂L/∂W^(l) = δ^(l) (A^(l-1))ᵀ               dW = delta.T @ a_prev
-    ∂L/∂b^(l) = δ^(l)                          db = delta.sum(axis=0)
+    δ^(L) = ∂L/∂A^(L) ⊙ σ'(Z^(L))              delta[L] = sigma[L].backward(Z[L], dL/dA)
+    δ^(l) = (W^(l+1))ᵀ δ^(l+1) ⊙ σ'(Z^(l))     delta[l] = sigma[l].backward(Z[l], delta[l + 1] @ W[l + 1])
+    ∂L/∂W^(l) = δ^(l) (A^(l-1))ᵀ               dW[l] = delta[l].T @ A[l - 1]
+    ∂L/∂b^(l) = δ^(l)                          db[l] = delta[l].sum(axis=0)
 
 The sum over the batch in ``db`` (and the matrix product in ``dW``) adds the per-example
 gradients; the 1/m of the batch-mean loss already sits in ∂L/∂A^(L) (``loss.grad``), so
 no layer divides again. Some texts (Ng) put the 1/m into dW instead; the totals agree.
+
+:func:`backpropagate` and :func:`value_and_grad` are the unchecked mathematics; the public
+``backward``, ``backward_trace``, ``objective`` and ``loss_and_grad`` check their arguments
+once, at the door, and call them.
 """
 
 from __future__ import annotations
@@ -21,11 +25,10 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from fnann import _args
-from fnann._checks import check_has_rows, check_head, check_targets
+from fnann import checks
 from fnann.activations import Activation
 from fnann.losses import Loss, get_loss, is_fused
-from fnann.mlp import MLP, Dense, Params, Precision, Trace, check_inputs, check_net, forward_trace
+from fnann.mlp import MLP, Dense, Params, Precision, Trace, feedforward, precision_scope
 
 Array = jax.Array
 Deltas = tuple[Array, ...]  # (δ^(1), ..., δ^(L)), δ^(l) = ∂L/∂Z^(l) of shape (batch, n_l)
@@ -41,10 +44,8 @@ def dense_backward(layer: Dense, a_prev: Array, delta: Array,
     Shapes: a_prev (batch, n_in), delta (batch, n_out), layer.W (n_out, n_in)
       -> (Dense(dW (n_out, n_in), db (n_out,)), da_prev (batch, n_in)).
     """
-    dW = jnp.matmul(delta.T, a_prev, precision=precision)
-    db = jnp.sum(delta, axis=0)
-    da_prev = jnp.matmul(delta, layer.W, precision=precision)
-    return Dense(dW, db), da_prev
+    with precision_scope(precision):
+        return Dense(delta.T @ a_prev, jnp.sum(delta, axis=0)), delta @ layer.W
 
 
 def output_delta(output: Activation, loss: Loss, z: Array, a: Array, y,
@@ -58,6 +59,26 @@ def output_delta(output: Activation, loss: Loss, z: Array, a: Array, y,
     if fused and is_fused(loss, output):
         return loss.delta_from_logits(z, y)
     return output.backward(z, loss.grad(a, y))
+
+
+def backpropagate(net: MLP, params: Params, trace: Trace, y, loss: Loss,
+                  fused: bool = True) -> tuple[Params, Deltas]:
+    """The delta recursion, unchecked (callers check at their door): ``(grads, deltas)``.
+
+    Indices are the textbook's, 1-based: ``sigma[l]``, ``W[l]``, ``Z[l]`` belong to layer
+    l = 1..L and ``A[0]`` is the input (section 5.4 of the textbook, line by line).
+    """
+    L = net.n_layers
+    sigma = (None, *net.activations)  # σ^(1), ..., σ^(L)
+    W = (None, *(layer.W for layer in params))  # W^(1), ..., W^(L)
+    Z, A = (None, *trace.Z), trace.A  # Z^(1), ..., Z^(L);  A^(0) = x, ..., A^(L) = ŷ
+    delta, dW, db = [None] * (L + 1), [None] * (L + 1), [None] * (L + 1)
+    delta[L] = output_delta(sigma[L], loss, Z[L], A[L], y, fused)  # δ^(L) = ∂L/∂A^(L) ⊙ σ'(Z^(L))
+    for l in range(L, 0, -1):
+        if l < L:
+            delta[l] = sigma[l].backward(Z[l], delta[l + 1] @ W[l + 1])  # δ^(l) = (W^(l+1))ᵀ δ^(l+1) ⊙ σ'(Z^(l))
+        dW[l], db[l] = delta[l].T @ A[l - 1], jnp.sum(delta[l], axis=0)  # ∂L/∂W^(l) = δ^(l) (A^(l-1))ᵀ, ∂L/∂b^(l) = δ^(l)
+    return tuple(Dense(dW[l], db[l]) for l in range(1, L + 1)), tuple(delta[1:])
 
 
 def backward(net: MLP, params: Params, trace: Trace, y, loss: Loss | str,
@@ -108,18 +129,9 @@ def backward_trace(net: MLP, params: Params, trace: Trace, y, loss: Loss | str,
       [(5, 4), (5, 2)]
     """
     loss = get_loss(loss)
-    check_inputs(net, params, trace.A[0])
-    _args.check_precision(precision)
-    L = net.n_layers
-    sigma = net.activations
-    delta = output_delta(sigma[L - 1], loss, trace.Z[L - 1], trace.A[L], y, fused)  # δ^(L)
-    grads, deltas = [None] * L, [None] * L
-    for l in reversed(range(L)):  # layer l + 1 of the textbook
-        deltas[l] = delta
-        grads[l], da_prev = dense_backward(params[l], trace.A[l], delta, precision)
-        if l > 0:
-            delta = sigma[l - 1].backward(trace.Z[l - 1], da_prev)  # δ^(l) = Wᵀδ^(l+1) ⊙ σ'(Z^(l))
-    return tuple(grads), tuple(deltas)
+    checks.check_inputs(net, params, trace.A[0])
+    with precision_scope(precision):
+        return backpropagate(net, params, trace, y, loss, fused)
 
 
 def loss_value(net: MLP, loss: Loss, y_hat: Array, trace: Trace, y) -> Array:
@@ -129,12 +141,52 @@ def loss_value(net: MLP, loss: Loss, y_hat: Array, trace: Trace, y) -> Array:
     return loss.fn(y_hat, y)
 
 
+def objective_value(net: MLP, loss: Loss, params: Params, x, y) -> Array:
+    """L(params; x, y), unchecked: the scalar both gradient methods differentiate."""
+    y_hat, trace = feedforward(net, params, x)
+    return loss_value(net, loss, y_hat, trace, y)
+
+
 def objective(net: MLP, loss: Loss | str, params: Params, x, y,
               precision: Precision = None) -> Array:
     """The scalar L(params; x, y) that both gradient methods differentiate."""
     loss = get_loss(loss)
-    y_hat, trace = forward_trace(net, params, x, precision)
-    return loss_value(net, loss, y_hat, trace, y)
+    checks.check_inputs(net, params, x)
+    with precision_scope(precision):
+        return objective_value(net, loss, params, x, y)
+
+
+def value_and_grad(net: MLP, loss: Loss, method: str = "manual") -> Callable[[Params, Array, Array],
+                                                                              tuple[Array, Params]]:
+    """``f(params, x, y) -> (L, ∂L/∂params)``, unchecked: the delta recursion (``"manual"``)
+    or ``jax.value_and_grad`` of the same scalar (``"autodiff"``)."""
+
+    def manual(params: Params, x, y) -> tuple[Array, Params]:
+        y_hat, trace = feedforward(net, params, x)
+        return loss_value(net, loss, y_hat, trace, y), backpropagate(net, params, trace, y, loss)[0]
+
+    def autodiff(params: Params, x, y) -> tuple[Array, Params]:
+        return jax.value_and_grad(lambda p: objective_value(net, loss, p, x, y))(params)
+
+    return manual if method == "manual" else autodiff
+
+
+def check_loss_and_grad(net: MLP, loss: Loss | str, method: str, precision: Precision = None) -> Loss:
+    """The static checks of :func:`loss_and_grad` (and ``train_step``): the loss, the method,
+    the (output, loss) pair and the precision; returns the ``Loss``."""
+    loss = get_loss(loss)
+    checks.one_of(method, "method", METHODS)
+    checks.check_net(net)
+    checks.check_head(net, loss)
+    checks.check_precision(precision)
+    return loss
+
+
+def check_batch(net: MLP, loss: Loss, params: Params, x, y) -> None:
+    """The checks of one batch at the door: params, x (finite, at least one row) and y."""
+    checks.check_inputs(net, params, x)
+    checks.check_has_rows(x)
+    checks.check_targets(net, loss, x, y)
 
 
 def loss_and_grad(net: MLP, loss: Loss | str, method: str = "manual",
@@ -155,7 +207,7 @@ def loss_and_grad(net: MLP, loss: Loss | str, method: str = "manual",
 
     Raises:
       ValueError: an (output, loss) pair that cannot work (cross-entropy needs a softmax
-        output, binary cross-entropy a sigmoid; see ``fnann._checks.check_head``), an unknown
+        output, binary cross-entropy a sigmoid; see ``fnann.checks.check_head``), an unknown
         ``method`` or ``precision``.
 
     Example:
@@ -167,25 +219,12 @@ def loss_and_grad(net: MLP, loss: Loss | str, method: str = "manual",
       >>> grads[0].W.shape
       (4, 3)
     """
-    loss = get_loss(loss)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
-    check_net(net)
-    check_head(net, loss)
-    _args.check_precision(precision)
+    loss = check_loss_and_grad(net, loss, method, precision)
+    f = value_and_grad(net, loss, method)
 
-    def check(params: Params, x, y) -> None:
-        check_inputs(net, params, x)
-        check_has_rows(x)
-        check_targets(net, loss, x, y)
+    def checked(params: Params, x, y) -> tuple[Array, Params]:
+        check_batch(net, loss, params, x, y)
+        with precision_scope(precision):
+            return f(params, x, y)
 
-    def manual(params: Params, x, y) -> tuple[Array, Params]:
-        check(params, x, y)
-        y_hat, trace = forward_trace(net, params, x, precision)
-        return loss_value(net, loss, y_hat, trace, y), backward(net, params, trace, y, loss, precision)
-
-    def autodiff(params: Params, x, y) -> tuple[Array, Params]:
-        check(params, x, y)
-        return jax.value_and_grad(lambda p: objective(net, loss, p, x, y, precision))(params)
-
-    return manual if method == "manual" else autodiff
+    return checked

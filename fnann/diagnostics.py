@@ -29,16 +29,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnann.caches import compiled_cache
-from fnann import _checks
-from fnann.backprop import backward_trace, check_targets
+from fnann import checks
+from fnann.backprop import backpropagate
+from fnann.checks import check_inputs, check_targets
 from fnann.losses import Loss, get_loss
-from fnann.mlp import MLP, Params, Precision, check_inputs, forward_trace
+from fnann.mlp import MLP, Params, Precision, feedforward, precision_scope
 from fnann.optim import Optimizer, global_norm  # Frobenius norm, summed in >= float32
 
 Array = jax.Array
 
-DEAD = ("relu",)  # activations whose units can die (A = 0 for every example)
-SATURATING = ("sigmoid", "tanh")  # activations whose derivative goes to 0 at large |z|
 
 
 class Diagnostics(NamedTuple):
@@ -71,6 +70,7 @@ class Diagnostics(NamedTuple):
 
 
 def _check_threshold(saturation) -> None:
+    """A threshold on |σ'(z)|: a number > 0, or an array (a traced one, under ``vmap``)."""
     if isinstance(saturation, bool) or not isinstance(saturation, (numbers.Real, jax.Array, np.ndarray)):
         raise TypeError(f"saturation must be a positive number; got {saturation!r}.")
     if isinstance(saturation, numbers.Real) and not saturation > 0:
@@ -123,11 +123,11 @@ def diagnose(net: MLP, params: Params, x, y, loss: Loss | str, opt: Optimizer | 
     _check_opt(opt)
     _check_threshold(saturation)
     check_inputs(net, params, x)
-    if jnp.shape(x)[0] == 0:
-        raise ValueError("x has no rows; diagnose needs at least one example.")
+    checks.check_has_rows(x, needed_by="diagnose")
     check_targets(net, loss, x, y)
-    _, trace = forward_trace(net, params, x, precision)
-    grads, deltas = backward_trace(net, params, trace, y, loss, precision)
+    with precision_scope(precision):
+        _, trace = feedforward(net, params, x)
+        grads, deltas = backpropagate(net, params, trace, y, loss)
     dtype = jnp.promote_types(params[0].W.dtype, jnp.float32)
     nan = jnp.full([], jnp.nan, dtype)
     if opt is None:
@@ -138,8 +138,8 @@ def diagnose(net: MLP, params: Params, x, y, loss: Loss | str, opt: Optimizer | 
     rows = []
     for l, act in enumerate(net.activations):
         z, a = trace.Z[l].astype(dtype), trace.A[l + 1].astype(dtype)
-        dead = jnp.mean(jnp.all(a == 0, axis=0), dtype=dtype) if act.name in DEAD else nan
-        if act.name in SATURATING:
+        dead = jnp.mean(jnp.all(a == 0, axis=0), dtype=dtype) if act.dies else nan
+        if act.saturates:
             slope = act.backward(trace.Z[l], jnp.ones_like(trace.Z[l]))  # σ'(Z) element-wise
             saturated = jnp.mean(jnp.abs(slope) < saturation, dtype=dtype)
         else:
@@ -230,16 +230,11 @@ class Recorder:
         loss = get_loss(loss)
         _check_opt(opt)
         _check_threshold(saturation)
-        if isinstance(every, bool) or not isinstance(every, numbers.Integral):
-            raise TypeError(f"every must be an int (record every k epochs); got {every!r}.")
-        if every < 1:
-            raise ValueError(f"every must be >= 1; got {every}.")
-        if not isinstance(net, MLP):
-            raise TypeError(f"net must be an fnann.MLP; got {type(net).__name__}.")
-        _checks.check_x(x, net.n_in)
-        if jnp.shape(x)[0] == 0:
-            raise ValueError("x has no rows; the probe batch needs at least one example.")
-        _checks.check_finite(x)
+        checks.integer(every, "every", 1, what="an int (record every k epochs)")
+        checks.check_net(net)
+        checks.check_x(x, net.n_in)
+        checks.check_has_rows(x, needed_by="the probe batch")
+        checks.check_finite(x)
         check_targets(net, loss, x, y)
         self.net, self.opt, self.every = net, opt, int(every)
         self.x, self.y = jnp.asarray(x), jnp.asarray(y)

@@ -26,12 +26,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from fnann import checks
+from fnann.backprop import objective_value, value_and_grad
 from fnann.caches import compiled_cache
-from fnann._args import to_device
-from fnann._checks import check_has_rows, check_head, check_targets
-from fnann.backprop import loss_and_grad, objective
+from fnann.checks import check_has_rows, check_head, check_inputs, check_targets
+from fnann.inference import to_device
 from fnann.losses import Loss, get_loss
-from fnann.mlp import MLP, Params, check_inputs
+from fnann.mlp import MLP, Params
 
 HIGHEST = jax.lax.Precision.HIGHEST
 ROUNDOFF = 16  # round-off of a central difference, in units of u |L| / eps (see the module doc)
@@ -132,19 +133,25 @@ def _compiled_check(net: MLP, loss: Loss):
     the flat indices idx)``."""
 
     def check(params, x, y, idx, eps):
-        value, manual = loss_and_grad(net, loss, "manual", HIGHEST)(params, x, y)
-        _, auto = loss_and_grad(net, loss, "autodiff", HIGHEST)(params, x, y)
+        value, manual = value_and_grad(net, loss, "manual")(params, x, y)
+        _, auto = value_and_grad(net, loss, "autodiff")(params, x, y)
         flat, unravel = ravel_pytree(params)
 
         def central_difference(i):
             step = jnp.zeros_like(flat).at[i].set(eps)
-            up = objective(net, loss, unravel(flat + step), x, y, HIGHEST)
-            down = objective(net, loss, unravel(flat - step), x, y, HIGHEST)
+            up = objective_value(net, loss, unravel(flat + step), x, y)
+            down = objective_value(net, loss, unravel(flat - step), x, y)
             return (up - down) / (2 * eps)
 
         return value, manual, auto, jax.lax.map(central_difference, idx, batch_size=64)
 
-    return jax.jit(check)
+    compiled = jax.jit(check)
+
+    def run(*args):
+        with jax.default_matmul_precision("highest"):  # traced (once) at Precision.HIGHEST
+            return compiled(*args)
+
+    return run
 
 
 def check_grads(net: MLP, loss: Loss | str, params: Params, x, y, *, eps: float = 1e-6,
@@ -185,10 +192,12 @@ def check_grads(net: MLP, loss: Loss | str, params: Params, x, y, *, eps: float 
     check_head(net, loss)
     check_has_rows(x, needed_by="check_grads")
     check_targets(net, loss, x, y)
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0; got {eps}.")
-    if n_fd is not None and n_fd < 1:
-        raise ValueError(f"n_fd must be >= 1 or None; got {n_fd}.")
+    eps = checks.real(eps, "eps", 0, low_open=True)
+    if n_fd is not None:
+        checks.integer(n_fd, "n_fd", 1, what="an int >= 1 or None (every entry)")
+    for name, tol in (("autodiff_rtol", autodiff_rtol), ("fd_rtol", fd_rtol), ("atol", atol)):
+        checks.real(tol, name, 0)
+    checks.integer(seed, "seed")
     with jax.enable_x64(True):
         p64 = jax.tree.map(lambda a: to_device(np.asarray(a, np.float64)), params)  # cast on the host
         x64 = to_device(np.asarray(x, np.float64))

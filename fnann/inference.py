@@ -13,12 +13,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnann.caches import compiled_cache
-from fnann import _args, parallel
-from fnann._checks import check_has_rows, check_head, check_target_shape, check_targets
+from fnann import checks, parallel
 from fnann.backprop import loss_value
+from fnann.caches import compiled_cache
+from fnann.checks import check_has_rows, check_head, check_inputs, check_target_shape, check_targets
 from fnann.losses import Loss, as_targets, get_loss
-from fnann.mlp import MLP, Params, check_inputs, forward_trace
+from fnann.mlp import MLP, Params, feedforward
 
 Array = jax.Array
 
@@ -28,16 +28,16 @@ DEFAULT_CHUNK = 8192
 def accuracy_metric(net: MLP) -> Callable[[Array, Array], Array] | None:
     """The per-batch count of correct predictions for a classifier, or ``None``.
 
-    softmax output: argmax of ŷ against the label (or the argmax of a one-hot row);
-    sigmoid output: ŷ > 0.5 against each 0/1 target (binary or multi-label). Any other
-    output activation is a regressor and has no accuracy.
+    A categorical head (softmax): argmax of ŷ against the label (or the argmax of a one-hot
+    row); a binary head (sigmoid): ŷ > 0.5 against each 0/1 target (binary or multi-label).
+    Any other output activation is a regressor and has no accuracy.
     """
-    if net.output.name == "softmax":
+    if net.output.head == "categorical":
         def correct(y_hat, y):
             labels = y if y.ndim == 1 else jnp.argmax(y, axis=-1)
             return jnp.sum(jnp.argmax(y_hat, axis=-1) == labels)
         return correct
-    if net.output.name == "sigmoid":
+    if net.output.head == "binary":
         def correct(y_hat, y):
             y = as_targets(y_hat, y)
             return jnp.sum((y_hat > 0.5) == (y > 0.5)) / y_hat.shape[-1]
@@ -48,10 +48,10 @@ def accuracy_metric(net: MLP) -> Callable[[Array, Array], Array] | None:
 @compiled_cache(maxsize=32)
 def _chunk_fns(net: MLP, loss: Loss | None, mesh=None, data_axis=None):
     def out(params, x):
-        return forward_trace(net, params, parallel.constrain_rows(x, mesh, data_axis))[0]
+        return feedforward(net, params, parallel.constrain_rows(x, mesh, data_axis))[0]
 
     def stats(params, x, y):
-        y_hat, trace = forward_trace(net, params, parallel.constrain_rows(x, mesh, data_axis))
+        y_hat, trace = feedforward(net, params, parallel.constrain_rows(x, mesh, data_axis))
         total = loss_value(net, loss, y_hat, trace, y) * x.shape[0]  # undo the batch mean
         metric = accuracy_metric(net)
         return total, (metric(y_hat, y) if metric else jnp.zeros(()))
@@ -59,7 +59,16 @@ def _chunk_fns(net: MLP, loss: Loss | None, mesh=None, data_axis=None):
     return jax.jit(out), jax.jit(stats)
 
 
-def _as_device(x, y, dtype):
+def to_device(a) -> jax.Array:
+    """``a`` as a jax array. A host array goes over with ``jax.device_put``: in JAX 0.10,
+    ``jnp.asarray`` of a numpy array runs a small copy program, compiled (or looked up in the
+    compilation cache) once per shape and dtype, which adds up at a command's start-up."""
+    if isinstance(a, jax.Array):
+        return a
+    return jax.device_put(np.asarray(a))
+
+
+def as_device(x, y, dtype):
     """x in the params' dtype, integer labels as int32, other targets in the params' dtype
     (``y`` may be None); host arrays are cast on the host, where a cast on the device would
     be one more small program to compile."""
@@ -68,11 +77,11 @@ def _as_device(x, y, dtype):
         return x, None
     if isinstance(y, np.ndarray):
         y = y.astype(np.int32 if np.issubdtype(y.dtype, np.integer) else dtype, copy=False)
-    y = _args.to_device(y)
+    y = to_device(y)
     return x, (y.astype(jnp.int32) if jnp.issubdtype(y.dtype, jnp.integer) else y.astype(dtype))
 
 
-def _chunks(n: int, chunk: int):
+def chunks(n: int, chunk: int):
     return [slice(i, min(i + chunk, n)) for i in range(0, n, chunk)]
 
 
@@ -97,13 +106,13 @@ def predict(net: MLP, params: Params, x, chunk_size: int = DEFAULT_CHUNK, *, mes
       (10, 2)
     """
     check_inputs(net, params, x)
-    _args.check_count(chunk_size, "chunk_size", low=1)
-    x, _ = _as_device(x, None, params[0].W.dtype)
+    checks.integer(chunk_size, "chunk_size", 1)
+    x, _ = as_device(x, None, params[0].W.dtype)
     if mesh is not None:
         mesh = parallel.check_mesh(mesh, data_axis)
         params, x = parallel.replicate(params, mesh), parallel.put_data(x, mesh, data_axis)
     out, _ = _chunk_fns(net, None, mesh, data_axis if mesh is not None else None)
-    parts = [out(params, x[s]) for s in _chunks(x.shape[0], chunk_size)]
+    parts = [out(params, x[s]) for s in chunks(x.shape[0], chunk_size)]
     return jnp.concatenate(parts) if parts else jnp.zeros((0, net.n_out), x.dtype)
 
 
@@ -126,8 +135,8 @@ def evaluate(net: MLP, params: Params, x, y, loss: Loss | str,
     check_head(net, loss)
     check_has_rows(x, needed_by="evaluate")
     check_targets(net, loss, x, y)
-    _args.check_count(chunk_size, "chunk_size", low=1)
-    x, y = _as_device(x, y, params[0].W.dtype)
+    checks.integer(chunk_size, "chunk_size", 1)
+    x, y = as_device(x, y, params[0].W.dtype)
     if mesh is not None:
         mesh = parallel.check_mesh(mesh, data_axis)
         params = parallel.replicate(params, mesh)
@@ -143,7 +152,7 @@ def evaluate_chunks(net: MLP, loss: Loss, params: Params, x: Array, y: Array,
     _, stats = _chunk_fns(net, loss, mesh, data_axis if mesh is not None else None)
     n = x.shape[0]
     total, correct = 0.0, 0.0
-    for s in _chunks(n, chunk_size):
+    for s in chunks(n, chunk_size):
         t, c = stats(params, x[s], y[s])
         total, correct = total + float(t), correct + float(c)
     result = {"loss": total / n}
@@ -166,8 +175,8 @@ def accuracy(net: MLP, params: Params, x, y, chunk_size: int = DEFAULT_CHUNK) ->
             f"accuracy needs a classifier (softmax or sigmoid output); this net's output is "
             f"{net.output.name!r}. Use evaluate(..., loss) for regression.")
     check_has_rows(x, needed_by="accuracy")
-    check_target_shape(net, x, y, labels=net.output.name == "softmax")
-    _args.check_count(chunk_size, "chunk_size", low=1)
+    check_target_shape(net, x, y, labels=net.output.head == "categorical")
+    checks.integer(chunk_size, "chunk_size", 1)
     y_hat = predict(net, params, x, chunk_size)
     return float(metric(y_hat, jnp.asarray(y))) / jnp.shape(x)[0]
 
@@ -184,13 +193,13 @@ def compile_inference(net: MLP, params: Params, x, y=None, loss: Loss | str | No
     may be ``jax.ShapeDtypeStruct`` leaves (their shapes and dtypes), as for ``compile_fit``.
     """
     check_inputs(net, params, x, shapes=True)
-    _args.check_count(chunk_size, "chunk_size", low=1)
+    checks.integer(chunk_size, "chunk_size", 1)
     evaluating = y is not None and loss is not None
     loss = get_loss(loss) if evaluating else None
-    x, y = _as_device(x, y if evaluating else None, params[0].W.dtype)
+    x, y = as_device(x, y if evaluating else None, params[0].W.dtype)
     out, _ = _chunk_fns(net, None, None, None)  # the cache keys predict and evaluate use
     stats = _chunk_fns(net, loss, None, None)[1] if evaluating else None
-    shapes = {s.stop - s.start: s for s in _chunks(x.shape[0], chunk_size)}
+    shapes = {s.stop - s.start: s for s in chunks(x.shape[0], chunk_size)}
     for s in shapes.values():
         if predicting:
             out.lower(params, x[s]).compile()

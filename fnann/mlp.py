@@ -10,16 +10,16 @@ textbook W^(l), b^(l). A batch's rows are the textbook's columns transposed, so
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from fnann import _args, _checks
-from fnann.activations import Activation, get_activation
+from fnann import checks
+from fnann.activations import Activation, get_activation, init_variance
 
 Array = jax.Array
 Precision = jax.lax.Precision | str | None
@@ -73,7 +73,7 @@ class MLP:
 
     def __init__(self, sizes: Sequence[int], hidden: str | Activation = "relu",
                  output: str | Activation = "softmax"):
-        object.__setattr__(self, "sizes", _checks.check_sizes(sizes))
+        object.__setattr__(self, "sizes", checks.check_sizes(sizes))
         object.__setattr__(self, "hidden", get_activation(hidden, argname="hidden"))
         object.__setattr__(self, "output", get_activation(output, argname="output"))
 
@@ -100,10 +100,11 @@ class MLP:
 
 
 def init(key: Array, net: MLP, dtype=jnp.float32) -> Params:
-    """Draws initial parameters: He for ReLU layers, Glorot otherwise; zero biases.
+    """Draws initial parameters by each layer's activation's rule; zero biases.
 
-    Math: W^(l)_ij ~ N(0, 2 / n_in) if sigma^(l) is ReLU (He et al. 2015),
-          W^(l)_ij ~ N(0, 2 / (n_in + n_out)) otherwise (Glorot & Bengio 2010); b^(l) = 0.
+    Math: W^(l)_ij ~ N(0, var^(l)), var^(l) = 2 / n_in for a ReLU-like sigma^(l) ("he": He
+          et al. 2015), 2 / (n_in + n_out) otherwise ("glorot": Glorot & Bengio 2010), as
+          ``sigma^(l).init`` says (``fnann.activations.init_variance``); b^(l) = 0.
     The standard normals for all layers are one draw from ``key``, cut into W^(1), W^(2), ...
     in layer order (row-major), so the draw is one random program however deep the network.
 
@@ -120,9 +121,9 @@ def init(key: Array, net: MLP, dtype=jnp.float32) -> Params:
       >>> [p.W.shape for p in params]
       [(8, 4), (3, 8)]
     """
-    check_net(net)
-    _args.check_key(key)
-    return _draw(key, net, _args.check_dtype(dtype))
+    checks.check_net(net)
+    checks.check_key(key)
+    return _draw(key, net, checks.check_dtype(dtype))
 
 
 def _draws(key: Array, net: MLP, dtype) -> Params:
@@ -130,7 +131,7 @@ def _draws(key: Array, net: MLP, dtype) -> Params:
     N = jax.random.normal(key, (sum(n_out * n_in for n_out, n_in in shapes),), dtype)
     params, start = [], 0
     for (n_out, n_in), act in zip(shapes, net.activations):
-        var = 2.0 / n_in if act.name == "relu" else 2.0 / (n_in + n_out)
+        var = init_variance(act, n_in, n_out)
         W = jnp.sqrt(var).astype(dtype) * N[start:start + n_out * n_in].reshape(n_out, n_in)
         params.append(Dense(W, jnp.zeros((n_out,), dtype)))
         start += n_out * n_in
@@ -148,30 +149,43 @@ def dense_forward(layer: Dense, a_prev: Array, precision: Precision = None) -> A
     Math: Z = W A_prev + b (textbook columns); here rows are examples: z = a_prev Wᵀ + b.
     Shapes: a_prev (batch, n_in), layer.W (n_out, n_in), layer.b (n_out,) -> (batch, n_out).
     """
-    return jnp.matmul(a_prev, layer.W.T, precision=precision) + layer.b
+    with precision_scope(precision):
+        return a_prev @ layer.W.T + layer.b
 
 
-def check_net(net) -> None:
-    """Raises TypeError unless ``net`` is an ``MLP``."""
-    if not isinstance(net, MLP):
-        raise TypeError(f"net must be an fnann.MLP; got {type(net).__name__}.")
+def precision_scope(precision: Precision = None):
+    """``jax.default_matmul_precision`` for ``precision`` around the tracing of the math (which
+    itself never names a precision), or nothing for ``None``: the caller's setting stands.
+
+    A ``jax.lax.Precision``, its name, a ``DotAlgorithmPreset`` or a pair of equal ones;
+    ``"bfloat16_3x"`` and ``"fastest"`` map to the ``Precision`` they name (HIGH, DEFAULT).
+    """
+    checks.check_precision(precision)
+    if precision is None:
+        return contextlib.nullcontext()
+    if isinstance(precision, (tuple, list)):
+        if precision[0] != precision[1]:
+            raise ValueError(f"precision: a pair of different precisions {tuple(precision)!r} cannot be "
+                             "applied to a whole pass; give one precision.")
+        precision = precision[0]
+    if isinstance(precision, jax.lax.DotAlgorithmPreset):
+        return jax.default_matmul_precision(precision.name)
+    if isinstance(precision, str) and precision in ("bfloat16", "tensorfloat32", "float32"):
+        return jax.default_matmul_precision(precision)
+    return jax.default_matmul_precision(jax.lax.Precision(precision).name.lower())
 
 
-def check_net_params(net: MLP, params: Params, *, shapes: bool = False) -> None:
-    """The net is an ``MLP`` and ``params`` has its shapes; concrete params must be finite.
-    ``shapes``: ``jax.ShapeDtypeStruct`` leaves are accepted (``compile_*`` only)."""
-    check_net(net)
-    _checks.check_params(params, net.sizes)
-    _checks.check_params_finite(params, shapes=shapes)
+def feedforward(net: MLP, params: Params, x: Array) -> tuple[Array, Trace]:
+    """The forward pass, unchecked (callers check at their door): ``(ŷ, Trace(Z, A))``.
 
-
-def check_inputs(net: MLP, params: Params, x, x_name: str = "x", *, shapes: bool = False) -> None:
-    """Checks shared by every public entry point: the net, params and x agree, and (for
-    concrete arrays, not under ``jit``) params and x hold no NaN or inf."""
-    check_net_params(net, params, shapes=shapes)
-    _checks.check_x(x, net.n_in, x_name)
-    _checks.check_finite(x, x_name)
-    _checks.check_representable(x, jnp.result_type(params[0].W), x_name)
+    Math: A^(0) = X;  Z^(l) = W^(l) A^(l-1) + b^(l);  A^(l) = σ^(l)(Z^(l)), l = 1..L;  ŷ = A^(L).
+    """
+    A = [jnp.asarray(x, dtype=params[0].W.dtype)]  # A[l] = A^(l)
+    Z = [None]  # Z[l] = Z^(l), 1-based like the textbook
+    for l, (layer, sigma) in enumerate(zip(params, net.activations), start=1):
+        Z.append(A[l - 1] @ layer.W.T + layer.b)  # Z^(l) = W^(l) A^(l-1) + b^(l)
+        A.append(sigma.fn(Z[l]))  # A^(l) = σ^(l)(Z^(l))
+    return A[-1], Trace(tuple(Z[1:]), tuple(A))
 
 
 def forward_trace(net: MLP, params: Params, x, precision: Precision = None) -> tuple[Array, Trace]:
@@ -187,16 +201,9 @@ def forward_trace(net: MLP, params: Params, x, precision: Precision = None) -> t
       ValueError, TypeError: when ``x`` or ``params`` do not fit ``net``, hold NaN or inf
         (concrete arrays), or ``precision`` is not a matmul precision.
     """
-    check_inputs(net, params, x)
-    _args.check_precision(precision)
-    a = jnp.asarray(x, dtype=params[0].W.dtype)
-    Z, A = [], [a]
-    for layer, act in zip(params, net.activations):
-        z = dense_forward(layer, a, precision)
-        a = act.fn(z)
-        Z.append(z)
-        A.append(a)
-    return a, Trace(tuple(Z), tuple(A))
+    checks.check_inputs(net, params, x)
+    with precision_scope(precision):
+        return feedforward(net, params, x)
 
 
 def forward(net: MLP, params: Params, x, precision: Precision = None) -> Array:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from fnann import _checks
+from fnann import checks
 from fnann.mlp import MLP, Params
 
 __all__ = ["LayerSummary", "Summary", "summary"]
@@ -118,10 +118,9 @@ def summary(net: MLP, params: Params | None = None, dtype=jnp.float32) -> Summar
         total                                                        67            123
         67 parameters (268 B in float32), 123 FLOPs per example forward
     """
-    if not isinstance(net, MLP):
-        raise TypeError(f"net must be an fnann.MLP; got {type(net).__name__}.")
+    checks.check_net(net)
     if params is not None:
-        _checks.check_params(params, net.sizes)
+        checks.check_params(params, net.sizes)
         dtype = params[0].W.dtype
     layers = tuple(
         LayerSummary(l, n_in, n_out, act.name, n_out * n_in + n_out, 2 * n_in * n_out + n_out)

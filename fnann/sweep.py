@@ -31,14 +31,15 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from fnann import checks, parallel
+from fnann.backprop import check_loss_and_grad
 from fnann.caches import compiled_cache
-from fnann import _checks, parallel
+from fnann.checks import check_inputs, check_training
+from fnann.inference import _chunk_fns, accuracy_metric, as_device, chunks
 from fnann.losses import Loss, get_loss
-from fnann.mlp import MLP, Params, check_inputs
+from fnann.mlp import MLP, Params
 from fnann.optim import Optimizer, as_optimizer
-from fnann.inference import _chunk_fns, _chunks, accuracy_metric
-from fnann._fit_guards import DIVERGENCE_FACTOR, check_training
-from fnann.train import TrainingDivergedError, _as_device, epoch_function, permutation, train_step
+from fnann.train import DIVERGENCE_FACTOR, TrainingDivergedError, epoch_function, permutation, update_step
 
 Array = jax.Array
 
@@ -157,12 +158,12 @@ def compiled_many(net: MLP, loss: Loss, opt, names: tuple[str, ...], method: str
     that ``jax.vmap`` makes the first layer's products one matrix product over all K
     models, rather than K small ones); a model that is not
     ``active``, or whose epoch diverged (loss or params not finite, or the loss above its
-    ``limit``: ``fit``'s rule, see ``fnann._fit_guards.divergence``) keeps the params and
+    ``limit``: ``fit``'s rule, see ``fnann.train.divergence``) keeps the params and
     state it came with.
     """
 
     def one(params, opt_state, order, hyper, active, limit, x, y):
-        step = train_step(net, loss, _optimizer(opt, names, hyper), method)
+        step = update_step(net, loss, _optimizer(opt, names, hyper), method)
         shuffled = lambda a: a
         if data_axis is not None:
             step, shuffled = parallel.sharded_step(step, mesh, data_axis), parallel.replicated_rows(mesh)
@@ -187,7 +188,7 @@ def _evaluate_many(net, loss, params, x, y, mesh, data_axis) -> Callable[[], dic
     """Per-model validation loss and accuracy, as ``fnann.evaluate`` computes them: dispatched
     now, returned as a function that waits for them (so that the host works meanwhile)."""
     stats = _stats_many(net, loss, mesh, data_axis)
-    pending = [stats(params, x[s], y[s]) for s in _chunks(x.shape[0], 8192)]
+    pending = [stats(params, x[s], y[s]) for s in chunks(x.shape[0], 8192)]
     return lambda: _collect(net, pending, x.shape[0])
 
 
@@ -278,7 +279,8 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
     one_params = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a)[1:], jnp.result_type(a)),
                               params) if stacked else params
     check_inputs(net, one_params, x, shapes=stacked)  # a stack is checked by one model's shapes
-    _checks.check_params_finite(params)
+    checks.check_params_finite(params)
+    check_loss_and_grad(net, loss, method)
     keys, impl, k_keys = _keys(key)
     K = _model_count({"params": params[0].W.shape[0] if stacked else None, "key": k_keys,
                       "hyperparams": k_hyper})
@@ -294,8 +296,8 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
         parallel.check_mesh(mesh, data_axis, "data_axis")
 
     dtype = one_params[0].W.dtype
-    x, y = _as_device(x, y, dtype)
-    val = None if validation_data is None else _as_device(*validation_data, dtype)
+    x, y = as_device(x, y, dtype)
+    val = None if validation_data is None else as_device(*validation_data, dtype)
     params = _stacked(params, K, stacked)
     keys = keys if k_keys is not None else np.broadcast_to(keys, (K, *keys.shape))
     hyper = tuple(np.asarray(v, jnp.promote_types(dtype, jnp.float32)) for v in values)

@@ -17,6 +17,7 @@ bit-identical params to N + M epochs in one go.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -26,13 +27,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from fnann import checks, parallel
+from fnann.backprop import check_batch, check_loss_and_grad, value_and_grad
 from fnann.caches import compiled_cache
-from fnann import _args, _checks, _fit_guards, parallel
-from fnann.backprop import loss_and_grad
+from fnann.inference import accuracy_metric, as_device, compile_inference, evaluate_chunks, to_device
 from fnann.losses import Loss, get_loss
-from fnann.mlp import MLP, Params, check_net_params
+from fnann.mlp import MLP, Params
 from fnann.optim import Optimizer, apply_updates, as_optimizer
-from fnann.inference import _as_device, accuracy_metric, compile_inference, evaluate_chunks  # noqa: F401 (sweep)
 
 Array = jax.Array
 
@@ -95,11 +96,26 @@ def train_step(net: MLP, loss: Loss | str, opt: Optimizer, method: str = "manual
       >>> params, state, value = step(params, opt.init(params), jnp.ones((3, 2)), jnp.array([0, 1, 1]))
     """
     opt = as_optimizer(opt)
-    value_and_grad = loss_and_grad(net, loss, method=method)
+    loss = check_loss_and_grad(net, loss, method)
+    step = update_step(net, loss, opt, method)
+
+    def checked(params: Params, opt_state, x, y):
+        check_batch(net, loss, params, x, y)
+        checks.check_opt_state(opt, opt_state, params)  # static: once per trace
+        return step(params, opt_state, x, y)
+
+    return checked
+
+
+def update_step(net: MLP, loss: Loss, opt: Optimizer, method: str = "manual"):
+    """The step of :func:`train_step`, unchecked (``fit`` checks its data once, before epoch 0).
+
+    Math: L, g = L(θ; x, y), ∂L/∂θ;  (u, s) = opt.update(g, s, θ);  θ <- θ + u.
+    """
+    loss_and_grads = value_and_grad(net, loss, method)
 
     def step(params: Params, opt_state, x, y):
-        _fit_guards.check_opt_state(opt, opt_state, params)  # static: once per trace
-        value, grads = value_and_grad(params, x, y)
+        value, grads = loss_and_grads(params, x, y)
         updates, opt_state = opt.update(grads, opt_state, params)
         return apply_updates(params, updates), opt_state, value
 
@@ -117,7 +133,7 @@ def epoch_order(key: Array, epoch: int, n: int) -> Array:
     generator on the host: a uniform random permutation in microseconds, where sorting n
     random keys inside XLA costs milliseconds on a CPU (as much as a short epoch's steps).
     """
-    return _args.to_device(permutation(_folded_bits(key, epoch), n))
+    return to_device(permutation(_folded_bits(key, epoch), n))
 
 
 @jax.jit
@@ -144,7 +160,7 @@ def compiled_epoch(net: MLP, loss: Loss, opt: Optimizer, method: str, batch_size
     where ``order`` is the epoch's permutation of the examples (``epoch_order``). With a
     ``mesh``, every batch's rows are sharded over ``data_axis`` (``fnann.parallel``).
     """
-    step = train_step(net, loss, opt, method)
+    step = update_step(net, loss, opt, method)
     if mesh is None:
         return jax.jit(epoch_function(step, batch_size))
     return jax.jit(epoch_function(parallel.sharded_step(step, mesh, data_axis), batch_size,
@@ -206,34 +222,34 @@ def compile_fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y
     ``jax.ShapeDtypeStruct`` leaves (``jax.eval_shape(lambda k: fnann.init(k, net), key)``),
     so compilation can start before the params exist.
     """
-    loss, opt = get_loss(loss), as_optimizer(opt)
-    check_net_params(net, params, shapes=True)
-    _fit_guards.check_batch_size(batch_size)
-    _fit_guards.check_data(net, loss, x, y)
+    loss, opt = check_loss_and_grad(net, loss, method), as_optimizer(opt)
+    checks.check_net_params(net, params, shapes=True)
+    checks.check_batch_size(batch_size)
+    checks.check_data(net, loss, x, y)
     dtype = params[0].W.dtype
-    x, y = _as_device(x, y, dtype)
+    x, y = as_device(x, y, dtype)
     params = jax.tree.map(_on_device, params)
     compiled_init(opt).lower(params).compile()
     opt_state = jax.eval_shape(opt.init, params)
-    order = _args.to_device(np.arange(x.shape[0], dtype=np.int32))
+    order = to_device(np.arange(x.shape[0], dtype=np.int32))
     run_epoch = compiled_epoch(net, loss, opt, method, batch_size, None, "data")  # fit's cache key
     run_epoch.lower(params, opt_state, order, x, y).compile()
     if validation_data is not None:
         compile_inference(net, params, validation_data[0], validation_data[1], loss, predicting=False)
     if key is not None:
-        _args.check_key(key)
+        checks.check_key(key)
         _folded_bits.lower(key, 0).compile()
 
 
 def _on_device(a):
     """A concrete array on the device; a ``jax.ShapeDtypeStruct`` as it is (for lowering)."""
-    return a if isinstance(a, jax.ShapeDtypeStruct) else _args.to_device(a)
+    return a if isinstance(a, jax.ShapeDtypeStruct) else to_device(a)
 
 
 def _check_patience(patience, min_delta) -> float:
     if patience is not None:
-        _args.check_count(patience, "patience")
-    return _args.check_real(min_delta, "min_delta", low=0.0)
+        checks.integer(patience, "patience")
+    return checks.real(min_delta, "min_delta", low=0.0)
 
 
 def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key: Array,
@@ -297,27 +313,28 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
     """
     loss = get_loss(loss)
     opt = as_optimizer(opt)
-    check_net_params(net, params)
-    _checks.check_head(net, loss)
-    _args.check_key(key)
-    _args.check_callable(callback, "callback")
+    checks.check_net_params(net, params)
+    checks.check_head(net, loss)
+    checks.check_key(key)
+    checks.check_callable(callback, "callback")
+    check_loss_and_grad(net, loss, method)
     min_delta = _check_patience(patience, min_delta)
-    _fit_guards.check_training(net, loss, x, y, epochs=epochs, initial_epoch=initial_epoch,
+    checks.check_training(net, loss, x, y, epochs=epochs, initial_epoch=initial_epoch,
                                batch_size=batch_size, validation_data=validation_data,
                                monitor=monitor, monitored=patience is not None)
     classify = accuracy_metric(net) is not None
 
     dtype = params[0].W.dtype
-    _checks.check_representable(x, dtype, "x")
-    x, y = _as_device(x, y, dtype)
+    checks.check_representable(x, dtype, "x")
+    x, y = as_device(x, y, dtype)
     if validation_data is not None:
-        _checks.check_representable(validation_data[0], dtype, "x_val")
-        x_val, y_val = _as_device(*validation_data, dtype)
-    params = jax.tree.map(_args.to_device, params)
+        checks.check_representable(validation_data[0], dtype, "x_val")
+        x_val, y_val = as_device(*validation_data, dtype)
+    params = jax.tree.map(to_device, params)
     if opt_state is None:
         opt_state = compiled_init(opt)(params)
     else:
-        _fit_guards.check_opt_state(opt, opt_state, params)
+        checks.check_opt_state(opt, opt_state, params)
     if mesh is not None:  # batches sharded over data_axis; params and opt_state replicated
         mesh = parallel.check_mesh(mesh, data_axis)
         x, y = parallel.put_data(x, mesh, data_axis), parallel.put_data(y, mesh, data_axis, "y")
@@ -327,8 +344,8 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         params, opt_state = parallel.replicate((params, opt_state), mesh)
     n = x.shape[0]  # all processes' rows together under jax.distributed
     steps_per_epoch = 1 if batch_size is None else -(-n // batch_size)
-    _fit_guards.check_schedules(opt, _fit_guards.state_step(opt_state), epochs * steps_per_epoch)
-    call_back = _fit_guards.callback_caller(callback)
+    check_schedules(opt, state_step(opt_state), epochs * steps_per_epoch)
+    call_back = callback_caller(callback)
     run_epoch = compiled_epoch(net, loss, opt, method, batch_size, mesh, data_axis)
     shuffle = (lambda e: epoch_order(key, e, n)) if mesh is None else (
         lambda e: parallel.replicate(epoch_order(key, e, n), mesh))
@@ -344,7 +361,7 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
     for epoch in range(initial_epoch, initial_epoch + epochs):
         new_params, new_state, train_loss, finite = run_epoch(
             params, opt_state, shuffle(epoch), x, y)
-        cause = _fit_guards.divergence(float(train_loss), bool(finite), first_loss, dtype)
+        cause = divergence(float(train_loss), bool(finite), first_loss, dtype)
         if cause is not None:
             raise TrainingDivergedError(
                 f"training diverged in epoch {epoch}: {cause}. The parameters at the start of "
@@ -382,3 +399,102 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
     if return_state:
         return params, history, TrainState(params, opt_state, done, key)
     return params, history
+
+
+# --- training policy: schedules, divergence, callbacks ------------------------------------
+
+DIVERGENCE_FACTOR = 1e6
+"""``fit`` stops when an epoch's loss exceeds this many times the first epoch's loss."""
+
+_SCHEDULE_BLOCK = 1 << 20  # steps evaluated per vmapped call of a schedule
+
+
+def learning_rates(opt: Any, where: str = "opt") -> list[tuple[str, Callable]]:
+    """The callable learning rates inside an fnann optimizer, found through its ``config``.
+
+    Walks fnann's factories' configurations, ``chain`` included; an optax transform or an
+    ``Optimizer(init, update)`` built by hand hides its schedule and contributes nothing.
+    """
+    found: list[tuple[str, Callable]] = []
+    if isinstance(opt, Optimizer) and opt.config is not None:
+        factory, args = opt.config
+        for arg, value in args:
+            if arg == "lr" and callable(value):
+                found.append((f"{where} = {factory}(lr=...)", value))
+            for i, inner in enumerate(value if isinstance(value, tuple) else (value,)):
+                if isinstance(inner, Optimizer):
+                    found += learning_rates(inner, f"{where} argument {i} of {factory}")
+    return found
+
+
+def state_step(opt_state: Any) -> int:
+    """The update count held by fnann's optimizer states (their ``step``), else 0."""
+    if isinstance(opt_state, tuple) and "step" in getattr(opt_state, "_fields", ()):
+        return int(opt_state.step)
+    if isinstance(opt_state, (tuple, list)):
+        return max((state_step(s) for s in opt_state), default=0)
+    return 0
+
+
+def check_schedules(opt: Optimizer, first_step: int, n_steps: int) -> None:
+    """Raises ValueError if a schedule of ``opt`` gives a negative or non-finite rate at one
+    of the updates ``first_step, ..., first_step + n_steps - 1``.
+
+    A schedule is evaluated with ``jax.vmap`` over the steps, on the host, before training;
+    one that cannot be vmapped is not checked (the divergence check still stands).
+    """
+    end = min(first_step + n_steps, 2**31 - 1)  # the optimizers count steps in int32
+    for where, schedule in learning_rates(opt):
+        for start in range(first_step, end, _SCHEDULE_BLOCK):
+            steps = np.arange(start, min(start + _SCHEDULE_BLOCK, end), dtype=np.int32)
+            try:
+                rates = np.asarray(jax.vmap(schedule)(jnp.asarray(steps)), dtype=np.float64)
+            except Exception:  # noqa: BLE001 - not vmappable: nothing to judge here
+                break
+            bad = ~(np.isfinite(rates) & (rates >= 0))
+            if np.any(bad):
+                k = int(np.argmax(bad))
+                raise ValueError(
+                    f"opt: the learning-rate schedule of {where} gives lr = {rates[k]:.6g} at step "
+                    f"{int(steps[k])}, one of the updates this fit would run; a negative rate "
+                    "trains uphill and a NaN or inf one destroys the parameters. Fix the schedule.")
+
+
+def divergence(loss: float, finite: bool, first_loss: float | None, dtype: Any) -> str | None:
+    """Why an epoch diverged, or ``None`` if it did not.
+
+    Diverged means: the parameters or the epoch's loss are NaN or inf, or the loss exceeds
+    ``DIVERGENCE_FACTOR`` times the first epoch's loss (when that is > 0).
+    """
+    if not math.isfinite(loss):
+        cause = f"the loss became {loss}"
+    elif not finite:
+        cause = f"the parameters became NaN or inf (epoch loss {loss:.4g})"
+    elif first_loss is not None and first_loss > 0 and loss > DIVERGENCE_FACTOR * first_loss:
+        cause = (f"the loss grew to {loss:.4g}, more than {DIVERGENCE_FACTOR:g} times the first "
+                 f"epoch's {first_loss:.4g}")
+    else:
+        return None
+    hint = "try a smaller learning rate"
+    if jnp.dtype(dtype).itemsize < 4:
+        hint += f", or float32 params ({jnp.dtype(dtype).name} overflows above {float(jnp.finfo(dtype).max):.4g})"
+    return f"{cause}; {hint}"
+
+
+def callback_caller(callback: Callable | None) -> Callable[[int, dict, Callable], bool]:
+    """``call(epoch, logs, state)`` -> whether ``callback`` asked to stop.
+
+    A callback that takes three positional arguments is called as ``callback(epoch, logs,
+    state)`` with the ``TrainState`` after that epoch (``state`` is a function building it,
+    so nothing is built for two-argument callbacks); otherwise as ``callback(epoch, logs)``.
+    """
+    if callback is None:
+        return lambda epoch, logs, state: False
+    try:
+        inspect.signature(callback).bind(0, {}, None)
+        with_state = True
+    except (TypeError, ValueError):
+        with_state = False
+    if with_state:
+        return lambda epoch, logs, state: bool(callback(epoch, logs, state()))
+    return lambda epoch, logs, state: bool(callback(epoch, logs))

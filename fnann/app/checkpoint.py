@@ -24,11 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnann import _args, _checks
+from fnann import checks
 from fnann.activations import ACTIVATIONS
 from fnann.app.atomic import atomic_write  # noqa: F401  (re-exported: fnann.app.checkpoint.atomic_write)
 from fnann.app.tree_codec import Where, decode, encode, rebuild
-from fnann.mlp import MLP, Dense, Params, check_net
+from fnann.mlp import MLP, Dense, Params
 from fnann.optim import as_optimizer
 
 FORMAT = "fnann-checkpoint"
@@ -77,7 +77,7 @@ def _net_spec(net: MLP) -> dict:
 def _key_spec(key, arrays: dict):
     if key is None:
         return None
-    _args.check_key(key)
+    checks.check_key(key)
     if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
         arrays["key"] = np.asarray(jax.random.key_data(key))
         return {"typed": True, "impl": str(jax.random.key_impl(key))}
@@ -165,10 +165,10 @@ def save(path: str | os.PathLike, net: MLP, params: Params, opt_state: Any = Non
       1
     """
     path = os.fspath(path)
-    check_net(net)
-    _checks.check_params(params, net.sizes)
-    _checks.check_params_finite(params)
-    epoch, step = _args.check_count(epoch, "epoch"), _args.check_count(step, "step")
+    checks.check_net(net)
+    checks.check_params(params, net.sizes)
+    checks.check_params_finite(params)
+    epoch, step = checks.integer(epoch, "epoch"), checks.integer(step, "step")
     if meta is not None and not isinstance(meta, dict):
         raise TypeError(f"meta must be a dict; got {type(meta).__name__}.")
     if not overwrite and os.path.exists(path):
@@ -246,7 +246,7 @@ def _load_params(header: dict, arrays: dict, net: MLP, where: Where) -> Params:
     if not isinstance(layers, tuple) or not all(isinstance(l, Dense) for l in layers):
         raise where.at("params").error("must be a tuple of Dense(W, b).")
     try:
-        _checks.check_params(layers, net.sizes)
+        checks.check_params(layers, net.sizes)
     except (TypeError, ValueError) as e:
         raise where.at("params").error(f"{e} (net.sizes is {list(net.sizes)})") from None
     return layers
@@ -304,7 +304,7 @@ def load(path: str | os.PathLike, net: MLP | None = None, opt: Any = None) -> Ch
     """
     path = os.fspath(path)
     if net is not None:
-        check_net(net)
+        checks.check_net(net)
     if opt is not None:
         opt = as_optimizer(opt)
     if not os.path.isfile(path):

@@ -20,32 +20,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnann import _checks
 from fnann.activations import Activation
-from fnann.backprop import backward_trace, check_targets, dense_backward, loss_value
-from fnann.losses import Loss, as_targets, get_loss, is_fused
-from fnann.mlp import MLP, Dense, Params, Trace, check_inputs, dense_forward, forward_trace
-from fnann.optim import Optimizer, apply_updates
+from fnann.backprop import backpropagate, dense_backward, loss_value
+from fnann.checks import check_inputs, check_targets
+from fnann.losses import Loss, as_targets, default_loss, get_loss, is_fused, random_targets
+from fnann.mlp import MLP, Dense, Params, Trace, dense_forward, feedforward
+from fnann.optim import Optimizer, apply_updates, equations
 
 HIGHEST = jax.lax.Precision.HIGHEST
 FORMATS = ("text", "markdown")
 GAP = 6  # spaces between a hand-derived value and jax.grad's
-
-LOSS_EQUATIONS = {
-    "cross_entropy": "L = -Σ_k y_k log ŷ_k",
-    "binary_cross_entropy": "L = -(1/n) Σ_k [y_k log ŷ_k + (1 - y_k) log(1 - ŷ_k)]",
-    "mse": "L = (1/n) Σ_k (ŷ_k - y_k)²",
-}
-OPTIMIZER_EQUATIONS = {
-    "SGDState": ["θ ← θ - η ∂L/∂θ"],
-    "MomentumState": ["v ← γ v + η ∂L/∂θ   (v starts at 0)", "θ ← θ - v"],
-    "RMSPropState": ["E ← β E + (1 - β) (∂L/∂θ)²   (E starts at 0)",
-                     "θ ← θ - η ∂L/∂θ / √(E + ε)"],
-    "AdamState": ["m ← β1 m + (1 - β1) ∂L/∂θ,   v ← β2 v + (1 - β2) (∂L/∂θ)²   (both start at 0)",
-                  "m̂ = m / (1 - β1^t),   v̂ = v / (1 - β2^t)",
-                  "θ ← θ - η m̂ / (√v̂ + ε)"],
-}
-
 
 # --- formatting ---------------------------------------------------------------------
 
@@ -138,9 +122,13 @@ def autodiff_deltas(net: MLP, loss: Loss, params: Params, x, y) -> tuple:
 
 
 def _slope_name(act: Activation) -> str:
-    return {"sigmoid": "σ'(z) = σ(z)(1 - σ(z))", "tanh": "tanh'(z) = 1 - tanh²(z)",
-            "relu": "relu'(z) = 1 if z > 0 else 0", "identity": "identity'(z) = 1"}.get(
-        act.name, f"{act.name}'(z)")
+    return act.derivative or f"{act.name}'(z)"
+
+
+def _jacobian(act: Activation, l: int, rhs: bool) -> str:
+    """δ^(l) of an activation that is not element-wise: its VJP, with the rule's text."""
+    text = f"δ^({l}) = J_{act.name}(Z^({l}))ᵀ ∂L/∂A^({l})"
+    return text + f" = {act.derivative.split(' = ', 1)[1]}" if rhs and " = " in act.derivative else text
 
 
 def explain(net: MLP, loss: Loss | str, params: Params, x, y, opt: Optimizer, opt_name: str = "",
@@ -188,8 +176,6 @@ def explain(net: MLP, loss: Loss | str, params: Params, x, y, opt: Optimizer, op
     if x.ndim != 2 or x.shape[0] != 1:
         raise ValueError(f"x must be one example, shape ({net.n_in},); got shape {x.shape}.")
     check_inputs(net, params, x)
-    _checks.check_params_finite(params)
-    _checks.check_finite(x)
     with jax.enable_x64(True):
         params = tuple(Dense(jnp.asarray(np.asarray(p.W), jnp.float64), jnp.asarray(np.asarray(p.b), jnp.float64))
                        for p in params)
@@ -199,7 +185,7 @@ def explain(net: MLP, loss: Loss | str, params: Params, x, y, opt: Optimizer, op
         numbers = jax.device_get(_compute(net, loss, opt, fused, params, x, y))
     page = _Page()
     _forward_and_backward(page, net, loss, fused, numbers)
-    _step(page, numbers, opt_name)
+    _step(page, numbers, opt_name, equations(opt))
     L = net.n_layers
     title = f"fnann explain: {net}, loss {loss.name}, one example"
     intro = ["Vectors are columns, as in the textbook: Z = W A + b (fnann keeps the example as a row).",
@@ -212,15 +198,16 @@ def explain(net: MLP, loss: Loss | str, params: Params, x, y, opt: Optimizer, op
 def _compute(net: MLP, loss: Loss, opt: Optimizer, fused: bool, params: Params, x, y) -> dict:
     """Every number :func:`explain` prints, from fnann's functions, in one compiled call."""
     sigma = net.activations
-    y_hat, trace = forward_trace(net, params, x, HIGHEST)
-    grads, deltas = backward_trace(net, params, trace, y, loss, HIGHEST, fused=fused)
-    ref_grads = jax.grad(lambda p: loss_value(net, loss, *forward_trace(net, p, x, HIGHEST), y))(params)
+    with jax.default_matmul_precision("highest"):
+        y_hat, trace = feedforward(net, params, x)
+        grads, deltas = backpropagate(net, params, trace, y, loss, fused=fused)
+        ref_grads = jax.grad(lambda p: loss_value(net, loss, *feedforward(net, p, x), y))(params)
     state = opt.init(params)
     updates, state = opt.update(grads, state, params)
     one = lambda rows: [r[0] for r in rows]  # the example's row of each (1, n) array, as a vector
     return {
         "params": params, "x": x[0], "Z": one(trace.Z), "A": one(trace.A),
-        "y": as_targets(y_hat, y, one_hot=loss.link is not None and loss.link.name == "softmax")[0],
+        "y": as_targets(y_hat, y, one_hot=loss.labels)[0],
         "loss": loss_value(net, loss, y_hat, trace, y), "dL_dA": loss.grad(y_hat, y)[0],
         "grads": grads, "deltas": one(deltas), "ref_grads": ref_grads,
         "ref_deltas": one(autodiff_deltas(net, loss, params, x, y)),
@@ -233,8 +220,7 @@ def _compute(net: MLP, loss: Loss, opt: Optimizer, fused: bool, params: Params, 
 def _forward_and_backward(page: _Page, net: MLP, loss: Loss, fused: bool, n: dict) -> None:
     L, sigma, params, Z, A = net.n_layers, net.activations, n["params"], n["Z"], n["A"]
     page.section("1. The example and the parameters")
-    page.value("x = A^(0)", n["x"], "y" + (" (one-hot)" if loss.link is not None and loss.link.name == "softmax"
-                                          else ""), n["y"])
+    page.value("x = A^(0)", n["x"], "y" + (" (one-hot)" if loss.labels else ""), n["y"])
     for l in range(1, L + 1):
         page.value(f"W^({l})   shape {params[l - 1].W.shape}", params[l - 1].W, f"b^({l})", params[l - 1].b)
 
@@ -244,7 +230,7 @@ def _forward_and_backward(page: _Page, net: MLP, loss: Loss, fused: bool, n: dic
         page.value(f"A^({l}) = {sigma[l - 1].name}(Z^({l}))" + (" = ŷ" if l == L else ""), A[l])
 
     page.section("3. Loss")
-    page.line(LOSS_EQUATIONS.get(loss.name, f"L = {loss.name}(ŷ, y)") + f" = {float(n['loss']):.6f}")
+    page.line((loss.formula or f"L = {loss.name}(ŷ, y)") + f" = {float(n['loss']):.6f}")
 
     deltas, ref_deltas = n["deltas"], n["ref_deltas"]
     page.section("4. Backward pass: the delta recursion (right: jax.grad)")
@@ -253,10 +239,9 @@ def _forward_and_backward(page: _Page, net: MLP, loss: Loss, fused: bool, n: dic
     if fused and is_fused(loss, out):
         page.value(f"δ^({L}) = ∂L/∂Z^({L}) = A^({L}) - y   ({out.name} + {loss.name}, fused)", deltas[L - 1],
                    ref, ref_deltas[L - 1])
-    elif out.name == "softmax":
+    elif not out.elementwise:
         page.value(f"∂L/∂A^({L}) = ∂L/∂ŷ", n["dL_dA"])
-        page.value(f"δ^({L}) = J_softmax(Z^({L}))ᵀ ∂L/∂A^({L}) = s ⊙ (g - <g, s>)", deltas[L - 1],
-                   ref, ref_deltas[L - 1])
+        page.value(_jacobian(out, L, rhs=True), deltas[L - 1], ref, ref_deltas[L - 1])
     else:
         page.value(f"∂L/∂A^({L}) = ∂L/∂ŷ", n["dL_dA"])
         page.value(f"σ'(Z^({L})),  {_slope_name(out)}", n["slopes"][L - 1])
@@ -264,8 +249,8 @@ def _forward_and_backward(page: _Page, net: MLP, loss: Loss, fused: bool, n: dic
     for l in range(L - 1, 0, -1):
         act, ref = sigma[l - 1], f"jax.grad: ∂L/∂Z^({l})"
         page.value(f"(W^({l + 1}))ᵀ δ^({l + 1}) = ∂L/∂A^({l})", n["da"][l])
-        if act.name == "softmax":
-            page.value(f"δ^({l}) = J_softmax(Z^({l}))ᵀ ∂L/∂A^({l})", deltas[l - 1], ref, ref_deltas[l - 1])
+        if not act.elementwise:
+            page.value(_jacobian(act, l, rhs=False), deltas[l - 1], ref, ref_deltas[l - 1])
             continue
         page.value(f"σ'(Z^({l})),  {_slope_name(act)}", n["slopes"][l - 1])
         page.value(f"δ^({l}) = (W^({l + 1}))ᵀ δ^({l + 1}) ⊙ σ'(Z^({l}))", deltas[l - 1], ref, ref_deltas[l - 1])
@@ -279,15 +264,18 @@ def _forward_and_backward(page: _Page, net: MLP, loss: Loss, fused: bool, n: dic
     page.line(f"largest |hand-derived - jax.grad| over every δ and gradient: {max(diffs):.1e} (float64)")
 
 
-def _step(page: _Page, n: dict, opt_name: str) -> None:
+def _step(page: _Page, n: dict, opt_name: str, lines: tuple[str, ...]) -> None:
+    """The optimizer's step: its equations (``fnann.optim.equations``, beside its factory),
+    the state after it, and every θ ← θ + Δθ."""
     state, params, new, updates = n["state"], n["params"], n["new"], n["updates"]
     kind = type(state).__name__
     page.section(f"5. One step of {opt_name or kind.removesuffix('State').lower()}, from its initial state")
-    for eq in OPTIMIZER_EQUATIONS.get(kind, []):
+    for eq in lines:
         page.line(eq)
     step = getattr(state, "step", None)
     if step is not None:
-        page.line(f"updates applied: {int(step)}" + ("   (t = 1)" if kind == "AdamState" else ""))
+        bias_corrected = any("^t" in eq for eq in lines)  # t counts the updates, from 1
+        page.line(f"updates applied: {int(step)}" + (f"   (t = {int(step)})" if bias_corrected else ""))
     moments = [f for f in getattr(state, "_fields", ()) if f != "step"]
     for l in range(1, len(params) + 1):
         for name in ("W", "b"):
@@ -300,11 +288,6 @@ def _step(page: _Page, n: dict, opt_name: str) -> None:
 # --- the command line ---------------------------------------------------------------
 
 
-def default_loss(output: str) -> str:
-    """The loss that goes with an output activation: its canonical link where there is one."""
-    return {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy"}.get(output, "mse")
-
-
 def run_cli(args, opt: Optimizer, opt_name: str) -> str:
     """``fnann explain``: builds the network, the example and its target from the options.
 
@@ -312,15 +295,15 @@ def run_cli(args, opt: Optimizer, opt_name: str) -> str:
     parameters are ``init``'s (float64) for that seed.
     """
     net = MLP(args.sizes, hidden=args.hidden, output=args.output)
-    loss = get_loss(args.loss or default_loss(net.output.name), argname="--loss")
+    loss = get_loss(args.loss, argname="--loss") if args.loss else default_loss(net.output)
     with jax.enable_x64(True):
-        params, x_drawn, y_drawn = jax.device_get(_draw(net, loss.name, args.seed))
+        params, x_drawn, y_drawn = jax.device_get(_draw(net, loss, args.seed))
     x = np.asarray(args.x) if args.x is not None else np.round(x_drawn, 2)
-    if args.y is None:
-        y = y_drawn if loss.name != "mse" else np.round(y_drawn, 2)
+    if args.y is None:  # labels and 0/1 targets as drawn, real values to two decimals
+        y = y_drawn if loss.labels or loss.target_range is not None else np.round(y_drawn, 2)
     else:
         y = np.asarray(args.y)
-        if loss.name == "cross_entropy" and y.size == 1:
+        if loss.labels and y.size == 1:
             if y[0] != int(y[0]):
                 raise ValueError(f"--y: a class label is an integer in [0, {net.n_out}); got {y[0]}.")
             y = y.astype(np.int64)
@@ -328,7 +311,7 @@ def run_cli(args, opt: Optimizer, opt_name: str) -> str:
         raise ValueError(f"--x has {x.size} values but the network takes {net.n_in} inputs.")
     if y.ndim == 1 and y.size != net.n_out:
         raise ValueError(f"--y has {y.size} values but the network has {net.n_out} outputs"
-                         + (" (or give one class label)." if loss.name == "cross_entropy" else "."))
+                         + (" (or give one class label)." if loss.labels else "."))
     return explain(net, loss, params, x, y, opt, opt_name, fused=not args.textbook, fmt=args.format,
                    source=f"Parameters: fnann.init with seed {args.seed} (float64); "
                    + ("x and y given." if args.x is not None and args.y is not None else
@@ -336,15 +319,10 @@ def run_cli(args, opt: Optimizer, opt_name: str) -> str:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _draw(net: MLP, loss_name: str, seed):
+def _draw(net: MLP, loss: Loss | str, seed):
     """init's float64 parameters for ``seed``, and an example and target drawn from it (one compile)."""
     from fnann.mlp import init
 
     k_init, k_x, k_y = jax.random.split(jax.random.key(seed), 3)
-    if loss_name == "cross_entropy":
-        y = jax.random.randint(k_y, (), 0, net.n_out)
-    elif loss_name == "binary_cross_entropy":
-        y = jax.random.bernoulli(k_y, 0.5, (net.n_out,)).astype(jnp.float64)
-    else:
-        y = jax.random.normal(k_y, (net.n_out,), jnp.float64)
+    y = random_targets(get_loss(loss), k_y, None, net.n_out, jnp.float64)
     return init(k_init, net, jnp.float64), jax.random.normal(k_x, (net.n_in,), jnp.float64), y

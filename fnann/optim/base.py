@@ -47,6 +47,8 @@ from typing import Any, Callable, NamedTuple, Union
 import jax
 import jax.numpy as jnp
 
+from fnann import checks
+
 Params = Any  # a pytree of arrays
 Grads = Any  # a pytree shaped like Params: dL/dtheta
 Updates = Any  # a pytree shaped like Params: what apply_updates adds
@@ -70,6 +72,18 @@ __all__ = [
     "moment_dtype",
     "tree_ema",
     "tree_map_checked",
+    "check_like",
+    "cast_like",
+    "lr_at",
+    "one_minus_power",
+    "zero_step",
+    "is_zero",
+    "as_float",
+    "check_hyperparameter",
+    "check_lr",
+    "check_decay",
+    "check_positive",
+    "check_nonnegative",
 ]
 
 
@@ -230,7 +244,7 @@ class EmptyState(NamedTuple):
 # --------------------------------------------------------------------------------------
 
 
-def _check_like(tree: Any, reference: Any, name: str, reference_name: str) -> None:
+def check_like(tree: Any, reference: Any, name: str, reference_name: str) -> None:
     """Raise ValueError unless ``tree`` has the structure and leaf shapes of ``reference``."""
     tree_def, ref_def = jax.tree.structure(tree), jax.tree.structure(reference)
     if tree_def != ref_def:
@@ -264,9 +278,9 @@ def tree_map_checked(
         {'w': Array([1., 1.], dtype=float32)}
     """
     for tree in trees:
-        _check_like(grads, tree, "grads", "the optimizer state")
+        check_like(grads, tree, "grads", "the optimizer state")
     if params is not None:
-        _check_like(grads, params, "grads", "params")
+        check_like(grads, params, "grads", "params")
     return jax.tree.map(fn, grads, *trees)
 
 
@@ -319,17 +333,17 @@ def tree_ema(
     )
 
 
-def _cast(x: jax.typing.ArrayLike, like: jax.Array) -> jax.Array:
+def cast_like(x: jax.typing.ArrayLike, like: jax.Array) -> jax.Array:
     """A scalar in the dtype of ``like`` (so a float32 schedule never promotes bfloat16)."""
     return jnp.asarray(x).astype(jnp.result_type(like))
 
 
-def _lr_at(lr: ScalarOrSchedule, step: jax.Array) -> jax.typing.ArrayLike:
+def lr_at(lr: ScalarOrSchedule, step: jax.Array) -> jax.typing.ArrayLike:
     """The learning rate of update number ``step`` (0 for the first update)."""
     return lr(step) if callable(lr) else lr
 
 
-def _one_minus_power(b: Any, t: jax.Array) -> jax.Array:
+def one_minus_power(b: Any, t: jax.Array) -> jax.Array:
     """1 - b^t for a decay b in [0, 1), accurate even in float32.
 
     Evaluated as -expm1(t ln b) with ln b taken in double precision. The direct float32
@@ -342,7 +356,7 @@ def _one_minus_power(b: Any, t: jax.Array) -> jax.Array:
     return -jnp.expm1(jnp.asarray(t, dtype=float) * log_b)
 
 
-def _zero_step() -> jax.Array:
+def zero_step() -> jax.Array:
     return jnp.zeros([], jnp.int32)
 
 
@@ -359,7 +373,7 @@ def apply_updates(params: Params, updates: Updates) -> Params:
         >>> apply_updates({"w": jnp.array([1.0, 2.0])}, {"w": jnp.array([-0.5, 0.5])})
         {'w': Array([0.5, 2.5], dtype=float32)}
     """
-    _check_like(updates, params, "updates", "params")
+    check_like(updates, params, "updates", "params")
     return jax.tree.map(lambda p, u: (p + u).astype(jnp.result_type(p)), params, updates)
 
 
@@ -386,7 +400,7 @@ def global_norm(tree: Any) -> jax.Array:
 # --------------------------------------------------------------------------------------
 
 
-def _as_float(name: str, value: Any) -> float | None:
+def as_float(name: str, value: Any) -> float | None:
     """``value`` as a Python float; None when it is traced. TypeError if not a real scalar."""
     if isinstance(value, bool) or not (
         isinstance(value, (int, float)) or (hasattr(value, "dtype") and jnp.ndim(value) == 0)
@@ -398,48 +412,44 @@ def _as_float(name: str, value: Any) -> float | None:
         return None
 
 
-def _check_lr(lr: Any) -> ScalarOrSchedule:
+def check_hyperparameter(name: str, value: Any, low: float = 0.0, high: float = math.inf, *,
+                         low_open: bool = False, high_open: bool = False, finite: bool = True) -> Any:
+    """``value`` as a float in the range (``fnann.checks.in_range``), or ``value`` itself when it
+    is traced (a hyperparameter under ``vmap`` cannot be checked by value)."""
+    x = as_float(name, value)
+    if x is None:
+        return value
+    if not checks.in_range(x, low, high, low_open=low_open, high_open=high_open, finite=finite):
+        raise ValueError(f"{name} must {checks.describe_range(low, high, low_open, high_open, finite)}; "
+                         f"got {name}={value!r}.")
+    return x
+
+
+def check_lr(lr: Any) -> ScalarOrSchedule:
+    """A learning rate: a schedule (any callable) as it is, else a finite number >= 0."""
     if callable(lr):
         return lr
     try:
-        value = _as_float("lr", lr)
+        return check_hyperparameter("lr", lr)
     except TypeError:
-        raise TypeError(
-            f"lr must be a float or a schedule (a callable step -> lr); got {lr!r}."
-        ) from None
-    if value is None:
-        return lr
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"lr must be a finite number >= 0; got lr={lr!r}.")
-    return value
+        raise TypeError(f"lr must be a float or a schedule (a callable step -> lr); got {lr!r}.") from None
 
 
-def _check_decay(name: str, value: Any) -> Any:
-    x = _as_float(name, value)
-    if x is None:
-        return value
-    if not 0 <= x < 1:
-        raise ValueError(f"{name} must lie in [0, 1); got {name}={value!r}.")
-    return x
+def check_decay(name: str, value: Any) -> Any:
+    """A decay rate (b1, b2, beta, gamma) in [0, 1)."""
+    return check_hyperparameter(name, value, 0.0, 1.0, high_open=True)
 
 
-def _check_positive(name: str, value: Any, allow_inf: bool = False) -> Any:
-    x = _as_float(name, value)
-    if x is None:
-        return value
-    if not (x > 0 and (allow_inf or math.isfinite(x))):
-        kind = "a number > 0" if allow_inf else "a finite number > 0"
-        raise ValueError(f"{name} must be {kind}; got {name}={value!r}.")
-    return x
+def check_positive(name: str, value: Any, allow_inf: bool = False) -> Any:
+    """A constant > 0 (eps, max_norm); finite unless ``allow_inf``."""
+    return check_hyperparameter(name, value, 0.0, low_open=True, finite=not allow_inf)
 
 
-def _check_nonnegative(name: str, value: Any) -> Any:
-    x = _as_float(name, value)
-    if x is not None and not (math.isfinite(x) and x >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0; got {name}={value!r}.")
-    return value if x is None else x
+def check_nonnegative(name: str, value: Any) -> Any:
+    """A finite constant >= 0 (a weight decay)."""
+    return check_hyperparameter(name, value, 0.0)
 
 
-def _is_zero(value: Any) -> bool:
+def is_zero(value: Any) -> bool:
     """Whether a hyperparameter is statically zero (a traced one never is: it may not be)."""
     return isinstance(value, (int, float)) and value == 0

@@ -7,9 +7,9 @@ import jax.numpy as jnp
 from fnann.optim.base import (
     EmptyState,
     Optimizer,
-    _cast,
-    _check_nonnegative,
-    _check_positive,
+    cast_like,
+    check_nonnegative,
+    check_positive,
     as_optimizer,
     configured,
     global_norm,
@@ -45,7 +45,7 @@ def clip_by_global_norm(max_norm: float) -> Optimizer:
         >>> clipped
         {'a': Array([0.6], dtype=float32), 'b': Array([0.8], dtype=float32)}
     """
-    max_norm = _check_positive("max_norm", max_norm, allow_inf=True)
+    max_norm = check_positive("max_norm", max_norm, allow_inf=True)
 
     def init(params):
         del params
@@ -55,7 +55,7 @@ def clip_by_global_norm(max_norm: float) -> Optimizer:
         norm = global_norm(grads)
         clip = norm > max_norm  # the inner where keeps the unused branch finite at norm 0
         scale = jnp.where(clip, max_norm / jnp.where(clip, norm, 1.0), 1.0)
-        return tree_map_checked(lambda g: g * _cast(scale, g), grads, params=params), state
+        return tree_map_checked(lambda g: g * cast_like(scale, g), grads, params=params), state
 
     return Optimizer(init, update)
 
@@ -87,7 +87,7 @@ def add_decayed_weights(weight_decay: float, mask: Mask = None) -> Optimizer:
         >>> wd.update({"w": jnp.array([1.0])}, wd.init(params), params)[0]
         {'w': Array([1.2], dtype=float32)}
     """
-    weight_decay = _check_nonnegative("weight_decay", weight_decay)
+    weight_decay = check_nonnegative("weight_decay", weight_decay)
 
     def init(params):
         del params

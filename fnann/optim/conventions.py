@@ -49,22 +49,22 @@ from fnann.optim.base import (
     Optimizer,
     Params,
     ScalarOrSchedule,
-    _cast,
-    _check_decay,
-    _check_lr,
-    _check_nonnegative,
-    _check_positive,
-    _is_zero,
-    _lr_at,
-    _one_minus_power,
-    _zero_step,
+    cast_like,
+    check_decay,
+    check_lr,
+    check_nonnegative,
+    check_positive,
+    is_zero,
+    lr_at,
+    one_minus_power,
+    zero_step,
     configured,
     tree_ema,
     tree_map_checked,
     tree_moments_like,
 )
 from fnann.optim.decay import Mask, decoupled, with_decay
-from fnann.optim.optimizers import adam, adam_family, adamw, momentum, rmsprop, sgd
+from fnann.optim.optimizers import AdamState, adam, adamw, momentum, rmsprop, sgd
 
 __all__ = [
     "CONVENTIONS", "TraceState", "RMSState",
@@ -99,22 +99,72 @@ def _check_bool(name: str, value) -> bool:
 def _check_betas(betas, names=("betas[0]", "betas[1]")) -> tuple:
     if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
         raise TypeError(f"betas must be a pair (beta1, beta2); got {betas!r}.")
-    return tuple(_check_decay(n, b) for n, b in zip(names, betas))
+    return tuple(check_decay(n, b) for n, b in zip(names, betas))
 
 
 def _optional_momentum(momentum) -> float:
     """optax's ``momentum=None`` (no trace) as 0.0, anything else checked to lie in [0, 1)."""
-    return 0.0 if momentum is None else _check_decay("momentum", momentum)
+    return 0.0 if momentum is None else check_decay("momentum", momentum)
 
 
 def _keras_decay(weight_decay) -> float:
     """Keras's ``weight_decay=None`` (off) as 0.0."""
-    return 0.0 if weight_decay is None else _check_nonnegative("weight_decay", weight_decay)
+    return 0.0 if weight_decay is None else check_nonnegative("weight_decay", weight_decay)
 
 
 # ---------------------------------------------------------------------------------------
-# The two kernels (Adam's is fnann.optim.optimizers.adam_family); presets check arguments.
+# The three kernels; the presets check their arguments.
 # ---------------------------------------------------------------------------------------
+
+
+def _adam_family(
+    lr: ScalarOrSchedule,
+    b1: float,
+    b2: float,
+    eps: float,
+    *,
+    eps_root: float = 0.0,
+    eps_hat: bool = False,
+    l2: float = 0.0,
+    weight_decay: float = 0.0,
+    mask: Mask = None,
+) -> Optimizer:
+    """The Adam update of the library conventions (torch, optax, Keras): ``adam`` and
+    ``adamw`` as the textbook writes them, plus each library's variations.
+
+    Math: g <- g + l2 theta (coupled L2, masked);  m_t, v_t as in ``adam``;
+    d = m_hat / (sqrt(v_hat + eps_root) + eps), or with ``eps_hat`` (Keras/TensorFlow)
+    d = sqrt(1 - b2^t) / (1 - b1^t) * m_t / (sqrt(v_t) + eps);
+    theta <- theta - eta_k (d + weight_decay theta) (decoupled decay, masked).
+    The returned ``Optimizer`` has no ``config``: the public factories set it.
+    """
+    lr, b1, b2 = check_lr(lr), check_decay("b1", b1), check_decay("b2", b2)
+    eps = check_positive("eps", eps)
+    eps_root, l2 = check_nonnegative("eps_root", eps_root), check_nonnegative("l2", l2)
+    weight_decay = check_nonnegative("weight_decay", weight_decay)
+
+    def init(params):
+        return AdamState(zero_step(), tree_moments_like(params), tree_moments_like(params))
+
+    def update(grads, state, params=None):
+        grads, decay_params, keep = with_decay(grads, params, l2, weight_decay, mask)
+        eta, t = lr_at(lr, state.step), state.step + 1
+        m = tree_ema(grads, state.m, b1, params=params)  # m_t
+        v = tree_ema(grads, state.v, b2, power=2)  # v_t
+        c1, c2 = one_minus_power(b1, t), one_minus_power(b2, t)  # 1 - b1^t, 1 - b2^t
+
+        def descent(g, m, v, p, keep):
+            if eps_hat:
+                alpha = cast_like(eta, m) * jnp.sqrt(cast_like(c2, m)) / cast_like(c1, m)
+                u = -alpha * m / (jnp.sqrt(v) + eps)
+            else:
+                m_hat, v_hat = m / cast_like(c1, m), v / cast_like(c2, v)
+                u = -cast_like(eta, m) * m_hat / (jnp.sqrt(v_hat + eps_root) + eps)
+            return decoupled(u, eta, weight_decay, p, keep).astype(g.dtype)
+
+        return jax.tree.map(descent, grads, m, v, decay_params, keep), AdamState(t, m, v)
+
+    return Optimizer(init, update)
 
 
 def _sgd_family(lr, mu, *, dampening=0.0, nesterov=False, lr_in_trace=False, l2=0.0,
@@ -127,35 +177,35 @@ def _sgd_family(lr, mu, *, dampening=0.0, nesterov=False, lr_in_trace=False, l2=
     lr inside: b_t = mu b_{t-1} + eta g_t;  u = -(mu b_t + eta g_t if nesterov else b_t).
     Without momentum u = -eta g_t. Then u <- u - eta weight_decay theta (decoupled, masked).
     """
-    has_trace = not _is_zero(mu)
+    has_trace = not is_zero(mu)
 
     def init(params):
-        return TraceState(_zero_step(), tree_moments_like(params) if has_trace else ())
+        return TraceState(zero_step(), tree_moments_like(params) if has_trace else ())
 
     def accumulate(first, eta):
         def leaf(g, b):
             g = g.astype(b.dtype)
             if lr_in_trace:
-                return mu * b + _cast(eta, b) * g
-            if _is_zero(dampening):
+                return mu * b + cast_like(eta, b) * g
+            if is_zero(dampening):
                 return mu * b + g
             return jnp.where(first, g, mu * b + (1 - dampening) * g)
         return leaf
 
     def update(grads, state, params=None):
         grads, decay_params, keep = with_decay(grads, params, l2, weight_decay, mask)
-        eta = _lr_at(lr, state.step)
+        eta = lr_at(lr, state.step)
         trace = (tree_map_checked(accumulate(state.step == 0, eta), grads, state.trace,
                                   params=params) if has_trace else ())
 
         def descent(g, b, p, keep):
             g_ = g.astype(b.dtype)
             if not has_trace:
-                u = -_cast(eta, g_) * g_
+                u = -cast_like(eta, g_) * g_
             elif lr_in_trace:
-                u = -(mu * b + _cast(eta, b) * g_) if nesterov else -b
+                u = -(mu * b + cast_like(eta, b) * g_) if nesterov else -b
             else:
-                u = -_cast(eta, b) * (g_ + mu * b if nesterov else b)
+                u = -cast_like(eta, b) * (g_ + mu * b if nesterov else b)
             return decoupled(u, eta, weight_decay, p, keep).astype(g.dtype)
 
         buffers = trace if has_trace else tree_moments_like(grads)
@@ -176,34 +226,34 @@ def _rms_family(lr, decay, eps, *, eps_in_root, centered=False, mu=0.0, nesterov
     lr is inside the buffer; b_t = mu b_{t-1} + s; d = s + mu b_t (nesterov), b_t, or s
     without momentum; u = -d (lr inside) or -eta d; then u <- u - eta weight_decay theta.
     """
-    has_trace = not _is_zero(mu)
+    has_trace = not is_zero(mu)
 
     def init(params):
         zeros = tree_moments_like(params)
-        nu = zeros if _is_zero(initial_scale) else jax.tree.map(lambda z: z + initial_scale, zeros)
-        return RMSState(_zero_step(), nu, zeros if centered else (), zeros if has_trace else ())
+        nu = zeros if is_zero(initial_scale) else jax.tree.map(lambda z: z + initial_scale, zeros)
+        return RMSState(zero_step(), nu, zeros if centered else (), zeros if has_trace else ())
 
     def update(grads, state, params=None):
         grads, decay_params, keep = with_decay(grads, params, l2, weight_decay, mask)
-        eta, t = _lr_at(lr, state.step), state.step + 1
+        eta, t = lr_at(lr, state.step), state.step + 1
         nu = tree_ema(grads, state.nu, decay, power=2, params=params)  # E_t
         mean = tree_ema(grads, state.mu, decay) if centered else ()  # M_t
-        correction = _one_minus_power(decay, t)
+        correction = one_minus_power(decay, t)
 
         def scaled(g, e, m=None):  # s, in the moments' dtype
             if bias_correction:
-                e, m = e / _cast(correction, e), (None if m is None else m / _cast(correction, m))
+                e, m = e / cast_like(correction, e), (None if m is None else m / cast_like(correction, m))
             var = e if m is None else e - m * m
             g = g.astype(e.dtype)
             s = g * jax.lax.rsqrt(var + eps) if eps_in_root else g / (jnp.sqrt(var) + eps)
-            return _cast(eta, s) * s if lr_in_trace else s
+            return cast_like(eta, s) * s if lr_in_trace else s
 
         s = jax.tree.map(scaled, grads, nu, *((mean,) if centered else ()))
         trace = jax.tree.map(lambda b, s: mu * b + s, state.trace, s) if has_trace else ()
 
         def descent(g, s, b, p, keep):
             d = (s + mu * b if nesterov else b) if has_trace else s
-            u = -d if lr_in_trace else -_cast(eta, d) * d
+            u = -d if lr_in_trace else -cast_like(eta, d) * d
             return decoupled(u, eta, weight_decay, p, keep).astype(g.dtype)
 
         buffers = trace if has_trace else s
@@ -238,13 +288,13 @@ def torch_sgd(lr: ScalarOrSchedule = 1e-3, momentum: float = 0.0, dampening: flo
         >>> round(float(u1["w"][0]), 6), round(float(u2["w"][0]), 6)
         (-0.1, -0.14)
     """
-    lr, momentum = _check_lr(lr), _check_decay("momentum", momentum)
+    lr, momentum = check_lr(lr), check_decay("momentum", momentum)
     if not (isinstance(dampening, (int, float)) and 0 <= dampening <= 1):
         raise ValueError(f"dampening must lie in [0, 1]; got dampening={dampening!r}.")
-    if _check_bool("nesterov", nesterov) and (_is_zero(momentum) or dampening != 0):
+    if _check_bool("nesterov", nesterov) and (is_zero(momentum) or dampening != 0):
         raise ValueError("nesterov=True requires a momentum > 0 and zero dampening (as in torch).")
     return _sgd_family(lr, momentum, dampening=float(dampening), nesterov=nesterov,
-                       l2=_check_nonnegative("weight_decay", weight_decay), mask=mask)
+                       l2=check_nonnegative("weight_decay", weight_decay), mask=mask)
 
 
 @configured
@@ -263,11 +313,11 @@ def torch_rmsprop(lr: ScalarOrSchedule = 1e-2, alpha: float = 0.99, eps: float =
         >>> u  # -0.1 * 2 / (sqrt(0.5 * 4) + 1e-8)
         {'w': Array([-0.14142136], dtype=float32)}
     """
-    lr, alpha = _check_lr(lr), _check_decay("alpha", alpha)
-    return _rms_family(lr, alpha, _check_positive("eps", eps), eps_in_root=False,
+    lr, alpha = check_lr(lr), check_decay("alpha", alpha)
+    return _rms_family(lr, alpha, check_positive("eps", eps), eps_in_root=False,
                        centered=_check_bool("centered", centered),
-                       mu=_check_decay("momentum", momentum),
-                       l2=_check_nonnegative("weight_decay", weight_decay), mask=mask)
+                       mu=check_decay("momentum", momentum),
+                       l2=check_nonnegative("weight_decay", weight_decay), mask=mask)
 
 
 @configured
@@ -285,10 +335,10 @@ def torch_adam(lr: ScalarOrSchedule = 1e-3, betas: tuple = (0.9, 0.999), eps: fl
         True
     """
     b1, b2 = _check_betas(betas)
-    weight_decay = _check_nonnegative("weight_decay", weight_decay)
+    weight_decay = check_nonnegative("weight_decay", weight_decay)
     if _check_bool("decoupled_weight_decay", decoupled_weight_decay):
-        return adam_family(lr, b1, b2, eps, weight_decay=weight_decay, mask=mask)
-    return adam_family(lr, b1, b2, eps, l2=weight_decay, mask=mask)
+        return _adam_family(lr, b1, b2, eps, weight_decay=weight_decay, mask=mask)
+    return _adam_family(lr, b1, b2, eps, l2=weight_decay, mask=mask)
 
 
 @configured
@@ -305,7 +355,7 @@ def torch_adamw(lr: ScalarOrSchedule = 1e-3, betas: tuple = (0.9, 0.999), eps: f
         {'w': Array([-0.1], dtype=float32)}
     """
     b1, b2 = _check_betas(betas)
-    return adam_family(lr, b1, b2, eps, weight_decay=weight_decay, mask=mask)
+    return _adam_family(lr, b1, b2, eps, weight_decay=weight_decay, mask=mask)
 
 
 # ---------------------------------------------------------------------------------------
@@ -327,7 +377,7 @@ def optax_sgd(learning_rate: ScalarOrSchedule, momentum: float | None = None,
         >>> opt.update(g, state)[0]  # -0.1 * (0.5 * 1 + 1)
         {'w': Array([-0.15], dtype=float32)}
     """
-    return _sgd_family(_check_lr(learning_rate), _optional_momentum(momentum),
+    return _sgd_family(check_lr(learning_rate), _optional_momentum(momentum),
                        nesterov=_check_bool("nesterov", nesterov))
 
 
@@ -348,11 +398,11 @@ def optax_rmsprop(learning_rate: ScalarOrSchedule, decay: float = 0.9, eps: floa
         >>> opt.update({"w": jnp.array([2.0])}, opt.init({"w": jnp.zeros(1)}))[0]
         {'w': Array([-0.14142136], dtype=float32)}
     """
-    return _rms_family(_check_lr(learning_rate), _check_decay("decay", decay),
-                       _check_positive("eps", eps), eps_in_root=_check_bool("eps_in_sqrt", eps_in_sqrt),
+    return _rms_family(check_lr(learning_rate), check_decay("decay", decay),
+                       check_positive("eps", eps), eps_in_root=_check_bool("eps_in_sqrt", eps_in_sqrt),
                        centered=_check_bool("centered", centered), mu=_optional_momentum(momentum),
                        nesterov=_check_bool("nesterov", nesterov), lr_in_trace=True,
-                       initial_scale=_check_nonnegative("initial_scale", initial_scale),
+                       initial_scale=check_nonnegative("initial_scale", initial_scale),
                        bias_correction=_check_bool("bias_correction", bias_correction))
 
 
@@ -365,7 +415,7 @@ def optax_adam(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.9
         >>> optax_adam(1e-3).init({"w": jnp.zeros(2)}).m
         {'w': Array([0., 0.], dtype=float32)}
     """
-    return adam_family(learning_rate, b1, b2, eps, eps_root=eps_root)
+    return _adam_family(learning_rate, b1, b2, eps, eps_root=eps_root)
 
 
 @configured
@@ -380,7 +430,7 @@ def optax_adamw(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.
         >>> optax_adamw(1e-3) == optax_adamw(learning_rate=1e-3, weight_decay=1e-4)
         True
     """
-    return adam_family(learning_rate, b1, b2, eps, eps_root=eps_root,
+    return _adam_family(learning_rate, b1, b2, eps, eps_root=eps_root,
                        weight_decay=weight_decay, mask=mask)
 
 
@@ -405,7 +455,7 @@ def keras_sgd(learning_rate: ScalarOrSchedule = 0.01, momentum: float = 0.0,
         >>> opt.update(g, state)[0]  # -(0.5 * 0.1 + 0.1)
         {'w': Array([-0.15], dtype=float32)}
     """
-    return _sgd_family(_check_lr(learning_rate), _check_decay("momentum", momentum),
+    return _sgd_family(check_lr(learning_rate), check_decay("momentum", momentum),
                        nesterov=_check_bool("nesterov", nesterov), lr_in_trace=True,
                        weight_decay=_keras_decay(weight_decay), mask=mask)
 
@@ -425,10 +475,10 @@ def keras_rmsprop(learning_rate: ScalarOrSchedule = 0.001, rho: float = 0.9,
         >>> opt.update({"w": jnp.array([2.0])}, opt.init({"w": jnp.zeros(1)}))[0]
         {'w': Array([-0.14142136], dtype=float32)}
     """
-    return _rms_family(_check_lr(learning_rate), _check_decay("rho", rho),
-                       _check_positive("epsilon", epsilon), eps_in_root=True,
+    return _rms_family(check_lr(learning_rate), check_decay("rho", rho),
+                       check_positive("epsilon", epsilon), eps_in_root=True,
                        centered=_check_bool("centered", centered),
-                       mu=_check_decay("momentum", momentum), lr_in_trace=True,
+                       mu=check_decay("momentum", momentum), lr_in_trace=True,
                        weight_decay=_keras_decay(weight_decay), mask=mask)
 
 
@@ -448,8 +498,8 @@ def keras_adam(learning_rate: ScalarOrSchedule = 0.001, beta_1: float = 0.9,
         >>> u  # m_1 = 0.1, v_1 = 0.001: -(0.1 sqrt(0.001) / 0.1) 0.1 / (sqrt(0.001) + 1)
         {'w': Array([-0.00306534], dtype=float32)}
     """
-    b1, b2 = _check_decay("beta_1", beta_1), _check_decay("beta_2", beta_2)
-    return adam_family(learning_rate, b1, b2, _check_positive("epsilon", epsilon), eps_hat=True,
+    b1, b2 = check_decay("beta_1", beta_1), check_decay("beta_2", beta_2)
+    return _adam_family(learning_rate, b1, b2, check_positive("epsilon", epsilon), eps_hat=True,
                        weight_decay=_keras_decay(weight_decay), mask=mask)
 
 
@@ -465,8 +515,8 @@ def keras_adamw(learning_rate: ScalarOrSchedule = 0.001, weight_decay: float = 0
     """
     if weight_decay is None:
         raise ValueError("weight_decay must be a float for keras_adamw (as in Keras); got None.")
-    b1, b2 = _check_decay("beta_1", beta_1), _check_decay("beta_2", beta_2)
-    return adam_family(learning_rate, b1, b2, _check_positive("epsilon", epsilon), eps_hat=True,
+    b1, b2 = check_decay("beta_1", beta_1), check_decay("beta_2", beta_2)
+    return _adam_family(learning_rate, b1, b2, check_positive("epsilon", epsilon), eps_hat=True,
                        weight_decay=_keras_decay(weight_decay), mask=mask)
 
 

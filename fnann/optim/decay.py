@@ -21,7 +21,7 @@ from typing import Any, Callable, Union
 import jax
 import numpy as np
 
-from fnann.optim.base import Grads, Params, _cast, _check_like, _is_zero
+from fnann.optim.base import Grads, Params, cast_like, check_like, is_zero
 
 Mask = Union[Any, Callable[[Params], Any]]
 
@@ -111,11 +111,11 @@ def with_decay(grads: Grads, params: Params | None, l2: Any, weight_decay: Any,
     Raises:
         ValueError: a decay is on and ``params`` is None; the mask does not fit the params.
     """
-    if not (_is_zero(l2) and _is_zero(weight_decay)):
+    if not (is_zero(l2) and is_zero(weight_decay)):
         params = needs_params(params, "an optimizer with weight decay")
-    if not _is_zero(l2):
+    if not is_zero(l2):
         grads = l2_gradient(grads, params, l2, mask)
-    if _is_zero(weight_decay):
+    if is_zero(weight_decay):
         return grads, grads, jax.tree.map(lambda _: False, grads)
     return grads, params, resolve_mask(mask, params)
 
@@ -134,9 +134,9 @@ def l2_gradient(grads: Grads, params: Params, weight_decay: Any, mask: Mask = No
         ...             "b": jnp.full(1, 2.0)}, 0.1, weights_only)
         {'W': Array([1.2], dtype=float32), 'b': Array([1.], dtype=float32)}
     """
-    _check_like(grads, params, "grads", "params")
+    check_like(grads, params, "grads", "params")
     keep = resolve_mask(mask, params)
-    return jax.tree.map(lambda g, p, k: g + _cast(weight_decay, g) * p if k else g, grads, params, keep)
+    return jax.tree.map(lambda g, p, k: g + cast_like(weight_decay, g) * p if k else g, grads, params, keep)
 
 
 def decoupled(update: jax.Array, eta: Any, weight_decay: Any, param: jax.Array, keep: bool) -> jax.Array:
@@ -146,4 +146,4 @@ def decoupled(update: jax.Array, eta: Any, weight_decay: Any, param: jax.Array, 
     """
     if not keep:
         return update
-    return update - _cast(eta, update) * _cast(weight_decay, update) * param.astype(update.dtype)
+    return update - cast_like(eta, update) * cast_like(weight_decay, update) * param.astype(update.dtype)

@@ -24,14 +24,14 @@ from fnann.optim.base import (
     Optimizer,
     Params,
     ScalarOrSchedule,
-    _cast,
-    _check_decay,
-    _check_lr,
-    _check_nonnegative,
-    _check_positive,
-    _lr_at,
-    _one_minus_power,
-    _zero_step,
+    cast_like,
+    check_decay,
+    check_lr,
+    check_nonnegative,
+    check_positive,
+    lr_at,
+    one_minus_power,
+    zero_step,
     apply_updates,  # noqa: F401  (used by the doctests)
     configured,
     textbook,
@@ -104,15 +104,15 @@ def sgd(lr: ScalarOrSchedule) -> Optimizer:
         >>> apply_updates(params, updates)
         {'w': Array([0.9, 2.1], dtype=float32)}
     """
-    lr = _check_lr(lr)
+    lr = check_lr(lr)
 
     def init(params):
         del params
-        return SGDState(_zero_step())
+        return SGDState(zero_step())
 
     def update(grads, state, params=None):
-        eta = _lr_at(lr, state.step)
-        updates = tree_map_checked(lambda g: -_cast(eta, g) * g, grads, params=params)
+        eta = lr_at(lr, state.step)
+        updates = tree_map_checked(lambda g: -cast_like(eta, g) * g, grads, params=params)
         return updates, SGDState(state.step + 1)
 
     return Optimizer(init, update)
@@ -151,15 +151,15 @@ def momentum(lr: ScalarOrSchedule, gamma: float = 0.9) -> Optimizer:
         >>> updates
         {'w': Array([-0.15], dtype=float32)}
     """
-    lr, gamma = _check_lr(lr), _check_decay("gamma", gamma)
+    lr, gamma = check_lr(lr), check_decay("gamma", gamma)
 
     def init(params):
-        return MomentumState(_zero_step(), tree_moments_like(params))
+        return MomentumState(zero_step(), tree_moments_like(params))
 
     def update(grads, state, params=None):
-        eta = _lr_at(lr, state.step)
+        eta = lr_at(lr, state.step)
         v = tree_map_checked(  # v_t = gamma v_{t-1} + eta g_t
-            lambda g, v: (gamma * v + _cast(eta, v) * g.astype(v.dtype)).astype(v.dtype),
+            lambda g, v: (gamma * v + cast_like(eta, v) * g.astype(v.dtype)).astype(v.dtype),
             grads,
             state.v,
             params=params,
@@ -204,17 +204,17 @@ def rmsprop(lr: ScalarOrSchedule, beta: float = 0.9, eps: float = 1e-8) -> Optim
         >>> updates  # -0.1 * 2 / sqrt(2 + 1e-8)
         {'w': Array([-0.14142136], dtype=float32)}
     """
-    lr, beta = _check_lr(lr), _check_decay("beta", beta)
-    eps = _check_positive("eps", eps)
+    lr, beta = check_lr(lr), check_decay("beta", beta)
+    eps = check_positive("eps", eps)
 
     def init(params):
-        return RMSPropState(_zero_step(), tree_moments_like(params))
+        return RMSPropState(zero_step(), tree_moments_like(params))
 
     def update(grads, state, params=None):
-        eta = _lr_at(lr, state.step)
+        eta = lr_at(lr, state.step)
         mean_sq = tree_ema(grads, state.E, beta, power=2, params=params)  # E_t
         updates = jax.tree.map(
-            lambda g, e: (-_cast(eta, e) * g.astype(e.dtype) / jnp.sqrt(e + eps)).astype(g.dtype),
+            lambda g, e: (-cast_like(eta, e) * g.astype(e.dtype) / jnp.sqrt(e + eps)).astype(g.dtype),
             grads,
             mean_sq,
         )
@@ -260,7 +260,24 @@ def adam(
         >>> jnp.round(updates["w"], 6)  # step 1: m_hat = g, v_hat = g^2, so -lr * sign(g)
         Array([-0.1,  0.1], dtype=float32)
     """
-    return adam_family(lr, b1, b2, eps)
+    lr, b1, b2, eps = check_lr(lr), check_decay("b1", b1), check_decay("b2", b2), check_positive("eps", eps)
+
+    def init(params):
+        return AdamState(zero_step(), tree_moments_like(params), tree_moments_like(params))
+
+    def update(grads, state, params=None):
+        eta, t = lr_at(lr, state.step), state.step + 1
+        m = tree_ema(grads, state.m, b1, params=params)  # m_t = b1 m_{t-1} + (1 - b1) g_t
+        v = tree_ema(grads, state.v, b2, power=2)  # v_t = b2 v_{t-1} + (1 - b2) g_t^2
+        c1, c2 = one_minus_power(b1, t), one_minus_power(b2, t)  # 1 - b1^t, 1 - b2^t
+
+        def descent(g, m, v):
+            m_hat, v_hat = m / cast_like(c1, m), v / cast_like(c2, v)
+            return (-cast_like(eta, m) * m_hat / (jnp.sqrt(v_hat) + eps)).astype(g.dtype)
+
+        return jax.tree.map(descent, grads, m, v), AdamState(t, m, v)
+
+    return Optimizer(init, update)
 
 
 @configured
@@ -309,52 +326,23 @@ def adamw(
         >>> jax.tree.map(lambda u: jnp.round(u, 6), updates)
         (Dense(W=Array([[-0.15]], dtype=float32), b=Array([-0.1], dtype=float32)),)
     """
-    return adam_family(lr, b1, b2, eps, weight_decay=weight_decay, mask=mask)
-
-
-def adam_family(
-    lr: ScalarOrSchedule,
-    b1: float,
-    b2: float,
-    eps: float,
-    *,
-    eps_root: float = 0.0,
-    eps_hat: bool = False,
-    l2: float = 0.0,
-    weight_decay: float = 0.0,
-    mask: Mask = None,
-) -> Optimizer:
-    """The Adam update shared by ``adam``, ``adamw`` and the library conventions.
-
-    Math: g <- g + l2 theta (coupled L2, masked);  m_t, v_t as in ``adam``;
-    d = m_hat / (sqrt(v_hat + eps_root) + eps), or with ``eps_hat`` (Keras/TensorFlow)
-    d = sqrt(1 - b2^t) / (1 - b1^t) * m_t / (sqrt(v_t) + eps);
-    theta <- theta - eta_k (d + weight_decay theta) (decoupled decay, masked).
-    The returned ``Optimizer`` has no ``config``: the public factories set it.
-    """
-    lr, b1, b2 = _check_lr(lr), _check_decay("b1", b1), _check_decay("b2", b2)
-    eps = _check_positive("eps", eps)
-    eps_root, l2 = _check_nonnegative("eps_root", eps_root), _check_nonnegative("l2", l2)
-    weight_decay = _check_nonnegative("weight_decay", weight_decay)
+    lr, b1, b2, eps = check_lr(lr), check_decay("b1", b1), check_decay("b2", b2), check_positive("eps", eps)
+    weight_decay = check_nonnegative("weight_decay", weight_decay)
 
     def init(params):
-        return AdamState(_zero_step(), tree_moments_like(params), tree_moments_like(params))
+        return AdamState(zero_step(), tree_moments_like(params), tree_moments_like(params))
 
     def update(grads, state, params=None):
-        grads, decay_params, keep = with_decay(grads, params, l2, weight_decay, mask)
-        eta, t = _lr_at(lr, state.step), state.step + 1
+        _, decay_params, keep = with_decay(grads, params, 0.0, weight_decay, mask)
+        eta, t = lr_at(lr, state.step), state.step + 1
         m = tree_ema(grads, state.m, b1, params=params)  # m_t
         v = tree_ema(grads, state.v, b2, power=2)  # v_t
-        c1, c2 = _one_minus_power(b1, t), _one_minus_power(b2, t)  # 1 - b1^t, 1 - b2^t
+        c1, c2 = one_minus_power(b1, t), one_minus_power(b2, t)  # 1 - b1^t, 1 - b2^t
 
         def descent(g, m, v, p, keep):
-            if eps_hat:
-                alpha = _cast(eta, m) * jnp.sqrt(_cast(c2, m)) / _cast(c1, m)
-                u = -alpha * m / (jnp.sqrt(v) + eps)
-            else:
-                m_hat, v_hat = m / _cast(c1, m), v / _cast(c2, v)
-                u = -_cast(eta, m) * m_hat / (jnp.sqrt(v_hat + eps_root) + eps)
-            return decoupled(u, eta, weight_decay, p, keep).astype(g.dtype)
+            m_hat, v_hat = m / cast_like(c1, m), v / cast_like(c2, v)
+            u = -cast_like(eta, m) * m_hat / (jnp.sqrt(v_hat) + eps)
+            return decoupled(u, eta, weight_decay, p, keep).astype(g.dtype)  # - eta lambda theta
 
         return jax.tree.map(descent, grads, m, v, decay_params, keep), AdamState(t, m, v)
 
