@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import fnann
-from fnann.app import checkpoint, datasets
+from fnann import checkpoint
+from fnann.app import datasets
 
 
 def trees_equal(a, b):
@@ -82,7 +83,7 @@ def test_write_killed_mid_way_leaves_previous_loadable(tmp_path):
     fnann.save(path, net, fnann.init(jax.random.key(0), net), epoch=5)
     code = f"""
 import os, jax, numpy as np, fnann
-from fnann.app import checkpoint
+from fnann import checkpoint
 real = np.savez
 def dying(f, **a):
     f.write(b"partial")
@@ -198,3 +199,4 @@ def test_numpy_numbers_in_history_and_meta_are_saved_as_numbers(tmp_path):
                meta={"mean": np.arange(3.0), "n": np.int64(4)})
     ck = fnann.load(tmp_path / "c.npz")
     assert ck.history == {"loss": [0.5, 0.25]} and ck.meta == {"mean": [0.0, 1.0, 2.0], "n": 4}
+
