@@ -46,6 +46,8 @@ from typing import Any, Callable, NamedTuple, Union
 import jax
 import jax.numpy as jnp
 
+from fnann.tree_codec import register_checkpoint_type
+
 Params = Any  # a pytree of arrays
 Grads = Any  # a pytree shaped like Params: dL/dtheta
 Updates = Any  # a pytree shaped like Params: what apply_updates adds
@@ -188,6 +190,7 @@ def as_optimizer(opt: Any, name: str = "opt") -> Optimizer:
     )
 
 
+@register_checkpoint_type
 class EmptyState(NamedTuple):
     """The state of a stateless transform (``clip_by_global_norm``)."""
 
