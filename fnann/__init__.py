@@ -4,10 +4,10 @@ Layers Z = W A + b and A = sigma(Z), a hand-derived backward pass (the delta rec
 verified against ``jax.grad`` and finite differences, optimizers as explicit pytree
 transforms, and compiled training. The README states the mathematics and conventions.
 
-Layout: the math (``activations``, ``losses``, ``mlp``, ``backprop``, ``gradcheck``,
-``optim``, ``train``, ``predict``) never imports the application (``fnann.app``: the
-command line, datasets, plots and checkpoint files). ``fnann.datasets`` and ``fnann.plots``
-are the app's modules.
+Layout: the library (``activations``, ``losses``, ``mlp``, ``backprop``, ``gradcheck``,
+``optim``, ``train``, ``predict``, ``checkpoint``) never imports the application
+(``fnann.app``: the command line, datasets and plots). ``fnann.datasets`` and
+``fnann.plots`` are the app's modules.
 
 ``import fnann`` is cheap: each public name is imported from its module on first use (PEP
 562), so the command line answers ``--help`` or a usage error, and starts its helper
@@ -36,7 +36,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "fnann.caches": ("cache_info", "clear_caches"),
     "fnann.summaries": ("Summary", "summary"),
     "fnann.sweep": ("FitManyResult", "fit_many"),
-    "fnann.app.checkpoint": ("Checkpoint", "load", "save"),
+    "fnann.checkpoint": ("Checkpoint", "load", "save"),
 }
 _MODULES = {"diagnostics": "fnann.diagnostics", "optim": "fnann.optim", "parallel": "fnann.parallel",
             "schedules": "fnann.optim.schedules", "datasets": "fnann.app.datasets",
@@ -144,9 +144,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
     from fnann.activations import (ACTIVATIONS, Activation, elementwise, get_activation, identity, relu,
                                    sigmoid, softmax, tanh)
     from fnann.app import datasets, plots
-    from fnann.app.checkpoint import Checkpoint, load, save
     from fnann.backprop import backward, backward_trace, dense_backward, loss_and_grad, objective
     from fnann.caches import cache_info, clear_caches
+    from fnann.checkpoint import Checkpoint, load, save
     from fnann.gradcheck import GradCheckReport, check_grads
     from fnann.inference import accuracy, compile_inference, evaluate, predict
     from fnann.losses import LOSSES, Loss, binary_cross_entropy, cross_entropy, get_loss, mse

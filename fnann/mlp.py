@@ -20,11 +20,13 @@ import jax.numpy as jnp
 
 from fnann import checks
 from fnann.activations import Activation, get_activation, init_variance
+from fnann.tree_codec import register_checkpoint_type
 
 Array = jax.Array
 Precision = jax.lax.Precision | str | None
 
 
+@register_checkpoint_type
 class Dense(NamedTuple):
     """One layer's parameters: ``W`` of shape ``(n_out, n_in)`` and ``b`` of shape ``(n_out,)``."""
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import fnann
-from fnann.app import checkpoint, datasets
+from fnann import checkpoint
+from fnann.app import datasets
 
 
 def trees_equal(a, b):
@@ -82,7 +83,7 @@ def test_write_killed_mid_way_leaves_previous_loadable(tmp_path):
     fnann.save(path, net, fnann.init(jax.random.key(0), net), epoch=5)
     code = f"""
 import os, jax, numpy as np, fnann
-from fnann.app import checkpoint
+from fnann import checkpoint
 real = np.savez
 def dying(f, **a):
     f.write(b"partial")
@@ -198,3 +199,47 @@ def test_numpy_numbers_in_history_and_meta_are_saved_as_numbers(tmp_path):
                meta={"mean": np.arange(3.0), "n": np.int64(4)})
     ck = fnann.load(tmp_path / "c.npz")
     assert ck.history == {"loss": [0.5, 0.25]} and ck.meta == {"mean": [0.0, 1.0, 2.0], "n": 4}
+
+
+def test_a_fresh_process_loads_fnann_states_by_name(tmp_path):
+    """The registry is filled where the types are defined (``@register_checkpoint_type`` in
+    mlp and optim), which ``fnann.load`` imports: nothing else need be imported first."""
+    import os
+    import subprocess
+    import sys
+
+    net = fnann.MLP([2, 3, 2])
+    params = fnann.init(jax.random.key(0), net)
+    opt = fnann.chain(fnann.clip_by_global_norm(1.0), fnann.adam(1e-3))
+    fnann.save(tmp_path / "c.npz", net, params, opt.init(params), epoch=3)
+    code = f"""
+import fnann
+ck = fnann.load({str(tmp_path / "c.npz")!r})
+print(ck.epoch, ",".join(type(s).__name__ for s in ck.opt_state), type(ck.params[0]).__name__)
+"""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": root})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["3", "EmptyState,AdamState", "Dense"]
+
+
+def test_the_registry_is_closed_and_filled_at_the_definitions():
+    from typing import NamedTuple
+
+    from fnann import tree_codec
+
+    for cls in (fnann.Dense, fnann.EmptyState, fnann.SGDState, fnann.MomentumState, fnann.RMSPropState,
+                fnann.AdamState):
+        assert tree_codec.CHECKPOINT_TYPES[cls.__name__] is cls
+        assert tree_codec.register_checkpoint_type(cls) is cls  # again, as on a re-import: fine
+        assert tree_codec.CHECKPOINT_TYPES[cls.__name__] is cls
+
+    class AdamState(NamedTuple):  # another class under a registered name
+        step: jax.Array
+
+    with pytest.raises(TypeError, match="another class named 'AdamState'"):
+        tree_codec.register_checkpoint_type(AdamState)
+    assert tree_codec.CHECKPOINT_TYPES["AdamState"] is fnann.AdamState
+    with pytest.raises(TypeError, match="only NamedTuple classes"):
+        tree_codec.register_checkpoint_type(tuple)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import fnann
-from fnann.app import atomic
+from fnann import atomic
 
 FORK_WRITERS = r"""
 import os, sys, time, numpy as np, fnann

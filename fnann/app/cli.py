@@ -848,7 +848,7 @@ def _run_predict(args) -> int:
         lines += [",".join(f"{v:.6g}" for v in row) for row in y_hat]
     text = "\n".join(lines) + "\n"
     if args.output:
-        from fnann.app.checkpoint import atomic_write
+        from fnann.atomic import atomic_write
         atomic_write(args.output, text.encode())
         print(f"wrote {len(y_hat)} predictions to {args.output}")
     else:

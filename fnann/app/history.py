@@ -25,7 +25,7 @@ def save_history(path: str | os.PathLike, history: dict) -> str:
       1,0.5,0.625
       2,0.25,0.5
     """
-    from fnann.app.checkpoint import atomic_write
+    from fnann.atomic import atomic_write
 
     columns = [k for k in history if k != "epoch"]
     n = max((len(history[k]) for k in history), default=0)

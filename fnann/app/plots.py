@@ -22,7 +22,7 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 100, tight: bool = True
     ``tight`` crops the canvas to what is drawn (one more layout pass); a figure laid out
     with fixed margins passes False.
     """
-    from fnann.app.atomic import atomic_write
+    from fnann.atomic import atomic_write
 
     extra = {"bbox_inches": "tight"} if tight else {}
     try:

@@ -48,6 +48,7 @@ import jax
 import jax.numpy as jnp
 
 from fnann import checks
+from fnann.tree_codec import register_checkpoint_type
 
 Params = Any  # a pytree of arrays
 Grads = Any  # a pytree shaped like Params: dL/dtheta
@@ -235,6 +236,7 @@ def as_optimizer(opt: Any, name: str = "opt") -> Optimizer:
     )
 
 
+@register_checkpoint_type
 class EmptyState(NamedTuple):
     """The state of a stateless transform (``clip_by_global_norm``)."""
 

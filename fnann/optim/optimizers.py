@@ -40,18 +40,21 @@ from fnann.optim.base import (
     tree_moments_like,
 )
 from fnann.optim.decay import Mask, decoupled, with_decay
+from fnann.tree_codec import register_checkpoint_type
 
 __all__ = [
     "SGDState", "MomentumState", "RMSPropState", "AdamState", "sgd", "momentum", "rmsprop", "adam", "adamw",
 ]
 
 
+@register_checkpoint_type
 class SGDState(NamedTuple):
     """State of ``sgd``: only the step count, which a schedule needs."""
 
     step: jax.Array  # int32 scalar: number of updates already applied
 
 
+@register_checkpoint_type
 class MomentumState(NamedTuple):
     """State of ``momentum``."""
 
@@ -59,6 +62,7 @@ class MomentumState(NamedTuple):
     v: Params  # velocity v_t, shaped like params (it already includes the learning rate)
 
 
+@register_checkpoint_type
 class RMSPropState(NamedTuple):
     """State of ``rmsprop``."""
 
@@ -66,6 +70,7 @@ class RMSPropState(NamedTuple):
     E: Params  # running mean of squared gradients E[g^2]_t, shaped like params
 
 
+@register_checkpoint_type
 class AdamState(NamedTuple):
     """State of ``adam``."""
 

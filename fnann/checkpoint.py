@@ -5,9 +5,9 @@ PRNG key's raw data, and a JSON header with the network, the tree structure of t
 optimizer state, the epoch, the step, the history and free-form metadata. ``save`` writes
 through ``atomic_write`` (temporary file, fsync, rename), so a crash, an error or a kill -9
 mid-write leaves the previous checkpoint untouched; a killed writer's temporary is removed
-by the next save into the same folder (see ``fnann.app.atomic``).
+by the next save into the same folder (see ``fnann.atomic``).
 
-The format is closed (``fnann.app.tree_codec``): nothing a file says is imported, looked up
+The format is closed (``fnann.tree_codec``): nothing a file says is imported, looked up
 or called, no array is unpickled, and every field of the header is validated on load. A
 malformed or hostile file raises one ``ValueError`` naming the file and the field.
 """
@@ -26,10 +26,10 @@ import numpy as np
 
 from fnann import checks
 from fnann.activations import ACTIVATIONS
-from fnann.app.atomic import atomic_write  # noqa: F401  (re-exported: fnann.app.checkpoint.atomic_write)
-from fnann.app.tree_codec import Where, decode, encode, rebuild
+from fnann.atomic import atomic_write
 from fnann.mlp import MLP, Dense, Params
 from fnann.optim import as_optimizer
+from fnann.tree_codec import Where, decode, encode, rebuild
 
 FORMAT = "fnann-checkpoint"
 VERSION = 2  # 2: dtypes by name (bfloat16), registry names of NamedTuples; 1 is still read

@@ -9,7 +9,10 @@ Reading a tree back goes one of two ways:
 
 * ``decode``: by the closed registry ``CHECKPOINT_TYPES`` (``Dense`` and the states of
   fnann's optimizers). A NamedTuple whose name is not registered, or whose fields differ
-  from the registered class's, is refused with ``ValueError``.
+  from the registered class's, is refused with ``ValueError``. Each type registers itself
+  where it is defined (``@register_checkpoint_type``), so this module imports nothing of
+  fnann; ``fnann.checkpoint`` imports ``fnann.mlp`` and ``fnann.optim``, which fills the
+  registry before anything is loaded.
 * ``rebuild``: from a template, ``jax.eval_shape(opt.init, params)``. The tree's structure
   and types come from the template (the caller's own optimizer), only the leaves from the
   file, and every node and leaf must agree: NamedTuple names and fields, lengths, dict
@@ -28,15 +31,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnann.mlp import Dense
-from fnann.optim import AdamState, EmptyState, MomentumState, RMSPropState, SGDState
-
 MAX_DEPTH = 64  # fnann's deepest tree (chain state -> AdamState -> params -> Dense -> W) has 5
 
-CHECKPOINT_TYPES: dict[str, type] = {
-    cls.__name__: cls for cls in (Dense, EmptyState, SGDState, MomentumState, RMSPropState, AdamState)
-}
-"""The NamedTuples that ``decode`` rebuilds by name: the closed registry."""
+CHECKPOINT_TYPES: dict[str, type] = {}
+"""The NamedTuples that ``decode`` rebuilds by name: the closed registry, filled by
+``register_checkpoint_type`` where each type is defined."""
 
 NATIVE_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
                  "float16", "float32", "float64")
@@ -46,6 +45,9 @@ _KINDS = ("array", "tuple", "list", "dict", "namedtuple")
 
 def register_checkpoint_type(cls: type) -> type:
     """Adds a NamedTuple class to ``CHECKPOINT_TYPES`` (code registers types; files never do).
+
+    A decorator on the class definition: it returns ``cls``. Registering the same class
+    again is a no-op.
 
     Raises:
       TypeError: ``cls`` is not a NamedTuple class, or another class has its name.
