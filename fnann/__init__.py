@@ -12,14 +12,14 @@ Layout: the library (``activations``, ``losses``, ``mlp``, ``backprop``, ``gradc
 ``import fnann`` is cheap: each public name is imported from its module on first use (PEP
 562), so the command line answers ``--help`` or a usage error, and starts its helper
 processes, before it pays for importing JAX. ``fnann.<name>`` and ``from fnann import
-<name>`` work as with eager imports.
+<name>`` work as with eager imports. ``_EXPORTS`` is the one list of public names (module ->
+names); ``__all__`` and the lookup are derived from it.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import TYPE_CHECKING
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "fnann.activations": ("ACTIVATIONS", "Activation", "elementwise", "get_activation", "identity",
@@ -45,80 +45,7 @@ _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AdamState",
-    "Checkpoint",
-    "EmptyState",
-    "MomentumState",
-    "Optimizer",
-    "RMSPropState",
-    "SGDState",
-    "TrainState",
-    "TrainingDivergedError",
-    "accuracy",
-    "adam",
-    "cache_info",
-    "clear_caches",
-    "compile_fit",
-    "compile_inference",
-    "adamw",
-    "as_optimizer",
-    "add_decayed_weights",
-    "apply_updates",
-    "chain",
-    "clip_by_global_norm",
-    "datasets",
-    "diagnostics",
-    "plots",
-    "evaluate",
-    "fit",
-    "fit_many",
-    "FitManyResult",
-    "parallel",
-    "load",
-    "momentum",
-    "optim",
-    "predict",
-    "rmsprop",
-    "save",
-    "schedules",
-    "sgd",
-    "summary",
-    "Summary",
-    "train_step",
-    "weights_only",
-    "ACTIVATIONS",
-    "Activation",
-    "Dense",
-    "GradCheckReport",
-    "LOSSES",
-    "Loss",
-    "MLP",
-    "Trace",
-    "backward",
-    "backward_trace",
-    "binary_cross_entropy",
-    "check_grads",
-    "cross_entropy",
-    "dense_backward",
-    "dense_forward",
-    "elementwise",
-    "forward",
-    "forward_trace",
-    "get_activation",
-    "get_loss",
-    "identity",
-    "init",
-    "loss_and_grad",
-    "mse",
-    "objective",
-    "relu",
-    "sigmoid",
-    "softmax",
-    "tanh",
-]
-
-
+__all__ = sorted([*_WHERE, *_MODULES])  # derived: each public name is listed once, in _EXPORTS
 
 
 def __getattr__(name: str):
@@ -137,23 +64,3 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
-    from fnann import diagnostics, optim, parallel
-    from fnann.activations import (ACTIVATIONS, Activation, elementwise, get_activation, identity, relu,
-                                   sigmoid, softmax, tanh)
-    from fnann.app import datasets, plots
-    from fnann.backprop import backward, backward_trace, dense_backward, loss_and_grad, objective
-    from fnann.caches import cache_info, clear_caches
-    from fnann.checkpoint import Checkpoint, load, save
-    from fnann.gradcheck import GradCheckReport, check_grads
-    from fnann.inference import accuracy, compile_inference, evaluate, predict
-    from fnann.losses import LOSSES, Loss, binary_cross_entropy, cross_entropy, get_loss, mse
-    from fnann.mlp import MLP, Dense, Trace, dense_forward, forward, forward_trace, init
-    from fnann.optim import (AdamState, EmptyState, MomentumState, Optimizer, RMSPropState, SGDState, adam,
-                             adamw, add_decayed_weights, apply_updates, as_optimizer, chain,
-                             clip_by_global_norm, momentum, rmsprop, sgd, schedules, weights_only)
-    from fnann.summaries import Summary, summary
-    from fnann.sweep import FitManyResult, fit_many
-    from fnann.train import TrainingDivergedError, TrainState, compile_fit, fit, train_step

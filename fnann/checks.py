@@ -39,11 +39,13 @@ MAX_EPOCH = 2**31 - 1  # epoch e shuffles with fold_in(key, e), and steps count 
 # --- declarative helpers ----------------------------------------------------------------
 
 
-def integer(value: Any, name: str, low: int = 0, *, what: str = "an int", hint: str = "") -> int:
+def integer(value: Any, name: str, low: int = 0, *, what: str = "an int", noun: str = "",
+            hint: str = "") -> int:
     """``value`` as an int >= ``low`` (``True`` is not an int).
 
-    ``what`` names the kind in the TypeError (``"an integer width"``); ``hint`` follows the
-    bound in the ValueError (``" (1 is SGD)"``).
+    ``what`` names the kind in the TypeError (``"an integer width"``), ``noun`` in the
+    ValueError (``"a width"``: "must be a width >= 1"); ``hint`` follows the bound there
+    (``" (1 is SGD)"``).
 
     Example:
       >>> integer(3, "epochs")
@@ -56,7 +58,7 @@ def integer(value: Any, name: str, low: int = 0, *, what: str = "an int", hint: 
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be {what}; got {value!r}.")
     if value < low:
-        raise ValueError(f"{name} must be >= {low}{hint}; got {value}.")
+        raise ValueError(f"{name} must be {noun + ' ' if noun else ''}>= {low}{hint}; got {value}.")
     return int(value)
 
 
@@ -197,7 +199,7 @@ def check_sizes(sizes) -> tuple[int, ...]:
         raise ValueError(
             f"sizes needs at least two entries (inputs and outputs), e.g. (4, 3); got {tuple(sizes)}."
         )
-    return tuple(integer(n, f"sizes[{i}]", 1, what="an integer width") for i, n in enumerate(sizes))
+    return tuple(integer(n, f"sizes[{i}]", 1, what="an integer width", noun="a width") for i, n in enumerate(sizes))
 
 
 def array_like(a, name: str):
