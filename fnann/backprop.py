@@ -120,6 +120,7 @@ def backward_trace(net: MLP, params: Params, trace: Trace, y, loss: Loss | str,
       ``(δ^(1), ..., δ^(L))``; both are pytrees and can cross a ``jit`` boundary.
 
     Example:
+      >>> from fnann.mlp import forward_trace
       >>> net = MLP([3, 4, 2], hidden="sigmoid")
       >>> params = (Dense(jnp.ones((4, 3)), jnp.zeros(4)), Dense(jnp.ones((2, 4)), jnp.zeros(2)))
       >>> x, y = jnp.ones((5, 3)), jnp.array([0, 1, 1, 0, 1])
