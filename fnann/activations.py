@@ -187,10 +187,39 @@ identity = elementwise("identity", _identity, _identity_deriv, formula="identity
 softmax = Activation("softmax", _softmax, _softmax_backward, "softmax(z)_j = e^{z_j} / Σ_k e^{z_k}",
                      "J_softmax(z)ᵀ g = s ⊙ (g - <g, s>)", "glorot", "categorical", elementwise=False)
 
-ACTIVATIONS: Mapping[str, Activation] = MappingProxyType(
-    {a.name: a for a in (sigmoid, tanh, relu, softmax, identity)}
-)
-"""Read-only map from name to the built-in :class:`Activation`."""
+_BUILT_IN = (sigmoid, tanh, relu, softmax, identity)
+_REGISTRY: dict[str, Activation] = {a.name: a for a in _BUILT_IN}
+ACTIVATIONS: Mapping[str, Activation] = MappingProxyType(_REGISTRY)
+"""Read-only map from name to every known :class:`Activation`: the built-in ones and those
+added by :func:`register_activation`. A network whose activations are all here can be named on
+the command line and saved and loaded by name."""
+
+
+def register_activation(activation: Activation) -> Activation:
+    """Makes a user-defined activation known by its name: ``MLP(..., hidden=name)``, the
+    command line's ``--hidden name``, and checkpoints (``save``/``load``) then find it.
+
+    Raises:
+      TypeError: ``activation`` is not an ``Activation`` with callable functions.
+      ValueError: another activation has that name.
+    """
+    activation = get_activation(activation)
+    if _REGISTRY.get(activation.name.lower(), activation) is not activation:
+        raise ValueError(f"an activation named {activation.name!r} is already registered.")
+    _REGISTRY[activation.name.lower()] = activation
+    return activation
+
+
+def is_built_in(activation: Activation) -> bool:
+    """Whether ``activation`` is one of fnann's own (whose range fnann knows)."""
+    return any(activation is a for a in _BUILT_IN)
+
+
+def unregister_activation(name: str) -> None:
+    """Forgets an activation added by :func:`register_activation` (never a built-in one)."""
+    if any(a.name == name for a in _BUILT_IN):
+        raise ValueError(f"{name!r} is a built-in activation; it cannot be unregistered.")
+    _REGISTRY.pop(name.lower(), None)
 
 
 def get_activation(activation: str | Activation, *, argname: str = "activation") -> Activation:

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnann.activations import ACTIVATIONS
+from fnann.activations import is_built_in
 
 if TYPE_CHECKING:
     from fnann.losses import Loss
@@ -370,7 +370,7 @@ def check_head(net: MLP, loss: Loss) -> None:
     range is unknown).
     """
     out = net.output
-    if ACTIVATIONS.get(out.name) is not out:
+    if not is_built_in(out):
         return
     if out.head == "categorical" and net.n_out == 1:
         raise ValueError(f"output={out.name!r} over a single unit is the constant 1 (nothing to learn); "

@@ -7,62 +7,11 @@ PyTorch, optax and Keras define them (``torch_adam``, ``optax_rmsprop``, ``keras
 ``schedules``: learning-rate schedules.
 """
 
-from fnann.optim import conventions, schedules
-from fnann.optim.base import (
-    OPTIMIZERS,
-    EmptyState,
-    Optimizer,
-    apply_updates,
-    as_optimizer,
-    equations,
-    global_norm,
-    moment_dtype,
-    tree_ema,
-    tree_map_checked,
-    tree_moments_like,
-    tree_zeros_like,
-)
-from fnann.optim.decay import resolve_mask, weights_only
-from fnann.optim.combinators import add_decayed_weights, chain, clip_by_global_norm
-from fnann.optim.optimizers import (
-    AdamState,
-    MomentumState,
-    RMSPropState,
-    SGDState,
-    adam,
-    adamw,
-    momentum,
-    rmsprop,
-    sgd,
-)
+from fnann.optim import base, combinators, conventions, decay, optimizers, schedules
+from fnann.optim.base import *  # noqa: F403
+from fnann.optim.combinators import *  # noqa: F403
+from fnann.optim.decay import *  # noqa: F403
+from fnann.optim.optimizers import *  # noqa: F403
 
-__all__ = [
-    "OPTIMIZERS",
-    "equations",
-    "Optimizer",
-    "EmptyState",
-    "SGDState",
-    "MomentumState",
-    "RMSPropState",
-    "AdamState",
-    "sgd",
-    "momentum",
-    "rmsprop",
-    "adam",
-    "adamw",
-    "weights_only",
-    "resolve_mask",
-    "conventions",
-    "chain",
-    "clip_by_global_norm",
-    "add_decayed_weights",
-    "apply_updates",
-    "as_optimizer",
-    "global_norm",
-    "moment_dtype",
-    "schedules",
-    "tree_zeros_like",
-    "tree_moments_like",
-    "tree_ema",
-    "tree_map_checked",
-]
+# derived: each name is listed once, in its module's __all__
+__all__ = [*base.__all__, *decay.__all__, *combinators.__all__, *optimizers.__all__, "conventions", "schedules"]
