@@ -22,7 +22,7 @@ import importlib
 import importlib.util
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "fnann.activations": ("ACTIVATIONS", "Activation", "elementwise", "get_activation", "identity",
+    "fnann.activations": ("ACTIVATIONS", "Activation", "elementwise", "gelu", "get_activation", "identity",
                           "relu", "sigmoid", "softmax", "tanh"),
     "fnann.backprop": ("backward", "backward_trace", "dense_backward", "loss_and_grad", "objective"),
     "fnann.gradcheck": ("GradCheckReport", "check_grads"),
