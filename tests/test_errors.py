@@ -28,8 +28,8 @@ def test_bad_sizes(sizes, err, match):
 
 
 def test_unknown_activation_names():
-    with pytest.raises(ValueError, match="hidden: unknown activation 'gelu'.*known names"):
-        fnann.MLP([2, 3], hidden="gelu")
+    with pytest.raises(ValueError, match="hidden: unknown activation 'nonesuch'.*known names"):
+        fnann.MLP([2, 3], hidden="nonesuch")
     with pytest.raises(ValueError, match="output: unknown activation"):
         fnann.MLP([2, 3], output="softplus")
 

@@ -124,7 +124,7 @@ def test_adam_step_textbook_chain_and_markdown():
     (["--y=0.2,0.3,0.5"], "--y has 3 values but the network has 2 outputs"),
     (["--x", "a,b"], "expected comma-separated numbers"),
     (["--sizes", "2"], "sizes needs at least two entries"),
-    (["--hidden", "gelu"], "unknown activation 'gelu'"),
+    (["--hidden", "nonesuch"], "unknown activation 'nonesuch'"),
     (["--format", "latex"], "invalid choice"),
 ])
 def test_bad_input_is_one_line(argv, message, capsys):
