@@ -43,7 +43,8 @@ from fnann.optim.decay import Mask, decoupled, with_decay
 from fnann.tree_codec import register_checkpoint_type
 
 __all__ = [
-    "SGDState", "MomentumState", "RMSPropState", "AdamState", "sgd", "momentum", "rmsprop", "adam", "adamw",
+    "SGDState", "MomentumState", "RMSPropState", "AdamState", "sgd", "momentum", "nesterov", "rmsprop", "adam",
+    "adamw",
 ]
 
 
@@ -163,16 +164,68 @@ def momentum(lr: ScalarOrSchedule, gamma: float = 0.9) -> Optimizer:
 
     def update(grads, state, params=None):
         eta = lr_at(lr, state.step)
-        v = tree_map_checked(  # v_t = gamma v_{t-1} + eta g_t
-            lambda g, v: (gamma * v + cast_like(eta, v) * g.astype(v.dtype)).astype(v.dtype),
-            grads,
-            state.v,
-            params=params,
-        )
+        v = _velocity(grads, state.v, gamma, eta, params)  # v_t = gamma v_{t-1} + eta g_t
         updates = jax.tree.map(lambda g, v: (-v).astype(g.dtype), grads, v)
         return updates, MomentumState(state.step + 1, v)
 
     return Optimizer(init, update)
+
+
+@textbook("v ← γ v + η ∂L/∂θ   (v starts at 0)", "θ ← θ - (γ v + η ∂L/∂θ)   (the step looks ahead along v)",
+          default_lr=0.01)
+def nesterov(lr: ScalarOrSchedule, gamma: float = 0.9) -> Optimizer:
+    """Nesterov's accelerated gradient: momentum whose gradient is taken after the step it
+    is about to make.
+
+    Math (the textbook form): v_t = gamma v_{t-1} + eta_k ∇L(theta_{t-1} - gamma v_{t-1});
+    theta_t = theta_{t-1} - v_t. Written in the look-ahead variable phi = theta - gamma v,
+    whose gradient is the one the step sees (Bengio, Boulanger-Lewandowski & Pascanu 2013),
+    the same recursion needs only the gradient at the current params:
+        v_t = gamma v_{t-1} + eta_k g_t;   theta <- theta - (gamma v_t + eta_k g_t).
+    With a constant lr this is PyTorch's ``SGD(nesterov=True)`` (``buf = mu buf + g;
+    theta -= lr (g + mu buf)``) with v = lr buf (``fnann.optim.conventions.torch_sgd``).
+
+    Reference: Nesterov (1983); Sutskever et al., "On the importance of initialization and
+    momentum in deep learning" (ICML 2013), eq. (3)-(4); Goodfellow, Bengio & Courville,
+    Deep Learning (2016), Algorithm 8.3.
+
+    Args:
+        lr: learning rate eta >= 0, or a schedule ``step -> eta``.
+        gamma: momentum coefficient in [0, 1).
+
+    Returns:
+        An ``Optimizer`` whose state is ``MomentumState(step, v)``.
+
+    Raises:
+        ValueError: ``lr`` negative or not finite; ``gamma`` outside [0, 1).
+        TypeError: ``lr`` neither a number nor callable.
+
+    Example:
+        >>> opt = nesterov(0.1, gamma=0.5)
+        >>> state = opt.init({"w": jnp.array([0.0])})
+        >>> updates, state = opt.update({"w": jnp.array([1.0])}, state)  # v = 0.1
+        >>> updates  # -(0.5 * 0.1 + 0.1 * 1)
+        {'w': Array([-0.15], dtype=float32)}
+    """
+    lr, gamma = check_lr(lr), check_decay("gamma", gamma)
+
+    def init(params):
+        return MomentumState(zero_step(), tree_moments_like(params))
+
+    def update(grads, state, params=None):
+        eta = lr_at(lr, state.step)
+        v = _velocity(grads, state.v, gamma, eta, params)  # v_t = gamma v_{t-1} + eta g_t
+        updates = jax.tree.map(  # -(gamma v_t + eta g_t)
+            lambda g, v: (-(gamma * v + cast_like(eta, v) * g.astype(v.dtype))).astype(g.dtype), grads, v)
+        return updates, MomentumState(state.step + 1, v)
+
+    return Optimizer(init, update)
+
+
+def _velocity(grads, v, gamma, eta, params=None):
+    """v_t = gamma v_{t-1} + eta g_t, leafwise in the velocity's dtype (heavy-ball and Nesterov)."""
+    return tree_map_checked(lambda g, v: (gamma * v + cast_like(eta, v) * g.astype(v.dtype)).astype(v.dtype),
+                            grads, v, params=params)
 
 
 @textbook("E ← β E + (1 - β) (∂L/∂θ)²   (E starts at 0)", "θ ← θ - η ∂L/∂θ / √(E + ε)", default_lr=1e-3)
