@@ -91,6 +91,15 @@ def load_data(name: str, *, label: str | None = None, test_size: float = 0.2, se
                      "or the path of a .csv/.npz file")
 
 
+def validation_split(data, size: float, seed: int):
+    """Carves a validation set out of the training split (stratified for classification)."""
+    from fnann.app import datasets
+
+    labels = data.y_train if data.task == "classification" else None
+    train, val = datasets._split(labels, len(data.x_train), size, seed + 1)
+    return (data.x_train[train], data.y_train[train]), (data.x_train[val], data.y_train[val])
+
+
 def class_targets(labels, net, loss):
     """The targets a classifier trains on, built from integer labels 0..k-1.
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fnann.app.common import UsageError, class_targets, enable_compilation_cache, file_digest, is_file, \
-    load_checkpoint, load_data, x64
+    load_checkpoint, load_data, validation_split, x64
 from fnann.app.options import OPTIMIZERS, TrainOptions, given_options, hyperparameters, run_record, \
     train_options
 from fnann.app.runner import Progress, compiling_ahead, plot_curves, plotter, run_folder, run_keys
@@ -39,8 +39,6 @@ def run_training(opts: TrainOptions | Mapping[str, Any] = TrainOptions(), out: s
     Raises:
       UsageError: a bad option or input, a resume that would change the run, a diverged run.
     """
-    import fnann
-
     start = time.perf_counter()
     out = Path(out)
     ckpt = out / "checkpoint.npz"
@@ -57,13 +55,10 @@ def run_training(opts: TrainOptions | Mapping[str, Any] = TrainOptions(), out: s
         with x64(wide), compiling_ahead(wide) as ahead:
             run = _build(opts, given, recorded)
             compiled = _compile_ahead(run, ahead)
-            params, opt_state, first, key, history = _start(run, recorded and ckpt)
+            params, opt_state, first, key, history = _start(run, ckpt if recorded is not None else None)
             for note in notes:
                 print(note)
-            print(f"fnann train: {run.data.name} ({len(run.train[0])} train / {len(run.val[0])} validation / "
-                  f"{len(run.data.x_test)} test), {describe(run.net)}, loss {run.loss.name}, "
-                  f"{describe_optimizer(run.opts)}, batch {run.opts.batch_size}, {run.opts.method} gradients, "
-                  f"{run.opts.dtype}" + (f", from epoch {first}" if recorded is not None else ""))
+            print(_headline(run) + (f", from epoch {first}" if recorded is not None else ""))
             if gradcheck and not _gradients_pass(run, params):
                 return 1
             recorder = _recorder(run, diagnostics, first, params, opt_state)
@@ -74,12 +69,7 @@ def run_training(opts: TrainOptions | Mapping[str, Any] = TrainOptions(), out: s
             title, test = _evaluate(run, params)
             curves = (plot_curves(helper, history, out / "curves.png", title, best_epoch)
                       if plot and history.get("loss") else None)  # drawn while the files are written
-            fnann.save(ckpt, run.net, params, state.opt_state, epoch=state.epoch, key=state.key, history=history,
-                       meta=_meta(run, test=test))
-            from fnann.app.history import save_history
-
-            print(f"saved {ckpt}")
-            print(f"saved {save_history(out / 'history.csv', history)}")
+            _save(run, out, params, state, history, _meta(run, test=test))
             if curves is not None:
                 _show_plots(curves, recorder, out, title)
             print(f"done in {time.perf_counter() - start:.1f} s")
@@ -109,7 +99,8 @@ def _recorded_run(ckpt: Path) -> dict:
 @dataclasses.dataclass(frozen=True)
 class Run:
     """A run's options (task, output, loss and lr resolved), data, network, loss and optimizer;
-    ``train``, ``val``, ``test``: ``(x, targets)`` of its splits."""
+    ``train``, ``val``, ``test``: ``(x, targets)`` of its splits; ``batch``: fit's batch size
+    (None: the full batch); ``record``: ``meta["run"]``."""
 
     opts: TrainOptions
     data: Any
@@ -119,15 +110,12 @@ class Run:
     train: tuple
     val: tuple
     test: tuple
+    batch: int | None
     record: dict
 
     @property
     def classify(self) -> bool:
         return self.data.task == "classification"
-
-    @property
-    def batch(self) -> int | None:
-        return None if self.opts.batch_size == "full" else self.opts.batch_size
 
     @property
     def show_accuracy(self) -> bool:
@@ -137,13 +125,33 @@ class Run:
 
 def _build(opts: TrainOptions, given: dict, recorded: dict | None) -> Run:
     """Reads the data, then builds the network, loss and optimizer the options and data ask for."""
+    data, digest = _read(opts, given, recorded)
+    opts, net, loss = _network(opts, data)
+    (x_tr, y_tr), (x_val, y_val) = validation_split(data, opts.val_size, opts.seed)
+    batch = None if opts.batch_size == "full" else opts.batch_size
+    steps_per_epoch = max(1, math.ceil(len(x_tr) / min(batch or len(x_tr), len(x_tr))))
+    schedule_steps = (recorded or {}).get("schedule_steps") or max(1, opts.epochs * steps_per_epoch)
+    opt = build_optimizer(opts, steps_per_epoch, schedule_steps)
+
+    def targets(y):
+        return class_targets(y, net, loss) if data.task == "classification" else y
+
+    return Run(opts, data, net, loss, opt, (x_tr, targets(y_tr)), (x_val, targets(y_val)),
+               (data.x_test, targets(data.y_test)), batch,
+               run_record(opts, schedule_steps=schedule_steps, data_sha256=digest))
+
+
+def _network(opts: TrainOptions, data):
+    """``(options, network, loss)``, the options with the task, output, loss, lr and the data's path
+    filled in. Left out: the output is the one a given loss needs (binary cross-entropy: sigmoid),
+    else softmax for classification, identity for regression; the loss goes with the output
+    (`default_loss`) for classification, else mse; lr is the optimizer's ``default_lr``."""
     import fnann
     from fnann.losses import default_loss
 
-    data, digest = _read(opts, given, recorded)
     classify = data.task == "classification"
     output = opts.output
-    if output is None:  # the output a given loss needs (binary cross-entropy: sigmoid), else softmax
+    if output is None:
         needs = getattr(fnann.LOSSES.get(opts.loss), "output", None)
         output = (needs.name if needs is not None else "softmax") if classify else "identity"
     n_out = _n_outputs(data.n_classes, fnann.ACTIVATIONS.get(output)) if classify else data.n_outputs
@@ -153,18 +161,7 @@ def _build(opts: TrainOptions, given: dict, recorded: dict | None) -> Run:
     lr = opts.lr if opts.lr is not None else OPTIMIZERS[opts.optimizer].default_lr
     opts = dataclasses.replace(opts, task=data.task, output=output, loss=loss.name, lr=lr,
                                data=os.path.abspath(opts.data) if is_file(opts.data) else opts.data)
-    (x_tr, y_tr), (x_val, y_val) = validation_split(data, opts.val_size, opts.seed)
-    batch = None if opts.batch_size == "full" else opts.batch_size
-    steps_per_epoch = max(1, math.ceil(len(x_tr) / min(batch or len(x_tr), len(x_tr))))
-    schedule_steps = (recorded or {}).get("schedule_steps") or max(1, opts.epochs * steps_per_epoch)
-    opt = build_optimizer(opts, steps_per_epoch, schedule_steps)
-
-    def targets(y):
-        return class_targets(y, net, loss) if classify else y
-
-    return Run(opts, data, net, loss, opt, (x_tr, targets(y_tr)), (x_val, targets(y_val)),
-               (data.x_test, targets(data.y_test)),
-               run_record(opts, schedule_steps=schedule_steps, data_sha256=digest))
+    return opts, net, loss
 
 
 def _read(opts: TrainOptions, given: dict, recorded: dict | None):
@@ -189,15 +186,6 @@ def _read(opts: TrainOptions, given: dict, recorded: dict | None):
 def _n_outputs(n_classes: int, output) -> int:
     """Two classes on a binary head (sigmoid): one unit, P(class 1). Otherwise one unit per class."""
     return 1 if n_classes == 2 and output is not None and output.head == "binary" else n_classes
-
-
-def validation_split(data, size: float, seed: int):
-    """Carves a validation set out of the training split (stratified for classification)."""
-    from fnann.app import datasets
-
-    labels = data.y_train if data.task == "classification" else None
-    train, val = datasets._split(labels, len(data.x_train), size, seed + 1)
-    return (data.x_train[train], data.y_train[train]), (data.x_train[val], data.y_train[val])
 
 
 def build_optimizer(opts: TrainOptions | Mapping[str, Any], steps_per_epoch: int, schedule_steps: int):
@@ -243,6 +231,13 @@ def describe_optimizer(o: TrainOptions) -> str:
     if o.clip:
         text += f", clip {o.clip:g}"
     return text
+
+
+def _headline(run: Run) -> str:
+    o = run.opts
+    return (f"fnann train: {run.data.name} ({len(run.train[0])} train / {len(run.val[0])} validation / "
+            f"{len(run.test[0])} test), {describe(run.net)}, loss {run.loss.name}, {describe_optimizer(o)}, "
+            f"batch {o.batch_size}, {o.method} gradients, {o.dtype}")
 
 
 def _compile_ahead(run: Run, ahead):
@@ -346,18 +341,21 @@ def _fit(run: Run, params, opt_state, first: int, key, history: dict, recorder, 
     if recorder is not None:
         print(f"gradient flow after epoch {recorder.epochs[-1]} ({len(recorder.x)} training examples):\n"
               + fnann.diagnostics.format_diagnostics(recorder.records[-1], run.net))
-    best_epoch = None
-    if o.patience is not None and new["val_loss"]:
-        ran, i = len(new["loss"]), int(np.argmin(new["val_loss"]))
-        best_epoch = first + i
-        stopped = (f"early stopping: no better validation loss for {o.patience + 1} epochs, stopped "
-                   f"after epoch {first + ran}" if ran < o.epochs else f"early stopping: ran all {ran} epochs")
-        print(f"{stopped}; kept the params of epoch {best_epoch + 1}, the best (val_loss "
-              f"{new['val_loss'][i]:.4f})")
+    best_epoch = first + int(np.argmin(new["val_loss"])) if o.patience is not None and new["val_loss"] else None
+    if best_epoch is not None:
+        print(_early_stopping(new, first, best_epoch, o))
     return params, {k: list(history.get(k, [])) + v for k, v in new.items()}, state, best_epoch
 
 
-def _evaluate(run: Run, params) -> str:
+def _early_stopping(new: dict, first: int, best_epoch: int, o: TrainOptions) -> str:
+    ran = len(new["loss"])
+    stopped = (f"early stopping: no better validation loss for {o.patience + 1} epochs, stopped after epoch "
+               f"{first + ran}" if ran < o.epochs else f"early stopping: ran all {ran} epochs")
+    return (f"{stopped}; kept the params of epoch {best_epoch + 1}, the best (val_loss "
+            f"{new['val_loss'][best_epoch - first]:.4f})")
+
+
+def _evaluate(run: Run, params) -> tuple[str, dict]:
     """Prints the test metrics; ``(the plot's title, the metrics)``."""
     import numpy as np
 
@@ -377,6 +375,17 @@ def _evaluate(run: Run, params) -> str:
               f"test loss {test['loss']:.4f} ({run.loss.name}, standardized targets)")
         title = f"{data.name}: {describe(run.net)}, test RMSE {test['rmse']:.4g}, R² {test['r2']:.3f}"
     return title, test
+
+
+def _save(run: Run, out: Path, params, state, history: dict, meta: dict) -> None:
+    """The checkpoint (params, optimizer state, epoch, key, history, meta) and history.csv."""
+    import fnann
+    from fnann.app.history import save_history
+
+    fnann.save(out / "checkpoint.npz", run.net, params, state.opt_state, epoch=state.epoch, key=state.key,
+               history=history, meta=meta)
+    print(f"saved {out / 'checkpoint.npz'}")
+    print(f"saved {save_history(out / 'history.csv', history)}")
 
 
 def _show_plots(curves, recorder, out: Path, title: str) -> None:
