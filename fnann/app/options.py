@@ -59,13 +59,9 @@ class Registry(Mapping):
         return f"Registry({', '.join(self)})"
 
 
-def _module(name: str):
-    return importlib.import_module(name)
-
-
-ACTIVATIONS = Registry(lambda: _module("fnann.activations").ACTIVATIONS)
-LOSSES = Registry(lambda: _module("fnann.losses").LOSSES)
-OPTIMIZERS = Registry(lambda: _module("fnann.optim").OPTIMIZERS, first=("adam",))
+ACTIVATIONS = Registry(lambda: importlib.import_module("fnann.activations").ACTIVATIONS)
+LOSSES = Registry(lambda: importlib.import_module("fnann.losses").LOSSES)
+OPTIMIZERS = Registry(lambda: importlib.import_module("fnann.optim").OPTIMIZERS, first=("adam",))
 
 
 def hyperparameters(factory) -> tuple[str, ...]:
@@ -95,8 +91,8 @@ class Help(argparse.HelpFormatter):
         return text
 
     def _format_args(self, action, default_metavar):
-        if default_metavar is None and isinstance(action.choices, Registry):  # add_argument's check
-            return action.dest
+        if default_metavar is None and isinstance(action.choices, Registry):
+            return action.dest  # add_argument checking the metavar: the names can wait for the help
         return super()._format_args(action, default_metavar)
 
 
