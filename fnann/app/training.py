@@ -48,8 +48,7 @@ def run_training(opts: TrainOptions | Mapping[str, Any] = TrainOptions(), out: s
     opts, notes = train_options(given, recorded)
     wide = opts.dtype == "float64"
     with run_folder(out), plotter(plot) as helper:
-        if ckpt.exists() and not (resume or overwrite):  # another run just wrote it
-            raise UsageError(f"{ckpt} exists: pass --resume to continue it or --overwrite to replace it")
+        _refuse_existing(ckpt, resume, overwrite)  # another run may have just written it
         if cache:
             enable_compilation_cache(None if cache is True else cache)
         with x64(wide), compiling_ahead(wide) as ahead:
@@ -81,10 +80,14 @@ def _check_folder(out: Path, ckpt: Path, resume: bool, overwrite: bool) -> None:
         raise UsageError("--resume continues the checkpoint and --overwrite replaces it: pass one of them")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a folder")
-    if ckpt.exists() and not (resume or overwrite):
-        raise UsageError(f"{ckpt} exists: pass --resume to continue it or --overwrite to replace it")
+    _refuse_existing(ckpt, resume, overwrite)
     if resume and not ckpt.exists():
         raise UsageError(f"--resume: no checkpoint at {ckpt}")
+
+
+def _refuse_existing(ckpt: Path, resume: bool, overwrite: bool) -> None:
+    if ckpt.exists() and not (resume or overwrite):
+        raise UsageError(f"{ckpt} exists: pass --resume to continue it or --overwrite to replace it")
 
 
 def _recorded_run(ckpt: Path) -> dict:
@@ -223,6 +226,7 @@ def describe(net) -> str:
 
 
 def describe_optimizer(o: TrainOptions) -> str:
+    """``adam lr 0.001 (cosine schedule) + L2 0.001, clip 1``."""
     text = f"{o.optimizer} lr {o.lr:g}"
     if o.schedule != "constant":
         text += f" ({o.schedule} schedule)"
