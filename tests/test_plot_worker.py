@@ -11,7 +11,7 @@ import time
 import pytest
 
 import fnann
-from fnann.app import cli, plots
+from fnann.app import cli, plots, training
 from fnann.app.plot_worker import PlotError, PlotWorker
 
 pytest.importorskip("matplotlib")
@@ -32,7 +32,7 @@ def test_the_helper_writes_the_png_drawing_in_process_writes(tmp_path):
 
 
 def test_a_killed_helper_is_a_message_and_the_run_keeps_its_checkpoint(tmp_path, capsys, monkeypatch):
-    real = cli._plotter
+    real = training.plotter
 
     def killed_at_once(args):
         manager = real(args)
@@ -48,7 +48,7 @@ def test_a_killed_helper_is_a_message_and_the_run_keeps_its_checkpoint(tmp_path,
 
         return Context()
 
-    monkeypatch.setattr(cli, "_plotter", killed_at_once)
+    monkeypatch.setattr(training, "plotter", killed_at_once)
     out = tmp_path / "run"
     status = cli.main(["train", "--data", "xor", "--epochs", "2", "--out", str(out), "--no-cache",
                        "--no-progress", "--no-gradcheck"])
