@@ -208,7 +208,7 @@ gelu = elementwise("gelu", _gelu, _gelu_deriv, formula="gelu(z) = z Φ(z)",
 softmax = Activation("softmax", _softmax, _softmax_backward, "softmax(z)_j = e^{z_j} / Σ_k e^{z_k}",
                      "J_softmax(z)ᵀ g = s ⊙ (g - <g, s>)", "glorot", "categorical", elementwise=False)
 
-_BUILT_IN = (sigmoid, tanh, relu, softmax, identity, gelu)
+_BUILT_IN = (relu, tanh, sigmoid, softmax, identity, gelu)  # the order names are listed in
 _REGISTRY: dict[str, Activation] = {a.name: a for a in _BUILT_IN}
 ACTIVATIONS: Mapping[str, Activation] = MappingProxyType(_REGISTRY)
 """Read-only map from name to every known :class:`Activation`: the built-in ones and those

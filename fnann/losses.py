@@ -216,7 +216,7 @@ binary_cross_entropy = Loss(
 )
 
 LOSSES: Mapping[str, Loss] = MappingProxyType(
-    {l.name: l for l in (mse, cross_entropy, binary_cross_entropy)}
+    {l.name: l for l in (cross_entropy, binary_cross_entropy, mse)}
 )
 """Read-only map from name to the built-in :class:`Loss`."""
 

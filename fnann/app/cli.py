@@ -27,7 +27,7 @@ from fnann.app.common import UsageError, class_targets, default_cache_dir, enabl
     file_digest, is_file, label_column, load_checkpoint, load_data, standardize, x64
 from fnann.app.options import ACTIVATIONS as ACTIVATION_NAMES, LOSSES as LOSS_NAMES, OPTIMIZERS, SCHEDULES, \
     TRAIN_DEFAULTS, Help, TrainOptions, add_train_options, given_options, number, parse_delimiter, \
-    parse_sizes, positive, count, train_options
+    optimizer_factory, parse_sizes, positive, count, train_options
 from fnann.app.training import DEFAULT_OUT, build_optimizer, run_training
 
 __all__ = ["main", "console", "build_parser", "UsageError", "TRAIN_DEFAULTS", "train_options", "build_optimizer",
@@ -361,7 +361,7 @@ def _run_explain(args) -> int:
     _cache(args)
     from fnann.app.explain import run_cli
 
-    lr = args.lr if args.lr is not None else OPTIMIZERS[args.optimizer].default_lr
+    lr = args.lr if args.lr is not None else optimizer_factory(args.optimizer).default_lr
     opts = TrainOptions(optimizer=args.optimizer, lr=lr, weight_decay=0.0)
     opt = build_optimizer(opts, steps_per_epoch=1, schedule_steps=1)
     print(run_cli(args, opt, f"{args.optimizer}(lr={lr:g})"), end="")

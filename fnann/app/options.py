@@ -64,6 +64,13 @@ LOSSES = Registry(lambda: importlib.import_module("fnann.losses").LOSSES)
 OPTIMIZERS = Registry(lambda: importlib.import_module("fnann.optim").OPTIMIZERS, first=("adam",))
 
 
+def optimizer_factory(name: str):
+    """The library's factory of the optimizer ``name``, or a UsageError naming the known ones."""
+    if name not in OPTIMIZERS:
+        raise UsageError(f"--optimizer: unknown optimizer {name!r}; known names are {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name]
+
+
 def hyperparameters(factory) -> tuple[str, ...]:
     """The options of ``fnann train`` an optimizer factory takes: its arguments after ``lr``."""
     names = list(inspect.signature(factory).parameters)
@@ -88,6 +95,9 @@ class Help(argparse.HelpFormatter):
         for key, names in _HELP_NAMES.items():
             if key in text:
                 text = text.replace(key, names())
+        if "{takers}" in text:  # the optimizers whose factory takes this option
+            text = text.replace("{takers}", " or ".join(n for n, keys in OPTIMIZER_OPTIONS.items()
+                                                         if action.dest in keys))
         return text
 
     def _format_args(self, action, default_metavar):
@@ -213,10 +223,10 @@ class TrainOptions:
     lr: float | None = _optimizer(None, "learning rate (default: {default_lrs})", type=positive,
                                   resume="noted", note="the optimizer state (moments, step count) is kept "
                                   "and the new rate applies from the next step")
-    gamma: float = _optimizer(0.9, "momentum coefficient (momentum only; default {default})", type=decay)
-    beta: float = _optimizer(0.9, "RMSProp decay (rmsprop only; default {default})", type=decay)
-    b1: float = _optimizer(0.9, "Adam first-moment decay (adam only; default {default})", type=decay)
-    b2: float = _optimizer(0.999, "Adam second-moment decay (adam only; default {default})", type=decay)
+    gamma: float = _optimizer(0.9, "momentum coefficient ({takers} only; default {default})", type=decay)
+    beta: float = _optimizer(0.9, "RMSProp decay ({takers} only; default {default})", type=decay)
+    b1: float = _optimizer(0.9, "Adam first-moment decay ({takers} only; default {default})", type=decay)
+    b2: float = _optimizer(0.999, "Adam second-moment decay ({takers} only; default {default})", type=decay)
     eps: float = _optimizer(1e-8, "RMSProp/Adam epsilon (default {default})", type=positive)
     clip: float | None = _optimizer(None, "clip gradients to this global norm (default: off)", type=positive)
     weight_decay: float = _optimizer(1e-3, "weight decay lambda (default {default}; 0: off). Coupled L2 by "

@@ -19,7 +19,7 @@ from typing import Any
 
 from fnann.app.common import UsageError, class_targets, enable_compilation_cache, file_digest, is_file, \
     load_checkpoint, load_data, validation_split, x64
-from fnann.app.options import OPTIMIZERS, TrainOptions, given_options, hyperparameters, run_record, \
+from fnann.app.options import TrainOptions, given_options, hyperparameters, optimizer_factory, run_record, \
     train_options
 from fnann.app.runner import Progress, compiling_ahead, plot_curves, plotter, run_folder, run_keys
 
@@ -161,7 +161,7 @@ def _network(opts: TrainOptions, data):
     net = fnann.MLP((data.n_features, *opts.hidden_sizes, n_out), hidden=opts.hidden, output=output)
     loss = fnann.get_loss(opts.loss) if opts.loss is not None else (
         default_loss(net.output) if classify else fnann.mse)
-    lr = opts.lr if opts.lr is not None else OPTIMIZERS[opts.optimizer].default_lr
+    lr = opts.lr if opts.lr is not None else optimizer_factory(opts.optimizer).default_lr
     opts = dataclasses.replace(opts, task=data.task, output=output, loss=loss.name, lr=lr,
                                data=os.path.abspath(opts.data) if is_file(opts.data) else opts.data)
     return opts, net, loss
@@ -209,7 +209,7 @@ def build_optimizer(opts: TrainOptions | Mapping[str, Any], steps_per_epoch: int
         "warmup": lambda: schedules.linear_warmup(0.0, o.lr, warmup) if warmup else o.lr,
         "warmup_cosine": lambda: schedules.warmup_cosine_decay(o.lr, warmup, schedule_steps),
     }[o.schedule]()
-    factory = OPTIMIZERS[o.optimizer]
+    factory = optimizer_factory(o.optimizer)
     hyper = {k: getattr(o, k) for k in hyperparameters(factory)}
     if o.decoupled and factory is not fnann.adam:
         raise UsageError(f"--decoupled is AdamW and needs --optimizer adam; got {o.optimizer}")
