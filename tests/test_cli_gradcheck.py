@@ -30,7 +30,7 @@ def test_gradcheck_exit_status_1_when_the_check_fails(monkeypatch, capsys):
 
 @pytest.mark.parametrize("argv,msg", [
     (["gradcheck", "--sizes", "3,a"], "malformed sizes"),
-    (["gradcheck", "--hidden", "gelu"], "unknown activation"),
+    (["gradcheck", "--hidden", "nonesuch"], "unknown activation"),
     (["gradcheck", "--loss", "hinge"], "unknown loss"),
 ])
 def test_bad_options_one_line_exit_2(argv, msg, capsys):
