@@ -7,7 +7,7 @@ neither a new epoch nor a new call with the same shapes traces or compiles again
 cache                               size   one entry per
 ==================================  =====  ====================================================
 ``fnann.train.compiled_epoch``        32   (net, loss, optimizer, method, batch_size, mesh, axis)
-``fnann.train.compiled_init``         32   optimizer, for its ``init`` in ``fit``
+``fnann.train.compiled_start``        32   (net, loss, optimizer): ``init`` and the reference loss in ``fit``
 ``fnann.inference._chunk_fns``        32   (net, loss, mesh, axis) of ``predict``/``evaluate``
 ``fnann.sweep.compiled_many``         32   ``fit_many``'s configuration
 ``fnann.sweep._stats_many``           32   ``fit_many``'s validation (net, loss, mesh, axis)

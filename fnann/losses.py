@@ -270,6 +270,17 @@ def random_targets(loss: Loss, key: Array, batch: int, n_out: int, dtype=jnp.flo
     return jax.random.normal(key, (*lead, n_out), dtype)
 
 
+def constant_loss(loss: Loss, y, n_out: int, dtype=jnp.float32) -> Array:
+    """The loss of the best constant prediction: every row predicts the mean target row.
+
+    Math: ŷ_i = ȳ = (1/m) Σ_j y_j for every i; L(ȳ, y) is the variance of y for MSE, the
+    entropy of the class frequencies for cross-entropy, the per-unit Bernoulli entropy for
+    binary cross-entropy: what a network that learned nothing from x achieves.
+    """
+    t = as_targets(jnp.zeros((jnp.shape(y)[0], n_out), dtype), y, one_hot=loss.labels)
+    return loss.fn(jnp.broadcast_to(jnp.mean(t, axis=0), t.shape), y)
+
+
 def is_fused(loss: Loss, output: Activation) -> bool:
     """True when ``loss`` has a fused form for the output activation ``output``."""
     return loss.link is not None and loss.delta_from_logits is not None and loss.link == output

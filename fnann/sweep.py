@@ -39,7 +39,8 @@ from fnann.inference import _chunk_fns, accuracy_metric, as_device, chunks
 from fnann.losses import Loss, get_loss
 from fnann.mlp import MLP, Params
 from fnann.optim import Optimizer, as_optimizer
-from fnann.train import DIVERGENCE_FACTOR, TrainingDivergedError, epoch_function, permutation, update_step
+from fnann.train import (DIVERGENCE_FACTOR, TrainingDivergedError, epoch_function, permutation,
+                         check_optimizer, reference_loss, state_step, update_step)
 
 Array = jax.Array
 
@@ -114,10 +115,12 @@ def _optimizer(opt, names: tuple[str, ...], values) -> Optimizer:
     return as_optimizer(opt(**dict(zip(names, values))) if names else opt)
 
 
-def _check_optimizers(opt, names, values, K: int) -> None:
-    """Builds every model's optimizer from concrete values: their own checks run here."""
+def _check_optimizers(opt, names, values, K: int, first_step: int, n_steps: int) -> None:
+    """Builds every model's optimizer from concrete values: their own checks run here, and
+    ``fit``'s (``fnann.train.check_optimizer``: it descends, its schedules stay finite and >= 0
+    over the steps this call runs)."""
     if not names:
-        as_optimizer(opt)  # an fnann Optimizer or any optax-protocol transform
+        check_optimizer(as_optimizer(opt), first_step, n_steps)  # fnann's, or any optax-protocol one
         return
     if isinstance(opt, Optimizer) or not callable(opt):
         raise TypeError("with hyperparams, opt must be a factory called as opt(**hyperparams) "
@@ -128,7 +131,7 @@ def _check_optimizers(opt, names, values, K: int) -> None:
             built = opt(**given)
         except (TypeError, ValueError) as e:
             raise type(e)(f"hyperparams of model {k} {given}: {e}") from e
-        as_optimizer(built, "opt(**hyperparams)")
+        check_optimizer(as_optimizer(built, "opt(**hyperparams)"), first_step, n_steps, f"model {k}'s opt")
 
 
 def _stacked(tree, K: int, stacked: bool):
@@ -176,6 +179,12 @@ def compiled_many(net: MLP, loss: Loss, opt, names: tuple[str, ...], method: str
 
     axes = (0, 0, None if shared_order else 0, 0, 0, 0, None, None)
     return jax.jit(jax.vmap(one, in_axes=axes, spmd_axis_name=model_axis))
+
+
+@compiled_cache(maxsize=32)
+def _references_many(net: MLP, loss: Loss):
+    """``fnann.train.reference_loss`` of each of K stacked models, in one program."""
+    return jax.jit(jax.vmap(lambda p, x, y: reference_loss(net, loss, p, x, y), in_axes=(0, None, None)))
 
 
 @compiled_cache(maxsize=32)
@@ -284,11 +293,13 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
     keys, impl, k_keys = _keys(key)
     K = _model_count({"params": params[0].W.shape[0] if stacked else None, "key": k_keys,
                       "hyperparams": k_hyper})
-    _check_optimizers(opt, names, values, K)
     monitor = monitor or ("val_loss" if validation_data is not None else "loss")
     check_training(net, loss, x, y, epochs=epochs, initial_epoch=initial_epoch,
                    batch_size=batch_size, validation_data=validation_data, monitor=monitor,
                    monitored=True)
+    n_rows = jnp.shape(x)[0]
+    steps_per_epoch = 1 if batch_size is None else -(-n_rows // batch_size)
+    _check_optimizers(opt, names, values, K, state_step(opt_state), epochs * steps_per_epoch)
     if mesh is None:
         model_axis = data_axis = None
     else:
@@ -327,7 +338,9 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
         for h in histories:
             h.update({name: [] for name in _evaluate_many_names(net)})
     diverged: list[int | None] = [None] * K
-    limit = np.full(K, np.inf, np.float32)  # after the first epoch: fit's divergence bound
+    references = np.asarray(_references_many(net, loss)(params, x, y), np.float64)  # fit's bound, per model
+    limit = np.where(np.isfinite(references) & (references > 0), DIVERGENCE_FACTOR * references,
+                     np.inf).astype(np.float32)
     end = initial_epoch + epochs
     order = orders(initial_epoch) if epochs else None
     for epoch in range(initial_epoch, end):
@@ -336,8 +349,6 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
                    else dict)  # dispatched: the next epoch's shuffle is drawn while they run
         order = orders(epoch + 1) if epoch + 1 < end else None
         losses, finite, was_active = np.asarray(losses), np.asarray(finite), np.asarray(active)
-        if epoch == initial_epoch:
-            limit = np.where(finite & (losses > 0), DIVERGENCE_FACTOR * losses, np.inf).astype(np.float32)
         metrics = metrics()
         for k in np.flatnonzero(was_active):
             if not finite[k]:
@@ -351,8 +362,8 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
         if not now_active.any():
             raise TrainingDivergedError(
                 f"all {K} models diverged (the last in epoch {epoch}): the loss or the parameters "
-                f"became NaN or inf, or the loss grew past {DIVERGENCE_FACTOR:g} times its first "
-                "epoch's. The last finite parameters are kept on this error as "
+                f"became NaN or inf, or the loss grew past {DIVERGENCE_FACTOR:g} times its reference "
+                "(fnann.train.reference_loss). The last finite parameters are kept on this error as "
                 ".params (stacked); try smaller learning rates.", epoch, params, opt_state,
                 histories)
         if not now_active.all():

@@ -28,12 +28,12 @@ import numpy as np
 from jax.sharding import Mesh
 
 from fnann import checks, parallel
-from fnann.backprop import check_batch, check_loss_and_grad, value_and_grad
+from fnann.backprop import check_batch, check_loss_and_grad, loss_value, value_and_grad
 from fnann.caches import compiled_cache
 from fnann.inference import accuracy_metric, as_device, compile_inference, evaluate_chunks, to_device
-from fnann.losses import Loss, get_loss
-from fnann.mlp import MLP, Params
-from fnann.optim import Optimizer, apply_updates, as_optimizer
+from fnann.losses import Loss, constant_loss, get_loss
+from fnann.mlp import MLP, Params, feedforward
+from fnann.optim import Optimizer, apply_updates, as_optimizer, descends
 
 Array = jax.Array
 
@@ -56,8 +56,8 @@ class TrainState(NamedTuple):
 
 class TrainingDivergedError(FloatingPointError):
     """Raised by ``fit`` when training diverges: the loss or the parameters stop being finite,
-    or the loss exceeds ``DIVERGENCE_FACTOR`` (1e6) times the first epoch's loss. The message
-    says which.
+    or the loss exceeds ``DIVERGENCE_FACTOR`` (1e6) times the reference loss (``reference_loss``).
+    The message says which.
 
     Attributes:
       epoch: the epoch (counted from 0) in which it happened.
@@ -97,6 +97,7 @@ def train_step(net: MLP, loss: Loss | str, opt: Optimizer, method: str = "manual
     """
     opt = as_optimizer(opt)
     loss = check_loss_and_grad(net, loss, method)
+    check_optimizer(opt)
     step = update_step(net, loss, opt, method)
 
     def checked(params: Params, opt_state, x, y):
@@ -168,9 +169,22 @@ def compiled_epoch(net: MLP, loss: Loss, opt: Optimizer, method: str, batch_size
 
 
 @compiled_cache(maxsize=32)
-def compiled_init(opt: Optimizer):
-    """``jax.jit(opt.init)``: the optimizer state built by one program, not one per leaf."""
-    return jax.jit(opt.init)
+def compiled_start(net: MLP, loss: Loss, opt: Optimizer):
+    """``start(params, x, y) -> (opt.init(params), reference_loss(...))`` as one program: what
+    ``fit`` needs before its first step (the state built by one program, not one per leaf)."""
+    return jax.jit(lambda params, x, y: (opt.init(params), reference_loss(net, loss, params, x, y)))
+
+
+def reference_loss(net: MLP, loss: Loss, params: Params, x, y) -> Array:
+    """The loss that bounds a sane run, known before its first step.
+
+    Math: L_ref = max(L(θ_0; x, y), L(ȳ; y)): the loss at the params training starts from and
+    that of the best constant prediction (``losses.constant_loss``). A run whose epoch loss
+    exceeds ``DIVERGENCE_FACTOR`` · L_ref has diverged, even in its first epoch, when no
+    earlier epoch could serve as the reference.
+    """
+    y_hat, trace = feedforward(net, params, x)
+    return jnp.maximum(loss_value(net, loss, y_hat, trace, y), constant_loss(loss, y, net.n_out, y_hat.dtype))
 
 
 def epoch_function(step: Callable, batch_size: int | None,
@@ -229,7 +243,7 @@ def compile_fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y
     dtype = params[0].W.dtype
     x, y = as_device(x, y, dtype)
     params = jax.tree.map(_on_device, params)
-    compiled_init(opt).lower(params).compile()
+    compiled_start(net, loss, opt).lower(params, x, y).compile()
     opt_state = jax.eval_shape(opt.init, params)
     order = to_device(np.arange(x.shape[0], dtype=np.int32))
     run_epoch = compiled_epoch(net, loss, opt, method, batch_size, None, "data")  # fit's cache key
@@ -308,8 +322,10 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         does not fit ``opt.init(params)``, a learning-rate schedule of fnann's optimizers
         that is negative or NaN on a step this call runs), before anything compiles.
       TrainingDivergedError: when the loss or params become NaN/inf, or the loss exceeds
-        ``DIVERGENCE_FACTOR`` (1e6) times the first epoch's loss; it carries the epoch, the
-        last finite params and the history, and its message says which cause it was.
+        ``DIVERGENCE_FACTOR`` (1e6) times the reference loss (the larger of the loss at the
+        starting params and that of the best constant prediction), even in the first epoch;
+        it carries the epoch, the last finite params and the history, and its message says
+        which cause it was.
     """
     loss = get_loss(loss)
     opt = as_optimizer(opt)
@@ -331,9 +347,7 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         checks.check_representable(validation_data[0], dtype, "x_val")
         x_val, y_val = as_device(*validation_data, dtype)
     params = jax.tree.map(to_device, params)
-    if opt_state is None:
-        opt_state = compiled_init(opt)(params)
-    else:
+    if opt_state is not None:
         checks.check_opt_state(opt, opt_state, params)
     if mesh is not None:  # batches sharded over data_axis; params and opt_state replicated
         mesh = parallel.check_mesh(mesh, data_axis)
@@ -341,10 +355,15 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         if validation_data is not None:
             x_val, y_val = (parallel.put_data(x_val, mesh, data_axis, "x_val"),
                             parallel.put_data(y_val, mesh, data_axis, "y_val"))
-        params, opt_state = parallel.replicate((params, opt_state), mesh)
+        params = parallel.replicate(params, mesh)
     n = x.shape[0]  # all processes' rows together under jax.distributed
     steps_per_epoch = 1 if batch_size is None else -(-n // batch_size)
-    check_schedules(opt, state_step(opt_state), epochs * steps_per_epoch)
+    check_optimizer(opt, 0 if opt_state is None else state_step(opt_state), epochs * steps_per_epoch)
+    first_state, reference = compiled_start(net, loss, opt)(params, x, y)  # over all processes' rows
+    opt_state = first_state if opt_state is None else opt_state
+    if mesh is not None:
+        opt_state = parallel.replicate(opt_state, mesh)
+    reference = float(reference)
     call_back = callback_caller(callback)
     run_epoch = compiled_epoch(net, loss, opt, method, batch_size, mesh, data_axis)
     shuffle = (lambda e: epoch_order(key, e, n)) if mesh is None else (
@@ -357,18 +376,16 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
             history["val_accuracy"] = []
     sign = -1.0 if monitor == "val_accuracy" else 1.0
     best, best_params, best_state, waited = math.inf, params, opt_state, 0
-    first_loss = None
     for epoch in range(initial_epoch, initial_epoch + epochs):
         new_params, new_state, train_loss, finite = run_epoch(
             params, opt_state, shuffle(epoch), x, y)
-        cause = divergence(float(train_loss), bool(finite), first_loss, dtype)
+        cause = divergence(float(train_loss), bool(finite), reference, dtype)
         if cause is not None:
             raise TrainingDivergedError(
                 f"training diverged in epoch {epoch}: {cause}. The parameters at the start of "
                 "that epoch (the last good ones) are kept on this error as .params.", epoch,
                 params, opt_state, history)
         params, opt_state = new_params, new_state
-        first_loss = float(train_loss) if first_loss is None else first_loss
         if params_callback is not None:
             params_callback(epoch, params, opt_state)
         logs = {"epoch": epoch, "loss": float(train_loss)}
@@ -404,9 +421,25 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
 # --- training policy: schedules, divergence, callbacks ------------------------------------
 
 DIVERGENCE_FACTOR = 1e6
-"""``fit`` stops when an epoch's loss exceeds this many times the first epoch's loss."""
+"""``fit`` stops when an epoch's loss exceeds this many times the ``reference_loss``."""
 
 _SCHEDULE_BLOCK = 1 << 20  # steps evaluated per vmapped call of a schedule
+
+
+LR_ARGUMENTS = ("lr", "learning_rate")  # fnann's factories' name, and the presets' of optax and Keras
+
+
+def check_optimizer(opt: Any, first_step: int = 0, n_steps: int = 0, where: str = "opt") -> None:
+    """The one check of an optimizer before training, for every entry point (``fit``,
+    ``fit_many`` per model, ``train_step``): it must descend (a chain of fnann's gradient-only
+    transforms climbs the loss), and each schedule fnann can see must give a finite rate >= 0 on
+    the updates ``first_step, ..., first_step + n_steps - 1`` (:func:`check_schedules`)."""
+    if descends(opt) is False:
+        raise ValueError(
+            f"{where} = {opt!r} takes no learning-rate step: it only transforms the gradient, and "
+            "its updates added to the params would climb the loss. Chain an optimizer after it, e.g. "
+            f"chain(..., fnann.adam(1e-3)) or chain(..., fnann.sgd(0.1)).")
+    check_schedules(opt, first_step, n_steps, where)
 
 
 def learning_rates(opt: Any, where: str = "opt") -> list[tuple[str, Callable]]:
@@ -419,8 +452,8 @@ def learning_rates(opt: Any, where: str = "opt") -> list[tuple[str, Callable]]:
     if isinstance(opt, Optimizer) and opt.config is not None:
         factory, args = opt.config
         for arg, value in args:
-            if arg == "lr" and callable(value):
-                found.append((f"{where} = {factory}(lr=...)", value))
+            if arg in LR_ARGUMENTS and callable(value):
+                found.append((f"{where} = {factory}({arg}=...)", value))
             for i, inner in enumerate(value if isinstance(value, tuple) else (value,)):
                 if isinstance(inner, Optimizer):
                     found += learning_rates(inner, f"{where} argument {i} of {factory}")
@@ -430,13 +463,13 @@ def learning_rates(opt: Any, where: str = "opt") -> list[tuple[str, Callable]]:
 def state_step(opt_state: Any) -> int:
     """The update count held by fnann's optimizer states (their ``step``), else 0."""
     if isinstance(opt_state, tuple) and "step" in getattr(opt_state, "_fields", ()):
-        return int(opt_state.step)
+        return int(np.min(np.asarray(opt_state.step)))  # the earliest of stacked models' counts
     if isinstance(opt_state, (tuple, list)):
         return max((state_step(s) for s in opt_state), default=0)
     return 0
 
 
-def check_schedules(opt: Optimizer, first_step: int, n_steps: int) -> None:
+def check_schedules(opt: Optimizer, first_step: int, n_steps: int, where: str = "opt") -> None:
     """Raises ValueError if a schedule of ``opt`` gives a negative or non-finite rate at one
     of the updates ``first_step, ..., first_step + n_steps - 1``.
 
@@ -444,7 +477,7 @@ def check_schedules(opt: Optimizer, first_step: int, n_steps: int) -> None:
     one that cannot be vmapped is not checked (the divergence check still stands).
     """
     end = min(first_step + n_steps, 2**31 - 1)  # the optimizers count steps in int32
-    for where, schedule in learning_rates(opt):
+    for found, schedule in learning_rates(opt, where):
         for start in range(first_step, end, _SCHEDULE_BLOCK):
             steps = np.arange(start, min(start + _SCHEDULE_BLOCK, end), dtype=np.int32)
             try:
@@ -455,24 +488,26 @@ def check_schedules(opt: Optimizer, first_step: int, n_steps: int) -> None:
             if np.any(bad):
                 k = int(np.argmax(bad))
                 raise ValueError(
-                    f"opt: the learning-rate schedule of {where} gives lr = {rates[k]:.6g} at step "
+                    f"{where}: the learning-rate schedule of {found} gives lr = {rates[k]:.6g} at step "
                     f"{int(steps[k])}, one of the updates this fit would run; a negative rate "
                     "trains uphill and a NaN or inf one destroys the parameters. Fix the schedule.")
 
 
-def divergence(loss: float, finite: bool, first_loss: float | None, dtype: Any) -> str | None:
+def divergence(loss: float, finite: bool, reference: float, dtype: Any) -> str | None:
     """Why an epoch diverged, or ``None`` if it did not.
 
     Diverged means: the parameters or the epoch's loss are NaN or inf, or the loss exceeds
-    ``DIVERGENCE_FACTOR`` times the first epoch's loss (when that is > 0).
+    ``DIVERGENCE_FACTOR`` times the ``reference_loss`` (when that is finite and > 0): the larger
+    of the loss at the params the call started from and that of the best constant prediction.
     """
     if not math.isfinite(loss):
         cause = f"the loss became {loss}"
     elif not finite:
         cause = f"the parameters became NaN or inf (epoch loss {loss:.4g})"
-    elif first_loss is not None and first_loss > 0 and loss > DIVERGENCE_FACTOR * first_loss:
-        cause = (f"the loss grew to {loss:.4g}, more than {DIVERGENCE_FACTOR:g} times the first "
-                 f"epoch's {first_loss:.4g}")
+    elif 0 < reference < math.inf and loss > DIVERGENCE_FACTOR * reference:
+        cause = (f"the loss grew to {loss:.4g}, more than {DIVERGENCE_FACTOR:g} times the reference "
+                 f"{reference:.4g} (the larger of the loss at the starting params and that of the best "
+                 "constant prediction)")
     else:
         return None
     hint = "try a smaller learning rate"

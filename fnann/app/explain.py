@@ -15,6 +15,7 @@ transposed. The computation runs in float64.
 from __future__ import annotations
 
 import functools
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +23,7 @@ import numpy as np
 
 from fnann.activations import Activation
 from fnann.backprop import backpropagate, dense_backward, loss_value
-from fnann.checks import check_inputs, check_targets
+from fnann.checks import check_head, check_inputs, check_targets
 from fnann.losses import Loss, as_targets, default_loss, get_loss, is_fused, random_targets
 from fnann.mlp import MLP, Dense, Params, Trace, dense_forward, feedforward
 from fnann.optim import Optimizer, apply_updates, equations
@@ -97,7 +98,8 @@ class _Page:
                 continue
             right = [ref_label, *("  " + r for r in matrix_lines(ref))]
             width = max(len(s) for s in left) + GAP
-            lines += [(l_.ljust(width) + r_).rstrip() for l_, r_ in zip(left, right)]
+            lines += [(l_.ljust(width) + r_).rstrip()  # the longer column is never cut off
+                      for l_, r_ in itertools.zip_longest(left, right, fillvalue="")]
         return lines
 
 
@@ -176,6 +178,7 @@ def explain(net: MLP, loss: Loss | str, params: Params, x, y, opt: Optimizer, op
     if x.ndim != 2 or x.shape[0] != 1:
         raise ValueError(f"x must be one example, shape ({net.n_in},); got shape {x.shape}.")
     check_inputs(net, params, x)
+    check_head(net, loss)
     with jax.enable_x64(True):
         params = tuple(Dense(jnp.asarray(np.asarray(p.W), jnp.float64), jnp.asarray(np.asarray(p.b), jnp.float64))
                        for p in params)
@@ -306,7 +309,7 @@ def run_cli(args, opt: Optimizer, opt_name: str) -> str:
         if loss.labels and y.size == 1:
             if y[0] != int(y[0]):
                 raise ValueError(f"--y: a class label is an integer in [0, {net.n_out}); got {y[0]}.")
-            y = y.astype(np.int64)
+            y = y.astype(np.int64).reshape(())  # one class label, not a row of values
     if x.size != net.n_in:
         raise ValueError(f"--x has {x.size} values but the network takes {net.n_in} inputs.")
     if y.ndim == 1 and y.size != net.n_out:

@@ -66,6 +66,8 @@ __all__ = [
     "OPTIMIZERS",
     "textbook",
     "equations",
+    "gradient_transform",
+    "descends",
     "apply_updates",
     "global_norm",
     "tree_zeros_like",
@@ -74,6 +76,7 @@ __all__ = [
     "tree_ema",
     "tree_map_checked",
     "check_like",
+    "check_real",
     "cast_like",
     "lr_at",
     "one_minus_power",
@@ -208,6 +211,34 @@ def textbook(*equations: str, default_lr: float) -> Callable[[Callable[..., Opti
     return register
 
 
+_GRADIENT_ONLY: set[str] = set()
+
+
+def gradient_transform(factory: Callable[..., Optimizer]) -> Callable[..., Optimizer]:
+    """Decorates the factory of a transform that only reshapes the gradient (clipping, L2
+    decay) and takes no learning-rate step: :func:`configured`, and known to :func:`descends`."""
+    _GRADIENT_ONLY.add(factory.__name__)
+    return configured(factory)
+
+
+def descends(opt: Any) -> bool | None:
+    """Whether ``opt``'s updates take a descent step (-eta times something): ``False`` for one
+    of fnann's gradient-only transforms, or a ``chain`` of nothing else (its updates are the
+    gradient itself, so ``apply_updates`` would climb the loss); ``True`` when it holds one of
+    fnann's optimizers; ``None`` when fnann cannot tell (optax, or built by hand).
+    """
+    config = getattr(opt, "config", None)
+    if not isinstance(opt, Optimizer) or config is None:
+        return None
+    name, args = config
+    if name in _GRADIENT_ONLY:
+        return False
+    if name == "chain":
+        inner = [descends(t) for _, value in args for t in (value if isinstance(value, tuple) else (value,))]
+        return None if None in inner and True not in inner else any(inner)
+    return True
+
+
 def equations(opt: Any) -> tuple[str, ...]:
     """The update equations of a textbook optimizer built by its factory, else ``()``."""
     config = getattr(opt, "config", None)
@@ -246,8 +277,22 @@ class EmptyState(NamedTuple):
 # --------------------------------------------------------------------------------------
 
 
+def check_real(tree: Any, name: str) -> None:
+    """Raise TypeError if a leaf of ``tree`` is complex: fnann's optimizers are written for real
+    numbers (Adam's v would need |g|², not g², and comparisons have no meaning), so complex
+    params or gradients are refused rather than half-supported."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        if jnp.iscomplexobj(leaf):
+            raise TypeError(f"{name}{jax.tree_util.keystr(path)} is complex ({jnp.result_type(leaf)}); fnann's "
+                            "optimizers and networks are real-valued: split a complex parameter into its real "
+                            "and imaginary parts as two real arrays.")
+
+
 def check_like(tree: Any, reference: Any, name: str, reference_name: str) -> None:
-    """Raise ValueError unless ``tree`` has the structure and leaf shapes of ``reference``."""
+    """Raise ValueError unless ``tree`` has the structure and leaf shapes of ``reference``
+    (and TypeError if either holds a complex leaf: :func:`check_real`)."""
+    check_real(tree, name)
+    check_real(reference, reference_name)
     tree_def, ref_def = jax.tree.structure(tree), jax.tree.structure(reference)
     if tree_def != ref_def:
         raise ValueError(
@@ -279,6 +324,7 @@ def tree_map_checked(
         >>> tree_map_checked(lambda g, v: g + v, g, v)
         {'w': Array([1., 1.], dtype=float32)}
     """
+    check_real(grads, "grads")
     for tree in trees:
         check_like(grads, tree, "grads", "the optimizer state")
     if params is not None:
@@ -293,6 +339,7 @@ def tree_zeros_like(tree: Params) -> Params:
         >>> tree_zeros_like({"b": jnp.ones(2, jnp.bfloat16)})
         {'b': Array([0, 0], dtype=bfloat16)}
     """
+    check_real(tree, "params")
     return jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), jnp.result_type(x)), tree)
 
 
@@ -313,6 +360,7 @@ def tree_moments_like(tree: Params) -> Params:
         >>> tree_moments_like({"b": jnp.ones(2, jnp.bfloat16)})
         {'b': Array([0., 0.], dtype=float32)}
     """
+    check_real(tree, "params")
     return jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), moment_dtype(jnp.result_type(x))), tree)
 
 

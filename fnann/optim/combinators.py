@@ -12,6 +12,7 @@ from fnann.optim.base import (
     check_positive,
     as_optimizer,
     configured,
+    gradient_transform,
     global_norm,
     tree_map_checked,
 )
@@ -21,7 +22,7 @@ from fnann.optim.optimizers import sgd  # noqa: F401  (used by the doctests)
 __all__ = ["clip_by_global_norm", "add_decayed_weights", "chain"]
 
 
-@configured
+@gradient_transform
 def clip_by_global_norm(max_norm: float) -> Optimizer:
     """Scale all gradients together so that their global norm is at most ``max_norm``.
 
@@ -60,7 +61,7 @@ def clip_by_global_norm(max_norm: float) -> Optimizer:
     return Optimizer(init, update)
 
 
-@configured
+@gradient_transform
 def add_decayed_weights(weight_decay: float, mask: Mask = None) -> Optimizer:
     """L2 regularisation as a gradient transform: add ``weight_decay * theta`` to the grads.
 
