@@ -157,18 +157,7 @@ def momentum(lr: ScalarOrSchedule, gamma: float = 0.9) -> Optimizer:
         >>> updates
         {'w': Array([-0.15], dtype=float32)}
     """
-    lr, gamma = check_lr(lr), check_decay("gamma", gamma)
-
-    def init(params):
-        return MomentumState(zero_step(), tree_moments_like(params))
-
-    def update(grads, state, params=None):
-        eta = lr_at(lr, state.step)
-        v = _velocity(grads, state.v, gamma, eta, params)  # v_t = gamma v_{t-1} + eta g_t
-        updates = jax.tree.map(lambda g, v: (-v).astype(g.dtype), grads, v)
-        return updates, MomentumState(state.step + 1, v)
-
-    return Optimizer(init, update)
+    return _with_velocity(lr, gamma, look_ahead=False)
 
 
 @textbook("v ← γ v + η ∂L/∂θ   (v starts at 0)", "θ ← θ - (γ v + η ∂L/∂θ)   (the step looks ahead along v)",
@@ -207,6 +196,12 @@ def nesterov(lr: ScalarOrSchedule, gamma: float = 0.9) -> Optimizer:
         >>> updates  # -(0.5 * 0.1 + 0.1 * 1)
         {'w': Array([-0.15], dtype=float32)}
     """
+    return _with_velocity(lr, gamma, look_ahead=True)
+
+
+def _with_velocity(lr: ScalarOrSchedule, gamma: float, look_ahead: bool) -> Optimizer:
+    """The velocity methods: v_t = gamma v_{t-1} + eta g_t, then theta <- theta - v_t
+    (heavy ball) or theta <- theta - (gamma v_t + eta g_t) (Nesterov, ``look_ahead``)."""
     lr, gamma = check_lr(lr), check_decay("gamma", gamma)
 
     def init(params):
@@ -214,18 +209,13 @@ def nesterov(lr: ScalarOrSchedule, gamma: float = 0.9) -> Optimizer:
 
     def update(grads, state, params=None):
         eta = lr_at(lr, state.step)
-        v = _velocity(grads, state.v, gamma, eta, params)  # v_t = gamma v_{t-1} + eta g_t
-        updates = jax.tree.map(  # -(gamma v_t + eta g_t)
-            lambda g, v: (-(gamma * v + cast_like(eta, v) * g.astype(v.dtype))).astype(g.dtype), grads, v)
+        step = lambda g, v: gamma * v + cast_like(eta, v) * g.astype(v.dtype)  # noqa: E731
+        v = tree_map_checked(lambda g, v: step(g, v).astype(v.dtype), grads, state.v, params=params)  # v_t
+        descent = (lambda g, v: step(g, v)) if look_ahead else (lambda g, v: v)  # gamma v_t + eta g_t, or v_t
+        updates = jax.tree.map(lambda g, v: (-descent(g, v)).astype(g.dtype), grads, v)
         return updates, MomentumState(state.step + 1, v)
 
     return Optimizer(init, update)
-
-
-def _velocity(grads, v, gamma, eta, params=None):
-    """v_t = gamma v_{t-1} + eta g_t, leafwise in the velocity's dtype (heavy-ball and Nesterov)."""
-    return tree_map_checked(lambda g, v: (gamma * v + cast_like(eta, v) * g.astype(v.dtype)).astype(v.dtype),
-                            grads, v, params=params)
 
 
 @textbook("E ← β E + (1 - β) (∂L/∂θ)²   (E starts at 0)", "θ ← θ - η ∂L/∂θ / √(E + ε)", default_lr=1e-3)
