@@ -130,14 +130,16 @@ def standardize(values, meta: dict, prefix: str):
 
 
 def load_checkpoint(path: str):
-    """``(checkpoint, float64?)``; a float64 run's checkpoint is read under ``enable_x64``."""
+    """``(checkpoint, float64?)``; a float64 run's checkpoint is read under ``enable_x64`` (its
+    record, in the header, is read first)."""
     import fnann
+    from fnann.checkpoint import read_header
 
-    ck = fnann.load(path)
-    if not ck.meta or "task" not in ck.meta:
+    meta = read_header(path).get("meta")
+    if not isinstance(meta, dict) or "task" not in meta:
         raise UsageError(f"{path} was not written by `fnann train` (no dataset information)")
-    wide = (ck.meta.get("run") or {}).get("dtype") == "float64"
-    if wide:
-        with x64(True):
-            ck = fnann.load(path)
+    run = meta.get("run")
+    wide = isinstance(run, dict) and run.get("dtype") == "float64"
+    with x64(wide):
+        ck = fnann.load(path)
     return ck, wide
