@@ -188,14 +188,24 @@ def save(path: str | os.PathLike, net: MLP, params: Params, opt_state: Any = Non
 # --- load -----------------------------------------------------------------------------
 
 
-def _read_arrays(path: str) -> dict[str, np.ndarray]:
+def _read_arrays(path: str, only: str | None = None) -> dict[str, np.ndarray]:
     """Every array of the ``.npz``, after checking each member's declared shape against its
-    stored size (a hostile header cannot make numpy allocate more than the file holds)."""
+    stored size (a hostile header cannot make numpy allocate more than the file holds).
+
+    ``save`` writes stored (uncompressed) members only, so a member's size in the file is its
+    size on reading; a compressed member, whose declared size the file does not bound (a few
+    MiB of deflated zeros expand to GiB), is refused before a byte of it is inflated."""
     arrays = {}
     with zipfile.ZipFile(path) as zf:
         for info in zf.infolist():
+            if only is not None and info.filename != only + ".npy":
+                continue
             if not info.filename.endswith(".npy"):
                 raise ValueError(f"member {info.filename!r} is not an array")
+            if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+                raise ValueError(f"member {info.filename!r} is compressed (method {info.compress_type}, "
+                                 f"{info.compress_size} bytes declaring {info.file_size}); fnann "
+                                 "checkpoints hold stored members only")
             with zf.open(info) as f:
                 version = np.lib.format.read_magic(f)
                 if version not in ((1, 0), (2, 0)):
@@ -284,33 +294,13 @@ def _load_history(header: dict, where: Where) -> dict:
     return history
 
 
-def load(path: str | os.PathLike, net: MLP | None = None, opt: Any = None) -> Checkpoint:
-    """Reads a checkpoint written by :func:`save`.
-
-    Args:
-      path: the file.
-      net: if given, the checkpoint must belong to this network.
-      opt: the optimizer the state belongs to (fnann's or any with optax's ``init``/
-        ``update``). If given, the state is rebuilt from the template ``opt.init(params)``:
-        structure and types from the template, leaves from the file, every shape and dtype
-        checked. Needed for states whose types are not in the checkpoint registry (optax's);
-        fnann's states load without it.
-
-    Raises:
-      FileNotFoundError: if ``path`` does not exist.
-      ValueError: if the file is truncated, corrupt, not an fnann checkpoint, malformed in
-        any field (named), or belongs to another network than ``net`` or another optimizer
-        than ``opt``.
-    """
-    path = os.fspath(path)
-    if net is not None:
-        checks.check_net(net)
-    if opt is not None:
-        opt = as_optimizer(opt)
+def _open(path: str, only: str | None = None) -> tuple[dict, dict, Where]:
+    """``(header, arrays, where)`` of the file (of its header alone with ``only="header"``),
+    the header checked to be an fnann header of a version this fnann reads."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path} does not exist.")
     try:
-        arrays = _read_arrays(path)
+        arrays = _read_arrays(path, only)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as e:
         raise ValueError(f"{path} is not a readable fnann checkpoint (truncated or corrupt: {e}).") from None
     where = Where(path, "")
@@ -331,6 +321,47 @@ def load(path: str | os.PathLike, net: MLP | None = None, opt: Any = None) -> Ch
     version = _require(header, "version", where, (int,), "an int")
     if version not in (1, VERSION):
         raise where.at("version").error(f"this fnann reads versions 1 and {VERSION}; got {version}.")
+    return header, arrays, where
+
+
+def read_header(path: str | os.PathLike) -> dict:
+    """The JSON header of a checkpoint, read without its arrays: format and version checked,
+    every other field as the file has it (``load`` validates them all). ``read_header(path)["meta"]``
+    is what a caller reads first to decide how to load (``fnann`` commands: under
+    ``jax.enable_x64`` for a float64 run).
+
+    Raises:
+      FileNotFoundError, ValueError: as ``load``.
+    """
+    return _open(os.fspath(path), only="header")[0]
+
+
+def load(path: str | os.PathLike, net: MLP | None = None, opt: Any = None) -> Checkpoint:
+    """Reads a checkpoint written by :func:`save`.
+
+    Args:
+      path: the file.
+      net: if given, the checkpoint must belong to this network.
+      opt: the optimizer the state belongs to (fnann's or any with optax's ``init``/
+        ``update``). If given, the state is rebuilt from the template ``opt.init(params)``:
+        structure and types from the template, leaves from the file, every shape and dtype
+        checked. Needed for states whose types are not in the checkpoint registry (optax's);
+        fnann's states load without it.
+
+    Raises:
+      FileNotFoundError: if ``path`` does not exist.
+      ValueError: if the file is truncated, corrupt, not an fnann checkpoint, malformed in
+        any field (named), holds a compressed member (``save`` writes none: its expansion is
+        unbounded), belongs to another network than ``net`` or another optimizer than
+        ``opt``, or holds 64-bit arrays while JAX's x64 is off (they would be narrowed to
+        32 bits: load inside ``with jax.enable_x64(True):``).
+    """
+    path = os.fspath(path)
+    if net is not None:
+        checks.check_net(net)
+    if opt is not None:
+        opt = as_optimizer(opt)
+    header, arrays, where = _open(path)
     saved_net = _load_net(header, where)
     if net is not None and net != saved_net:
         raise ValueError(f"checkpoint {path} belongs to {saved_net}, not to {net}.")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnann.activations import is_built_in
+from fnann.limits import MAX_SEED
 
 if TYPE_CHECKING:
     from fnann.losses import Loss
@@ -60,6 +62,22 @@ def integer(value: Any, name: str, low: int = 0, *, what: str = "an int", noun: 
     if value < low:
         raise ValueError(f"{name} must be {noun + ' ' if noun else ''}>= {low}{hint}; got {value}.")
     return int(value)
+
+
+def seed(value: Any, name: str = "seed") -> int:
+    """``value`` as a seed: an int in [0, ``MAX_SEED``] (``fnann.limits``: 2**31 - 1, the int32
+    that ``jax.random.key`` takes from a traced seed while x64 is off).
+
+    Example:
+      >>> seed(2**40)
+      Traceback (most recent call last):
+      ...
+      ValueError: seed must be <= 2147483647 (2**31 - 1); got 1099511627776.
+    """
+    value = integer(value, name, 0)
+    if value > MAX_SEED:
+        raise ValueError(f"{name} must be <= {MAX_SEED} (2**31 - 1); got {value}.")
+    return value
 
 
 def real(value: Any, name: str, low: float = -math.inf, high: float = math.inf, *,
@@ -160,6 +178,38 @@ def check_dtype(dtype: Any, name: str = "dtype") -> jnp.dtype:
     if not jnp.issubdtype(out, jnp.floating):
         raise TypeError(f"{name} must be a floating dtype; got {out}.")
     return out
+
+
+def memory_limit() -> tuple[int, str]:
+    """``(bytes, where)``: what the default device can hold, its ``memory_stats()["bytes_limit"]``
+    where it reports one (GPUs, TPUs), else the host's physical memory (a CPU device's arrays
+    live there)."""
+    device = jax.config.jax_default_device
+    if not isinstance(device, jax.Device):
+        device = jax.devices()[0]
+    try:
+        stats = device.memory_stats() or {}
+    except Exception:  # noqa: BLE001 - a backend without memory statistics
+        stats = {}
+    if stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]), f"device {device}"
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "host's physical memory"
+
+
+def check_fits_memory(n_bytes: int, what: str) -> None:
+    """Raises ValueError when ``what`` needs more than ``memory_limit()`` bytes: refused before
+    allocating, where an allocation beyond the device aborts the process or hangs it."""
+    limit, where = memory_limit()
+    if n_bytes > limit:
+        raise ValueError(f"{what} needs {_bytes(n_bytes)} ({n_bytes} bytes), more than the {where} holds "
+                         f"({_bytes(limit)}); use smaller layers.")
+
+
+def _bytes(n: int) -> str:
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.1f} {unit}"
+    return f"{n} B"
 
 
 def check_precision(precision: Any, name: str = "precision") -> None:

@@ -173,7 +173,7 @@ def check_grads(net: MLP, loss: Loss | str, params: Params, x, y, *, eps: float 
       eps: finite-difference step.
       n_fd: entries per array checked by finite differences (``None``: all).
       autodiff_rtol, fd_rtol, atol: pass when ``max|manual - ref| <= rtol*scale + atol``.
-      seed: picks the sampled entries.
+      seed: picks the sampled entries (an int in [0, 2**31 - 1]).
 
     Returns:
       A :class:`GradCheckReport`; ``print(report)`` shows the table, ``report.passed`` the
@@ -197,7 +197,7 @@ def check_grads(net: MLP, loss: Loss | str, params: Params, x, y, *, eps: float 
         checks.integer(n_fd, "n_fd", 1, what="an int >= 1 or None (every entry)")
     for name, tol in (("autodiff_rtol", autodiff_rtol), ("fd_rtol", fd_rtol), ("atol", atol)):
         checks.real(tol, name, 0)
-    checks.integer(seed, "seed")
+    checks.seed(seed)
     with jax.enable_x64(True):
         p64 = jax.tree.map(lambda a: to_device(np.asarray(a, np.float64)), params)  # cast on the host
         x64 = to_device(np.asarray(x, np.float64))

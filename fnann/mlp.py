@@ -118,6 +118,10 @@ def init(key: Array, net: MLP, dtype=jnp.float32) -> Params:
     Returns:
       A tuple with one ``Dense(W, b)`` per layer, ``W`` of shape ``(n_out, n_in)``.
 
+    Raises:
+      ValueError: when the params and their draw (`init_bytes`) need more memory than the
+        device holds (``fnann.checks.memory_limit``): refused before anything is allocated.
+
     Example:
       >>> params = init(jax.random.key(0), MLP([4, 8, 3]))
       >>> [p.W.shape for p in params]
@@ -125,7 +129,17 @@ def init(key: Array, net: MLP, dtype=jnp.float32) -> Params:
     """
     checks.check_net(net)
     checks.check_key(key)
-    return _draw(key, net, checks.check_dtype(dtype))
+    dtype = checks.check_dtype(dtype)
+    checks.check_fits_memory(init_bytes(net, dtype), f"init of {net} in {dtype.name}")
+    return _draw(key, net, dtype)
+
+
+def init_bytes(net: MLP, dtype) -> int:
+    """The bytes ``init`` allocates: the params, Σ (n_out·n_in + n_out), and the one normal
+    draw they are cut from, Σ n_out·n_in, each entry of ``dtype``'s size (as JAX holds it:
+    float64 is float32 while x64 is off)."""
+    n_W = sum(n_out * n_in for n_in, n_out in zip(net.sizes[:-1], net.sizes[1:]))
+    return (2 * n_W + sum(net.sizes[1:])) * jax.dtypes.canonicalize_dtype(dtype).itemsize
 
 
 def _draws(key: Array, net: MLP, dtype) -> Params:

@@ -20,7 +20,8 @@ Reading a tree back goes one of two ways:
 
 Dtypes are stored by name and restored bit-exactly: numpy's own dtypes as they are, the
 ml_dtypes ones (bfloat16, float8_*), which ``.npy`` files cannot describe, as their raw bits
-in an unsigned integer of the same width.
+in an unsigned integer of the same width. A 64-bit leaf (float64, int64, uint64) is refused
+while JAX's x64 is off, where it would be narrowed to 32 bits without a word.
 """
 
 from __future__ import annotations
@@ -170,6 +171,10 @@ def decode_array(node: dict, arrays: dict, where: Where) -> jax.Array:
     if dtype not in NATIVE_DTYPES or a.dtype.name != dtype:
         raise where.error(f"array {key!r} has dtype {a.dtype} (recorded: {_describe(dtype)}); a "
                           f"checkpoint holds {', '.join(NATIVE_DTYPES + BITS_DTYPES)}.")
+    narrow = jax.dtypes.canonicalize_dtype(a.dtype)
+    if narrow != a.dtype:  # 64-bit values with x64 off: jnp.asarray would narrow them silently
+        raise where.error(f"holds {dtype}, which JAX narrows to {np.dtype(narrow).name} while x64 is off; "
+                          "load it inside `with jax.enable_x64(True):`.")
     return jnp.asarray(a)
 
 

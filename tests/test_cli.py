@@ -10,6 +10,7 @@ import hashlib
 import os
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -261,7 +262,8 @@ def test_integer_regression_targets_with_task_regression(tmp_path, capsys):
                             "--out", str(out_dir), "--no-cache", "--no-progress", "--no-plot"], capsys)
     assert status == 0, err
     assert "task regression (--task)" in out and "3-16-1 relu/identity, loss mse" in out
-    ck = fnann.load(out_dir / "checkpoint.npz")
+    with jax.enable_x64(True):  # a float64 checkpoint loads under x64 only (issue 19: never narrowed silently)
+        ck = fnann.load(out_dir / "checkpoint.npz")
     assert ck.meta["task"] == "regression" and ck.net.n_out == 1 and ck.meta["run"]["dtype"] == "float64"
     rmse = float(out.split("test RMSE ")[1].split()[0])
     r2 = float(out.split("R² ")[1].split()[0])

@@ -23,11 +23,11 @@ import argparse
 import os
 import sys
 
-from fnann.app.common import UsageError, class_targets, default_cache_dir, enable_compilation_cache, \
-    file_digest, is_file, label_column, load_checkpoint, load_data, standardize, x64
+from fnann.app.common import UsageError, class_names, class_targets, default_cache_dir, \
+    enable_compilation_cache, file_digest, is_file, label_column, load_checkpoint, load_data, standardize, x64
 from fnann.app.options import ACTIVATIONS as ACTIVATION_NAMES, LOSSES as LOSS_NAMES, OPTIMIZERS, SCHEDULES, \
     TRAIN_DEFAULTS, Help, TrainOptions, add_train_options, given_options, number, parse_delimiter, \
-    optimizer_factory, parse_sizes, positive, count, train_options
+    optimizer_factory, parse_seed, parse_sizes, positive, train_options
 from fnann.app.training import DEFAULT_OUT, build_optimizer, run_training
 
 __all__ = ["main", "console", "build_parser", "UsageError", "TRAIN_DEFAULTS", "train_options", "build_optimizer",
@@ -164,7 +164,7 @@ def _run_predict(args) -> int:
     with x64(wide):
         y_hat = np.asarray(fnann.predict(ck.net, ck.params, standardize(x, ck.meta, "x")))
     if ck.meta["task"] == "classification":
-        classes = ck.meta.get("classes") or [str(i) for i in range(max(2, ck.net.n_out))]
+        classes = class_names(ck.meta, ck.net)
         prefix = "p_" if ck.net.output.head is not None else "score_"  # probabilities: a classifier's head
         columns = classes[-1:] if ck.net.n_out == 1 else classes
         lines = ["prediction," + ",".join(f"{prefix}{c}" for c in columns)]
@@ -253,7 +253,7 @@ def _run_evaluate(args) -> int:
     loss = fnann.get_loss(m["loss"])
     with x64(wide):
         if classify:
-            labels = _class_indices(y, classes, m["classes"], source)
+            labels = _class_indices(y, classes, class_names(m, ck.net), source)
             result = fnann.evaluate(ck.net, ck.params, x, class_targets(labels, ck.net, loss), loss)
             y_hat = np.asarray(fnann.predict(ck.net, ck.params, x))
             result["accuracy"] = float(np.mean(metrics.predicted_classes(y_hat) == labels))
@@ -294,7 +294,7 @@ def _add_gradcheck(sub) -> None:
     p.add_argument("--batch", type=int, default=32, help="batch size of the random data (default 32)")
     p.add_argument("--n-fd", type=int, default=32,
                    help="entries per array checked by finite differences (0: all; default 32)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the params and the data (default 0)")
+    p.add_argument("--seed", type=parse_seed, default=0, help="seed of the params and the data (default 0)")
     _add_common(p)
     p.set_defaults(run=_run_gradcheck)
 
@@ -347,7 +347,7 @@ def _add_explain(sub) -> None:
     p.add_argument("--x", type=_floats, help="the example's inputs, e.g. --x=0.5,-1 (default: drawn from --seed)")
     p.add_argument("--y", type=_floats, help="its target: a class label (cross_entropy) or one value per "
                    "output (default: drawn from --seed)")
-    p.add_argument("--seed", type=count, default=0, help="seed of the parameters (and of x, y if not given)")
+    p.add_argument("--seed", type=parse_seed, default=0, help="seed of the parameters (and of x, y if not given)")
     p.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS, help="the step shown at the end (default sgd)")
     p.add_argument("--lr", type=positive, help="learning rate (default: {default_lrs})")
     p.add_argument("--textbook", action="store_true", help="delta^(L) by the chain dL/dA then sigma', even "

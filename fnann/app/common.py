@@ -64,11 +64,30 @@ def is_file(name: str) -> bool:
     return name not in datasets.NAMES
 
 
-def file_digest(path: str) -> str:
-    import hashlib
+MAX_DATA_BYTES = 4 << 30  # the largest data file hashed (read whole) for a run's record
 
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+
+def file_digest(path: str) -> str:
+    """The SHA-256 of a regular file of at most ``MAX_DATA_BYTES``: a device, a pipe or a
+    larger file is refused before it is read (``/dev/zero`` would be read without end)."""
+    import hashlib
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO does not block the open
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"{path} is not a regular file, so it cannot be a run's data")
+        if info.st_size > MAX_DATA_BYTES:
+            raise UsageError(f"{path} holds {info.st_size} bytes, more than the {MAX_DATA_BYTES >> 30} GiB "
+                             "a run's data file may hold")
+        digest, left = hashlib.sha256(), MAX_DATA_BYTES
+        while left > 0 and (chunk := f.read(min(1 << 20, left))):
+            digest.update(chunk)
+            left -= len(chunk)
+        if f.read(1):
+            raise UsageError(f"{path} grew past {MAX_DATA_BYTES >> 30} GiB while it was read")
+        return digest.hexdigest()
 
 
 def load_data(name: str, *, label: str | None = None, test_size: float = 0.2, seed: int = 0,
@@ -130,14 +149,24 @@ def standardize(values, meta: dict, prefix: str):
 
 
 def load_checkpoint(path: str):
-    """``(checkpoint, float64?)``; a float64 run's checkpoint is read under ``enable_x64``."""
+    """``(checkpoint, float64?)``. Its record (``meta``, in the header) is read and checked first
+    (`fnann.app.records`), then the checkpoint, under ``enable_x64`` for a float64 run, then the
+    record against the network; a record ``fnann train`` could not have written is a UsageError
+    naming the file and the field."""
     import fnann
+    from fnann.app.records import check_against_net, check_meta
+    from fnann.checkpoint import read_header
 
-    ck = fnann.load(path)
-    if not ck.meta or "task" not in ck.meta:
-        raise UsageError(f"{path} was not written by `fnann train` (no dataset information)")
-    wide = (ck.meta.get("run") or {}).get("dtype") == "float64"
-    if wide:
-        with x64(True):
-            ck = fnann.load(path)
+    meta = read_header(path).get("meta")
+    check_meta(meta, path)
+    wide = (meta.get("run") or {}).get("dtype") == "float64"
+    with x64(wide):
+        ck = fnann.load(path)
+    check_against_net(ck.meta, ck.net, path)
     return ck, wide
+
+
+def class_names(meta: dict, net) -> list[str]:
+    """The class names of a classifier's checkpoint: its record's, else 0..k-1 (k: the outputs,
+    two for one sigmoid unit)."""
+    return meta.get("classes") or [str(i) for i in range(max(2, net.n_out))]

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fnann.app.common import UsageError, is_file
+from fnann.limits import MAX_SEED
 
 SCHEDULES = ("constant", "cosine", "exponential", "warmup", "warmup_cosine")
 SCHEDULE_OPTIONS = {"constant": (), "cosine": (), "exponential": ("decay_rate",),
@@ -153,9 +154,9 @@ def number(kind, low=None, high=None, *, low_open=False, high_open=False):
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"expected a finite number; got {text!r}")
         if low is not None and (value <= low if low_open else value < low):
-            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low:g}; got {text}")
+            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {shown(low)}; got {text}")
         if high is not None and (value >= high if high_open else value > high):
-            raise argparse.ArgumentTypeError(f"must be {'<' if high_open else '<='} {high:g}; got {text}")
+            raise argparse.ArgumentTypeError(f"must be {'<' if high_open else '<='} {shown(high)}; got {text}")
         return value
     return parse
 
@@ -163,6 +164,7 @@ def number(kind, low=None, high=None, *, low_open=False, high_open=False):
 positive = number(float, 0, low_open=True)
 fraction = number(float, 0, 1, low_open=True, high_open=True)
 count = number(int, 0)
+parse_seed = number(int, 0, MAX_SEED)  # --seed of train, gradcheck and explain
 decay = number(float, 0, 1, high_open=True)
 
 
@@ -207,7 +209,7 @@ class TrainOptions:
     test_size: float = _data(0.2, "fraction held out for testing (default {default})", type=fraction)
     val_size: float = _data(0.1, "fraction of the training split held out for validation (default "
                             "{default})", type=fraction)
-    seed: int = _data(0, "seed of the split, the init and the shuffles (default {default})", type=count)
+    seed: int = _data(0, "seed of the split, the init and the shuffles (default {default})", type=parse_seed)
     hidden_sizes: list[int] = _network([128, 64], "hidden layer widths (default 128,64: the 64-128-64-10 "
                                        "network on digits)", type=parse_sizes)
     hidden: str = _network("relu", "hidden activation: {activations} (default {default})", metavar="NAME")
