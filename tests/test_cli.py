@@ -142,7 +142,7 @@ BAD = {  # id: (argv from the fixture's root, a piece of the one error line)
     "delimiter": (lambda r: [*TRAIN, *new(r), "--delimiter", "ab"], "must be one character"),
     "out is a file": (lambda r: [*TRAIN, "--out", B(r, "file.txt")], "is a file, not a folder"),
     "out under a file": (lambda r: [*TRAIN, "--out", B(r, "file.txt") + "/run"], "cannot write to --out"),
-    "checkpoint exists": (lambda r: [*TRAIN, "--out", str(r / "run")], "exists: pass --resume"),
+    "checkpoint exists": (lambda r: [*TRAIN, "--out", str(r / "run")], "holds checkpoint.npz, history.csv from an earlier run: pass --resume"),
     "resume nothing": (lambda r: [*TRAIN, *new(r), "--resume"], "--resume: no checkpoint at"),
     "resume and overwrite": (lambda r: [*resumed(r), "--overwrite"], "pass one of them"),
     "resume seed": (lambda r: [*resumed(r), "--seed", "5"], "--seed 5 (recorded: 0)"),

@@ -93,7 +93,7 @@ def _add_train(sub) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--out", help=f"output folder (default {DEFAULT_OUT}); one run at a time")
     g.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is in --out")
-    g.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
+    g.add_argument("--overwrite", action="store_true", help="replace an earlier run's files in --out (checkpoint, history, plots)")
     g.add_argument("--no-gradcheck", action="store_true", help="skip the gradient check at the start")
     g.add_argument("--no-plot", action="store_true", help="do not write curves.png")
     g.add_argument("--no-progress", action="store_true", help="plain lines instead of a progress bar")

@@ -44,12 +44,12 @@ class Progress:
 @contextlib.contextmanager
 def run_folder(out: Path):
     """Holds the lock of the run folder (proving it writable) for the duration of the run."""
-    from fnann.app.runlock import FolderInUse, RunLock
+    from fnann.app.runlock import FolderInUse, LockRefused, RunLock
 
     lock = RunLock(out)
     try:
         lock.__enter__()
-    except FolderInUse as e:
+    except (FolderInUse, LockRefused) as e:
         raise UsageError(str(e)) from None
     except OSError as e:
         raise UsageError(f"cannot write to --out {out}: {e.strerror or e}") from None

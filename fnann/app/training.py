@@ -24,6 +24,8 @@ from fnann.app.options import TrainOptions, given_options, hyperparameters, opti
 from fnann.app.runner import Progress, compiling_ahead, plot_curves, plotter, run_folder, run_keys
 
 DEFAULT_OUT = "runs/fnann"
+RUN_FILES = ("checkpoint.npz", "history.csv", "curves.png", "diagnostics.png", "diverged.npz")
+"""The files a run writes in its folder: none is replaced without --overwrite (or --resume)."""
 
 
 def run_training(opts: TrainOptions | Mapping[str, Any] = TrainOptions(), out: str | os.PathLike = DEFAULT_OUT, *,
@@ -48,7 +50,7 @@ def run_training(opts: TrainOptions | Mapping[str, Any] = TrainOptions(), out: s
     opts, notes = train_options(given, recorded)
     wide = opts.dtype == "float64"
     with run_folder(out), plotter(plot) as helper:
-        _refuse_existing(ckpt, resume, overwrite)  # another run may have just written it
+        _refuse_existing(out, resume, overwrite)  # another run may have just written them
         if cache:
             enable_compilation_cache(None if cache is True else cache)
         with x64(wide), compiling_ahead(wide) as ahead:
@@ -80,14 +82,23 @@ def _check_folder(out: Path, ckpt: Path, resume: bool, overwrite: bool) -> None:
         raise UsageError("--resume continues the checkpoint and --overwrite replaces it: pass one of them")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a folder")
-    _refuse_existing(ckpt, resume, overwrite)
+    _refuse_existing(out, resume, overwrite)
     if resume and not ckpt.exists():
         raise UsageError(f"--resume: no checkpoint at {ckpt}")
 
 
-def _refuse_existing(ckpt: Path, resume: bool, overwrite: bool) -> None:
-    if ckpt.exists() and not (resume or overwrite):
-        raise UsageError(f"{ckpt} exists: pass --resume to continue it or --overwrite to replace it")
+def _refuse_existing(out: Path, resume: bool, overwrite: bool) -> None:
+    """Every file a run writes is guarded alike: an earlier run's (or a link in its place) is
+    replaced only when asked, by --overwrite, or continued by --resume."""
+    if resume or overwrite:
+        return
+    present = [name for name in RUN_FILES if os.path.lexists(out / name)]
+    if present:
+        what = ", ".join(present)
+        continue_it = "--resume to continue it or " if "checkpoint.npz" in present else ""
+        raise UsageError(f"{out} holds {what} from an earlier run: "
+                         f"pass {continue_it}--overwrite to replace {'it' if len(present) == 1 else 'them'}, "
+                         "or choose another --out")
 
 
 def _recorded_run(ckpt: Path) -> dict:
