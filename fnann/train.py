@@ -64,11 +64,14 @@ class TrainingDivergedError(FloatingPointError):
       params: the last finite parameters (those at the start of that epoch).
       opt_state: the optimizer state that went with them.
       history: the history up to the last finite epoch.
+      cause: what diverged ("the loss grew to 5e+14, more than ..."), or None.
     """
 
-    def __init__(self, message: str, epoch: int, params: Params, opt_state: Any, history: dict):
+    def __init__(self, message: str, epoch: int, params: Params, opt_state: Any, history: dict,
+                 cause: str | None = None):
         super().__init__(message)
         self.epoch, self.params, self.opt_state, self.history = epoch, params, opt_state, history
+        self.cause = cause  # what diverged (``divergence``'s words), where one cause is known
 
 
 def train_step(net: MLP, loss: Loss | str, opt: Optimizer, method: str = "manual"):
@@ -382,9 +385,9 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         cause = divergence(float(train_loss), bool(finite), reference, dtype)
         if cause is not None:
             raise TrainingDivergedError(
-                f"training diverged in epoch {epoch}: {cause}. The parameters at the start of "
-                "that epoch (the last good ones) are kept on this error as .params.", epoch,
-                params, opt_state, history)
+                f"training diverged in epoch {epoch}: {cause}; {divergence_hint(dtype)}. The parameters at "
+                "the start of that epoch (the last good ones) are kept on this error as .params.", epoch,
+                params, opt_state, history, cause=cause)
         params, opt_state = new_params, new_state
         if params_callback is not None:
             params_callback(epoch, params, opt_state)
@@ -510,10 +513,15 @@ def divergence(loss: float, finite: bool, reference: float, dtype: Any) -> str |
                  "constant prediction)")
     else:
         return None
+    return cause
+
+
+def divergence_hint(dtype: Any) -> str:
+    """What to try after a divergence: a smaller learning rate; for 16-bit params, float32."""
     hint = "try a smaller learning rate"
     if jnp.dtype(dtype).itemsize < 4:
         hint += f", or float32 params ({jnp.dtype(dtype).name} overflows above {float(jnp.finfo(dtype).max):.4g})"
-    return f"{cause}; {hint}"
+    return hint
 
 
 def callback_caller(callback: Callable | None) -> Callable[[int, dict, Callable], bool]:

@@ -37,7 +37,7 @@ def test_every_field_is_one_flag_of_its_group_left_at_none():
         assert (field.metadata["note"] is not None) == (field.metadata["resume"] == "noted"), field.name
     assert list(groups)[2:6] == ["data", "network", "optimizer", "training"]
     assert cli.TRAIN_DEFAULTS == dataclasses.asdict(TrainOptions())
-    assert options.RESUME_FREE == ("epochs", "patience") and set(options.RESUME_NOTED) == {"lr", "method"}
+    assert options.RESUME_FREE == ("epochs", "patience", "save_every") and set(options.RESUME_NOTED) == {"lr", "method"}
 
 
 def test_the_parsed_flags_are_the_options_given():
@@ -86,8 +86,10 @@ def test_a_run_from_python_records_its_options_and_resumes(tmp_path, capsys):
     assert ck.epoch == 2 and ck.net == fnann.MLP([2, 8, 2])
     assert record["hidden_sizes"] == [8] and record["lr"] == 0.1 and record["loss"] == "cross_entropy"
     assert "epochs" not in record and "b1" not in record  # epochs: to add on resume; b1: Adam's
+    assert record["run_epochs"] == 2  # the run's planned length: --resume continues to it
     assert set(record) == {f.name for f in dataclasses.fields(TrainOptions)} - {
-        "epochs", "gamma", "beta", "b1", "b2", "eps", "warmup_epochs", "decay_rate"} | {"schedule_steps", "data_sha256"}
+        "epochs", "save_every", "gamma", "beta", "b1", "b2", "eps", "warmup_epochs", "decay_rate"} | {
+        "schedule_steps", "run_epochs", "data_sha256"}
     opts, _ = cli.train_options(argparse.Namespace(), record)  # a resume that gives nothing: the recorded run
     assert {k: getattr(opts, k) for k in record if k in cli.TRAIN_DEFAULTS} == {
         k: v for k, v in record.items() if k in cli.TRAIN_DEFAULTS}

@@ -75,6 +75,7 @@ def test_the_command_line_reports_a_first_epoch_divergence(tmp_path, capsys):
                        "--no-cache", "--no-plot", "--no-progress", "--no-gradcheck"])
     err = capsys.readouterr().err
     assert status == 2 and "diverged in epoch 1" in err, err
+    assert "the loss grew to" in err and "NaN or inf" not in err, err  # the cause, not a guess
     assert (tmp_path / "r" / "diverged.npz").exists() and not (tmp_path / "r" / "checkpoint.npz").exists()
 
 

@@ -29,6 +29,8 @@ from fnann.limits import MAX_SEED
 SCHEDULES = ("constant", "cosine", "exponential", "warmup", "warmup_cosine")
 SCHEDULE_OPTIONS = {"constant": (), "cosine": (), "exponential": ("decay_rate",),
                     "warmup": ("warmup_epochs",), "warmup_cosine": ("warmup_epochs",)}
+OVER_THE_RUN = ("cosine", "exponential", "warmup_cosine")
+"""The schedules whose shape the run's length fixes: they end with the run (a resume may not go past it)."""
 TASKS = ("auto", "classification", "regression")
 DTYPES = ("float32", "float64")
 
@@ -243,13 +245,17 @@ class TrainOptions:
     warmup_epochs: int = _optimizer(5, "epochs of linear warmup (default {default})", type=count)
     decay_rate: float = _optimizer(0.1, "exponential schedule: lr at the end of the run / lr (default "
                                    "{default})", type=number(float, 0, 1, low_open=True))
-    epochs: int = _training(60, "epochs to run (with --resume: to add) (default {default})", type=count,
+    epochs: int = _training(60, "epochs to run (with --resume: to add; left out, --resume continues to the run's "
+                            "planned end) (default {default})", type=count,
                             resume="free", recorded=False)
     batch_size: int | str = _training(32, "1 (SGD), an integer (mini-batches) or 'full' (default {default})",
                                       type=parse_batch_size)
     patience: int | None = _training(None, "stop after this many epochs without a better validation loss "
                                      "and keep the best epoch's params (default: off)", type=count,
                                      resume="free")
+    save_every: int = _training(10, "save a resumable checkpoint every N epochs (atomically; --resume after a "
+                                "kill continues from the last one bit for bit; 0: only at the end) (default "
+                                "{default})", type=count, resume="free", recorded=False)
     method: str = _training("manual", "gradients by the hand-derived backward pass or by jax.grad (default "
                             "{default})", choices=("manual", "autodiff"), resume="noted",
                             note="the two methods give the same gradients up to rounding")

@@ -134,11 +134,13 @@ def option_spec(field) -> Spec:
 RUN: dict[str, Spec] = {
     **{f.name: option_spec(f) for f in FIELDS if f.metadata["recorded"]},
     "schedule_steps": integer(1, MAX_COUNT),
+    "run_epochs": integer(1, MAX_COUNT),
     "data_sha256": optional(Spec("64 hex digits (a SHA-256)", lambda v: isinstance(v, str) and len(v) == 64
                                  and all(c in "0123456789abcdef" for c in v))),
 }
 """``meta["run"]``: every recorded option of `TrainOptions` (absent: the option's default, as
-``--resume`` reads it), the schedule's length in steps and the data file's SHA-256."""
+``--resume`` reads it), the schedule's length in steps, the run's planned length in epochs
+(``--resume`` continues to it) and the data file's SHA-256."""
 
 _OPTION = {f.name: RUN[f.name] for f in FIELDS if f.name in RUN}
 

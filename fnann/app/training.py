@@ -19,7 +19,7 @@ from typing import Any
 
 from fnann.app.common import UsageError, class_targets, enable_compilation_cache, file_digest, is_file, \
     load_checkpoint, load_data, validation_split, x64
-from fnann.app.options import TrainOptions, given_options, hyperparameters, optimizer_factory, run_record, \
+from fnann.app.options import OVER_THE_RUN, TrainOptions, given_options, hyperparameters, optimizer_factory, run_record, \
     train_options
 from fnann.app.runner import Progress, compiling_ahead, plot_curves, plotter, run_folder, run_keys
 
@@ -45,7 +45,7 @@ def run_training(opts: TrainOptions | Mapping[str, Any] = TrainOptions(), out: s
     out = Path(out)
     ckpt = out / "checkpoint.npz"
     _check_folder(out, ckpt, resume, overwrite)
-    recorded = _recorded_run(ckpt) if resume else None
+    recorded, done = _recorded_run(ckpt) if resume else (None, 0)
     given = given_options(opts)
     opts, notes = train_options(given, recorded)
     wide = opts.dtype == "float64"
@@ -54,7 +54,7 @@ def run_training(opts: TrainOptions | Mapping[str, Any] = TrainOptions(), out: s
         if cache:
             enable_compilation_cache(None if cache is True else cache)
         with x64(wide), compiling_ahead(wide) as ahead:
-            run = _build(opts, given, recorded)
+            run = _build(opts, given, recorded, done)
             compiled = _compile_ahead(run, ahead)
             params, opt_state, first, key, history = _start(run, ckpt if recorded is not None else None)
             for note in notes:
@@ -101,13 +101,15 @@ def _refuse_existing(out: Path, resume: bool, overwrite: bool) -> None:
                          "or choose another --out")
 
 
-def _recorded_run(ckpt: Path) -> dict:
-    """The options a checkpoint's run recorded (read first: they say which options the run has)."""
-    recorded = load_checkpoint(str(ckpt))[0].meta.get("run")
+def _recorded_run(ckpt: Path) -> tuple[dict, int]:
+    """``(the options the checkpoint's run recorded, its epochs done)``, read first: they say
+    which options the run has."""
+    ck = load_checkpoint(str(ckpt))[0]
+    recorded = ck.meta.get("run")
     if not recorded:
         raise UsageError(f"{ckpt} holds no record of its run's options (an older fnann wrote it), "
                          "so --resume cannot check that it continues the same run; start anew with --overwrite")
-    return recorded
+    return recorded, ck.epoch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,14 +139,16 @@ class Run:
         return self.classify and not (self.net.output.head == "binary" and self.net.n_out > 1)
 
 
-def _build(opts: TrainOptions, given: dict, recorded: dict | None) -> Run:
+def _build(opts: TrainOptions, given: dict, recorded: dict | None, done: int) -> Run:
     """Reads the data, then builds the network, loss and optimizer the options and data ask for."""
     data, digest = _read(opts, given, recorded)
     opts, net, loss = _network(opts, data)
     (x_tr, y_tr), (x_val, y_val) = validation_split(data, opts.val_size, opts.seed)
     batch = None if opts.batch_size == "full" else opts.batch_size
     steps_per_epoch = max(1, math.ceil(len(x_tr) / min(batch or len(x_tr), len(x_tr))))
-    schedule_steps = (recorded or {}).get("schedule_steps") or max(1, opts.epochs * steps_per_epoch)
+    epochs, planned = run_length(opts, given, recorded, done, steps_per_epoch)
+    opts = dataclasses.replace(opts, epochs=epochs)
+    schedule_steps = (recorded or {}).get("schedule_steps") or max(1, planned * steps_per_epoch)
     opt = build_optimizer(opts, steps_per_epoch, schedule_steps)
 
     def targets(y):
@@ -152,7 +156,35 @@ def _build(opts: TrainOptions, given: dict, recorded: dict | None) -> Run:
 
     return Run(opts, data, net, loss, opt, (x_tr, targets(y_tr)), (x_val, targets(y_val)),
                (data.x_test, targets(data.y_test)), batch,
-               run_record(opts, schedule_steps=schedule_steps, data_sha256=digest))
+               run_record(opts, schedule_steps=schedule_steps, run_epochs=planned, data_sha256=digest))
+
+
+def run_length(opts: TrainOptions, given: dict, recorded: dict | None, done: int,
+               steps_per_epoch: int) -> tuple[int, int]:
+    """``(epochs to train now, the run's planned length in epochs)``.
+
+    A run is planned for its first ``--epochs``, and its schedule spans exactly that many
+    epochs. ``--resume`` continues to the planned end (a run killed half-way, or stopped early,
+    then ends as the unbroken run would), or trains the ``--epochs`` given. Past the planned end
+    a constant or warmup schedule simply goes on (the plan grows); a schedule the run's length
+    shapes (`OVER_THE_RUN`: cosine, exponential, warmup_cosine) has ended there, so going past
+    it is refused: it would train at the schedule's final lr (0 for cosine).
+    """
+    if recorded is None:
+        return opts.epochs, opts.epochs
+    planned = recorded.get("run_epochs") or max(done, recorded.get("schedule_steps", 0) // steps_per_epoch, 1)
+    ends = opts.schedule in OVER_THE_RUN
+    if "epochs" not in given and done >= planned:
+        raise UsageError(f"--resume: the run has trained all {planned} of its planned epochs"
+                         + (f" and its {opts.schedule} schedule has ended; start a new run with a larger --epochs "
+                            "(--overwrite or another --out)" if ends else "; pass --epochs K to train K more"))
+    epochs = given.get("epochs", planned - done)
+    if ends and done + epochs > planned:
+        fits = (f"pass --epochs {planned - done} or fewer, or " if done < planned else "")
+        raise UsageError(f"--resume --epochs {epochs} would train to epoch {done + epochs}, past the end of the "
+                         f"run's {opts.schedule} schedule at epoch {planned} (the first run's --epochs); "
+                         f"{fits}start a new run with --epochs {done + epochs} (--overwrite or another --out)")
+    return epochs, max(planned, done + epochs)
 
 
 def _network(opts: TrainOptions, data):
@@ -334,25 +366,39 @@ def _fit(run: Run, params, opt_state, first: int, key, history: dict, recorder, 
 
     o = run.opts
     progress = Progress(o.epochs, first, plain, run.show_accuracy)
+    so_far = {k: list(v) for k, v in history.items()}
+    last, saved = first + o.epochs, []
+
+    def each_epoch(epoch: int, logs: dict, state) -> None:
+        """The progress, and every --save-every epochs (not the last: the final save follows)
+        a resumable checkpoint of the run so far, as the final one is written."""
+        progress(epoch, logs)
+        for k, v in logs.items():
+            so_far.setdefault(k, []).append(v)
+        if o.save_every and (epoch + 1) % o.save_every == 0 and epoch + 1 < last:
+            _write_checkpoint(run, out, state.params, state, _shown(run, so_far), _meta(run))
+            saved.append(epoch + 1)
+
     try:
         params, new, state = fnann.fit(
             run.net, run.loss, run.opt, params, *run.train, key=key, epochs=o.epochs, batch_size=run.batch,
             method=o.method, validation_data=run.val, opt_state=opt_state, initial_epoch=first,
-            patience=o.patience, callback=progress, return_state=True, params_callback=recorder)
+            patience=o.patience, callback=each_epoch, return_state=True, params_callback=recorder)
     except fnann.TrainingDivergedError as e:
         progress.close()
         path = out / "diverged.npz"
         so_far = {k: list(history.get(k, [])) + list(v) for k, v in e.history.items()}
         fnann.save(path, run.net, e.params, e.opt_state, epoch=e.epoch, key=key, history=so_far, meta=_meta(run))
         kept = f"the params after epoch {e.epoch}" if e.epoch else "the initial params"
-        raise UsageError(f"training diverged in epoch {e.epoch + 1}: the loss or the params became NaN or inf; "
-                         f"{kept} (the last finite ones) are saved in {path}"
-                         + (f", {out / 'checkpoint.npz'} is unchanged" if resumed else "")
+        ckpt = out / "checkpoint.npz"
+        raise UsageError(f"training diverged in epoch {e.epoch + 1}: {e.cause or 'the loss or the params became NaN or inf'}; "
+                         f"{kept} (the last good ones) are saved in {path}"
+                         + (f", {ckpt} holds the last periodic save (epoch {saved[-1]})" if saved else
+                            f", {ckpt} is unchanged" if resumed else "")
                          + f"; try a smaller --lr (now {o.lr:g}), --clip 1 or --schedule warmup") from None
     finally:
         progress.close()
-    if not run.show_accuracy:
-        new.pop("val_accuracy", None)
+    new = _shown(run, new)
     if recorder is not None:
         print(f"gradient flow after epoch {recorder.epochs[-1]} ({len(recorder.x)} training examples):\n"
               + fnann.diagnostics.format_diagnostics(recorder.records[-1], run.net))
@@ -360,6 +406,11 @@ def _fit(run: Run, params, opt_state, first: int, key, history: dict, recorder, 
     if best_epoch is not None:
         print(_early_stopping(new, first, best_epoch, o))
     return params, {k: list(history.get(k, [])) + v for k, v in new.items()}, state, best_epoch
+
+
+def _shown(run: Run, history: dict) -> dict:
+    """The history a run keeps: no val_accuracy for k > 1 units of a binary head (see ``Run``)."""
+    return {k: v for k, v in history.items() if run.show_accuracy or k != "val_accuracy"}
 
 
 def _early_stopping(new: dict, first: int, best_epoch: int, o: TrainOptions) -> str:
@@ -394,13 +445,18 @@ def _evaluate(run: Run, params) -> tuple[str, dict]:
 
 def _save(run: Run, out: Path, params, state, history: dict, meta: dict) -> None:
     """The checkpoint (params, optimizer state, epoch, key, history, meta) and history.csv."""
-    import fnann
     from fnann.app.history import save_history
 
-    fnann.save(out / "checkpoint.npz", run.net, params, state.opt_state, epoch=state.epoch, key=state.key,
-               history=history, meta=meta)
-    print(f"saved {out / 'checkpoint.npz'}")
+    print(f"saved {_write_checkpoint(run, out, params, state, history, meta)}")
     print(f"saved {save_history(out / 'history.csv', history)}")
+
+
+def _write_checkpoint(run: Run, out: Path, params, state, history: dict, meta: dict) -> str:
+    """``out/checkpoint.npz`` (atomically): ``params``, and the optimizer state, epoch and key of ``state``."""
+    import fnann
+
+    return fnann.save(out / "checkpoint.npz", run.net, params, state.opt_state, epoch=state.epoch, key=state.key,
+                      history=history, meta=meta)
 
 
 def _show_plots(curves, recorder, out: Path, title: str) -> None:
