@@ -66,12 +66,13 @@ class Checkpoint(NamedTuple):
 
 
 def _net_spec(net: MLP) -> dict:
-    for role in ("hidden", "output"):
-        act = getattr(net, role)
-        if ACTIVATIONS.get(act.name) is not act:
-            raise TypeError(f"cannot save a network with the custom {role} activation "
-                            f"{act.name!r}: only the built-in activations can be saved by name.")
-    return {"sizes": list(net.sizes), "hidden": net.hidden.name, "output": net.output.name}
+    for role, acts in (("hidden", net.hidden_activations), ("output", (net.output,))):
+        for act in acts:
+            if ACTIVATIONS.get(act.name) is not act:
+                raise TypeError(f"cannot save a network with the custom {role} activation "
+                                f"{act.name!r}: only the built-in activations can be saved by name.")
+    hidden = net.hidden_name.split(",")
+    return {"sizes": list(net.sizes), "hidden": hidden[0] if len(hidden) == 1 else hidden, "output": net.output.name}
 
 
 def _key_spec(key, arrays: dict):
@@ -240,7 +241,8 @@ def _count(header: dict, field: str, where: Where) -> int:
 
 def _load_net(header: dict, where: Where) -> MLP:
     spec = _require(header, "net", where, (dict,), "a dict with sizes, hidden and output")
-    for field, kinds, what in (("sizes", (list,), "a list of ints"), ("hidden", (str,), "an activation name"),
+    for field, kinds, what in (("sizes", (list,), "a list of ints"),
+                               ("hidden", (str, list), "an activation name or a list of them"),
                                ("output", (str,), "an activation name")):
         _require(spec, field, where.at("net."), kinds, what)
     try:

@@ -55,11 +55,13 @@ class MLP:
 
     Args:
       sizes: layer widths, inputs first: ``(64, 128, 64, 10)`` is three layers.
-      hidden: activation of every hidden layer, a name or an ``Activation``.
+      hidden: the activation of every hidden layer (a name or an ``Activation``), or a
+        sequence of them, one per hidden layer: σ^(1), ..., σ^(L-1).
       output: activation of the output layer, a name or an ``Activation``.
 
     Two ``MLP`` built alike compare and hash equal, so a net can be a static argument of
-    ``jax.jit`` and a compiled step is reused.
+    ``jax.jit`` and a compiled step is reused. A sequence of one activation repeated is
+    that activation: ``hidden=("relu", "relu")`` is the net ``hidden="relu"`` describes.
 
     Example:
       >>> net = MLP([4, 8, 3], hidden="tanh", output="softmax")
@@ -67,16 +69,18 @@ class MLP:
       (2, 4, 3)
       >>> net == MLP((4, 8, 3), "tanh", "softmax")
       True
+      >>> [a.name for a in MLP([4, 8, 8, 3], hidden=["relu", "tanh"]).activations]
+      ['relu', 'tanh', 'softmax']
     """
 
     sizes: tuple[int, ...]
-    hidden: Activation
+    hidden: Activation | tuple[Activation, ...]
     output: Activation
 
-    def __init__(self, sizes: Sequence[int], hidden: str | Activation = "relu",
+    def __init__(self, sizes: Sequence[int], hidden: str | Activation | Sequence[str | Activation] = "relu",
                  output: str | Activation = "softmax"):
         object.__setattr__(self, "sizes", checks.check_sizes(sizes))
-        object.__setattr__(self, "hidden", get_activation(hidden, argname="hidden"))
+        object.__setattr__(self, "hidden", _hidden(hidden, len(self.sizes) - 2))
         object.__setattr__(self, "output", get_activation(output, argname="output"))
 
     @property
@@ -93,12 +97,43 @@ class MLP:
         return self.sizes[-1]
 
     @property
+    def hidden_activations(self) -> tuple[Activation, ...]:
+        """sigma^(1), ..., sigma^(L-1): the hidden layers' activations."""
+        if isinstance(self.hidden, Activation):
+            return (self.hidden,) * (self.n_layers - 1)
+        return self.hidden
+
+    @property
     def activations(self) -> tuple[Activation, ...]:
-        """sigma^(1), ..., sigma^(L): ``hidden`` for every layer but the last."""
-        return (self.hidden,) * (self.n_layers - 1) + (self.output,)
+        """sigma^(1), ..., sigma^(L): the hidden layers' and the output's."""
+        return (*self.hidden_activations, self.output)
+
+    @property
+    def hidden_name(self) -> str:
+        """The hidden activations' names, ``"relu"`` or one per layer: ``"relu,tanh"``."""
+        if isinstance(self.hidden, Activation):
+            return self.hidden.name
+        return ",".join(a.name for a in self.hidden)
 
     def __repr__(self) -> str:
-        return f"MLP(sizes={self.sizes}, hidden={self.hidden.name!r}, output={self.output.name!r})"
+        hidden = self.hidden.name if isinstance(self.hidden, Activation) else tuple(a.name for a in self.hidden)
+        return f"MLP(sizes={self.sizes}, hidden={hidden!r}, output={self.output.name!r})"
+
+
+def _hidden(hidden, n_hidden: int) -> Activation | tuple[Activation, ...]:
+    """One activation, or one per hidden layer (a sequence of one repeated is that one)."""
+    if isinstance(hidden, (str, Activation)):
+        return get_activation(hidden, argname="hidden")
+    if not isinstance(hidden, Sequence):
+        raise TypeError(f"hidden must be an activation (a name or an fnann.Activation) or a sequence of them, "
+                        f"one per hidden layer; got {type(hidden).__name__}.")
+    if len(hidden) != n_hidden:
+        raise ValueError(f"hidden: {len(hidden)} activations given for {n_hidden} hidden layer"
+                         f"{'s' if n_hidden != 1 else ''}; give one per hidden layer, or one name for all.")
+    acts = tuple(get_activation(a, argname=f"hidden[{i}]") for i, a in enumerate(hidden))
+    if not acts:
+        return get_activation("relu")  # no hidden layer: the default, as MLP(sizes) has it
+    return acts[0] if all(a == acts[0] for a in acts) else acts
 
 
 def init(key: Array, net: MLP, dtype=jnp.float32) -> Params:

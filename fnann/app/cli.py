@@ -26,8 +26,8 @@ import sys
 from fnann.app.common import UsageError, class_names, class_targets, default_cache_dir, \
     enable_compilation_cache, file_digest, is_file, label_column, load_checkpoint, load_data, standardize, x64
 from fnann.app.options import ACTIVATIONS as ACTIVATION_NAMES, LOSSES as LOSS_NAMES, OPTIMIZERS, SCHEDULES, \
-    TRAIN_DEFAULTS, Help, TrainOptions, add_train_options, given_options, number, parse_delimiter, \
-    optimizer_factory, parse_seed, parse_sizes, positive, train_options
+    TRAIN_DEFAULTS, Help, TrainOptions, add_train_options, given_options, hidden_activations, number, \
+    parse_delimiter, optimizer_factory, parse_seed, parse_sizes, positive, train_options
 from fnann.app.training import DEFAULT_OUT, build_optimizer, run_training
 
 __all__ = ["main", "console", "build_parser", "UsageError", "TRAIN_DEFAULTS", "train_options", "build_optimizer",
@@ -285,8 +285,8 @@ def _add_gradcheck(sub) -> None:
                        "gradients with jax.grad and central finite differences in float64.")
     p.add_argument("--sizes", type=parse_sizes, default=(64, 128, 64, 10),
                    help="layer widths, inputs first (default 64,128,64,10)")
-    p.add_argument("--hidden", default="relu", metavar="NAME",
-                   help="hidden activation: {activations} (default relu)")
+    p.add_argument("--hidden", default="relu", metavar="NAME[,NAME...]",
+                   help="hidden activation: {activations}, or one per hidden layer, comma-separated (default relu)")
     p.add_argument("--output", default="softmax", metavar="NAME",
                    help="output activation: {activations} (default softmax)")
     p.add_argument("--loss", default="cross_entropy", metavar="NAME",
@@ -312,7 +312,7 @@ def _run_gradcheck(args) -> int:
     import fnann
     from fnann.losses import random_targets
 
-    net = fnann.MLP(args.sizes, hidden=args.hidden, output=args.output)
+    net = fnann.MLP(args.sizes, hidden=hidden_activations(args.hidden), output=args.output)
     loss = fnann.get_loss(args.loss)
     k_init, k_x, k_y = jax.random.split(jax.random.key(args.seed), 3)
     params = fnann.init(k_init, net)
@@ -339,8 +339,8 @@ def _add_explain(sub) -> None:
                        "Z and A, the loss, every delta, every dL/dW and dL/db (beside the values jax.grad "
                        "gives) and one optimizer step with its state. Negative values: --x=-0.5,1.")
     p.add_argument("--sizes", type=parse_sizes, default=(2, 3, 2), help="layer widths (default 2,3,2)")
-    p.add_argument("--hidden", default="sigmoid", help="hidden activation: {activations} "
-                   "(default sigmoid)")
+    p.add_argument("--hidden", default="sigmoid", metavar="NAME[,NAME...]", help="hidden activation: "
+                   "{activations}, or one per hidden layer, comma-separated (default sigmoid)")
     p.add_argument("--output", default="softmax", help="output activation (default softmax)")
     p.add_argument("--loss", help="default: cross_entropy for softmax, binary_cross_entropy for sigmoid, "
                    "mse otherwise")

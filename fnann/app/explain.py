@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnann.activations import Activation
+from fnann.app.options import hidden_activations
 from fnann.backprop import backpropagate, dense_backward, loss_value
 from fnann.checks import check_head, check_inputs, check_targets
 from fnann.losses import Loss, as_targets, default_loss, get_loss, is_fused, random_targets
@@ -297,7 +298,7 @@ def run_cli(args, opt: Optimizer, opt_name: str) -> str:
     Unset ``--x``/``--y`` are drawn from ``--seed`` (inputs rounded to two decimals); the
     parameters are ``init``'s (float64) for that seed.
     """
-    net = MLP(args.sizes, hidden=args.hidden, output=args.output)
+    net = MLP(args.sizes, hidden=hidden_activations(args.hidden), output=args.output)
     loss = get_loss(args.loss, argname="--loss") if args.loss else default_loss(net.output)
     with jax.enable_x64(True):
         params, x_drawn, y_drawn = jax.device_get(_draw(net, loss, args.seed))

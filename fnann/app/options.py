@@ -170,6 +170,12 @@ parse_seed = number(int, 0, MAX_SEED)  # --seed of train, gradcheck and explain
 decay = number(float, 0, 1, high_open=True)
 
 
+def hidden_activations(text: str) -> str | tuple[str, ...]:
+    """``--hidden``'s value as ``MLP(hidden=...)`` takes it: one name, or one per hidden layer
+    (``"relu,tanh"`` -> ``("relu", "tanh")``)."""
+    return tuple(text.split(",")) if "," in text else text
+
+
 def parse_delimiter(text: str) -> str:
     named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "space": " ", "pipe": "|"}
     value = named.get(text.lower(), text)
@@ -214,7 +220,8 @@ class TrainOptions:
     seed: int = _data(0, "seed of the split, the init and the shuffles (default {default})", type=parse_seed)
     hidden_sizes: list[int] = _network([128, 64], "hidden layer widths (default 128,64: the 64-128-64-10 "
                                        "network on digits)", type=parse_sizes)
-    hidden: str = _network("relu", "hidden activation: {activations} (default {default})", metavar="NAME")
+    hidden: str = _network("relu", "hidden activation: {activations}, or one per hidden layer, comma-separated "
+                           "(relu,tanh) (default {default})", metavar="NAME[,NAME...]")
     output: str | None = _network(None, "output activation: {activations} (default: softmax for "
                                   "classification, sigmoid with --loss binary_cross_entropy, identity for "
                                   "regression)", metavar="NAME")

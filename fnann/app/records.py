@@ -121,7 +121,8 @@ def option_spec(field) -> Spec:
             return nullable
         if not _kind_ok(value, hint) or (isinstance(value, str) and not text().ok(value)):
             return False
-        if choices is not None and value not in choices:
+        names = value.split(",") if field.name == "hidden" and isinstance(value, str) else [value]
+        if choices is not None and not all(name in choices for name in names):
             return False
         return parse is None or _reads_back(parse, value)
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from fnann.app.common import UsageError, class_targets, enable_compilation_cache, file_digest, is_file, \
     load_checkpoint, load_data, validation_split, x64
-from fnann.app.options import OVER_THE_RUN, TrainOptions, given_options, hyperparameters, optimizer_factory, run_record, \
-    train_options
+from fnann.app.options import OVER_THE_RUN, TrainOptions, given_options, hidden_activations, hyperparameters, \
+    optimizer_factory, run_record, train_options
 from fnann.app.runner import Progress, compiling_ahead, plot_curves, plotter, run_folder, run_keys
 
 DEFAULT_OUT = "runs/fnann"
@@ -201,7 +201,8 @@ def _network(opts: TrainOptions, data):
         needs = getattr(fnann.LOSSES.get(opts.loss), "output", None)
         output = (needs.name if needs is not None else "softmax") if classify else "identity"
     n_out = _n_outputs(data.n_classes, fnann.ACTIVATIONS.get(output)) if classify else data.n_outputs
-    net = fnann.MLP((data.n_features, *opts.hidden_sizes, n_out), hidden=opts.hidden, output=output)
+    net = fnann.MLP((data.n_features, *opts.hidden_sizes, n_out), hidden=hidden_activations(opts.hidden),
+                     output=output)
     loss = fnann.get_loss(opts.loss) if opts.loss is not None else (
         default_loss(net.output) if classify else fnann.mse)
     lr = opts.lr if opts.lr is not None else optimizer_factory(opts.optimizer).default_lr
@@ -265,7 +266,7 @@ def build_optimizer(opts: TrainOptions | Mapping[str, Any], steps_per_epoch: int
 
 def describe(net) -> str:
     """``64-128-64-10 relu/softmax``: a readable name for a network."""
-    return f"{'-'.join(map(str, net.sizes))} {net.hidden.name}/{net.output.name}"
+    return f"{'-'.join(map(str, net.sizes))} {net.hidden_name}/{net.output.name}"
 
 
 def describe_optimizer(o: TrainOptions) -> str:
