@@ -22,8 +22,8 @@ import importlib
 import importlib.util
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "fnann.activations": ("ACTIVATIONS", "Activation", "elementwise", "gelu", "get_activation", "identity",
-                          "relu", "sigmoid", "softmax", "tanh"),
+    "fnann.activations": ("ACTIVATIONS", "Activation", "elementwise", "elu", "gelu", "get_activation", "identity",
+                          "leaky_relu", "leaky_relu_with", "relu", "sigmoid", "silu", "softmax", "softplus", "tanh"),
     "fnann.backprop": ("backward", "backward_trace", "dense_backward", "loss_and_grad", "objective"),
     "fnann.gradcheck": ("GradCheckReport", "check_grads"),
     "fnann.losses": ("LOSSES", "Loss", "binary_cross_entropy", "cross_entropy", "get_loss", "mse"),

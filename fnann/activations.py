@@ -13,6 +13,9 @@ and so that ``jax.grad`` of it agrees with the hand-derived rule, kinks included
 
 from __future__ import annotations
 
+import functools
+import math
+import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import NamedTuple
@@ -195,6 +198,88 @@ def _gelu_deriv(z: Array) -> Array:
     return 0.5 * jax.scipy.special.erfc(-z / _SQRT2) + z * (_INV_SQRT_2PI * jnp.exp(-0.5 * jnp.square(z)))
 
 
+def _elu(z: Array) -> Array:
+    """ELU(z) = z if z > 0 else e^z - 1 (α = 1), the left branch as expm1 (exact near 0).
+
+    The left branch sees min(z, 0) through ``where`` (never e^1e4), and at z = 0 it is the
+    branch taken, so autodiff gives ELU'(0) = e^0 = 1, the hand-derived value.
+    """
+    return jnp.where(z > 0, z, jnp.expm1(jnp.where(z > 0, jnp.zeros_like(z), z)))
+
+
+def _elu_deriv(z: Array) -> Array:
+    """ELU'(z) = 1 if z > 0 else e^z = ELU(z) + 1 (the textbook's ELU(z) + α; continuous at 0).
+
+    Written as ELU(z) + 1, the value autodiff of expm1 gives (below z ≈ -17 in float32 both
+    round e^z to 0, an absolute error under 1e-7)."""
+    return jnp.where(z > 0, jnp.ones_like(z), _elu(z) + 1.0)
+
+
+def _softplus(z: Array) -> Array:
+    """softplus(z) = log(1 + e^z) = z + log(1 + e^-z) for z > 0, log(1 + e^z) otherwise.
+
+    Each branch exponentiates a number <= 0 only (``where`` clamps the other side), so nothing
+    overflows at |z| = 1e4 (softplus(1e4) = 1e4, softplus(-1e4) = 0) and log1p keeps the tail
+    exact; at z = 0 autodiff takes the second branch: e^0 / (1 + e^0) = 1/2.
+    """
+    pos, neg = jnp.where(z > 0, z, jnp.zeros_like(z)), jnp.where(z > 0, jnp.zeros_like(z), z)
+    return jnp.where(z > 0, pos + jnp.log1p(jnp.exp(-pos)), jnp.log1p(jnp.exp(neg)))
+
+
+def _silu(z: Array) -> Array:
+    """SiLU(z) = z σ(z) (swish with β = 1)."""
+    return z * _sigmoid(z)
+
+
+def _silu_deriv(z: Array) -> Array:
+    """SiLU'(z) = σ(z) + z σ(z) σ(-z) = σ(z) (1 + z σ(-z))."""
+    return _sigmoid(z) * (1.0 + z * _sigmoid(-z))
+
+
+def leaky_he(slope: float) -> Callable[[int, int], float]:
+    """He et al.'s variance for a leaky ReLU of slope a: 2 / ((1 + a²) n_in)."""
+    return lambda n_in, n_out: 2.0 / ((1.0 + slope * slope) * n_in)
+
+
+@functools.cache
+def _leaky_relu(slope: float) -> Activation:
+    def fn(z: Array) -> Array:  # where, not max: autodiff then gives the left slope at 0, as deriv does
+        return jnp.where(z > 0, z, slope * z)
+
+    def deriv(z: Array) -> Array:
+        return jnp.where(z > 0, jnp.ones_like(z), jnp.full_like(z, slope))
+
+    name = "leaky_relu" if slope == LEAKY_SLOPE else f"leaky_relu({slope!r})"
+    return elementwise(name, fn, deriv, formula=f"leaky_relu(z) = z if z > 0 else {slope!r} z",
+                       derivative=f"leaky_relu'(z) = 1 if z > 0 else {slope!r}", init=leaky_he(slope))
+
+
+LEAKY_SLOPE = 0.01
+"""The slope of ``leaky_relu`` for z <= 0 (PyTorch's and Keras's default)."""
+
+
+def leaky_relu_with(slope: float = LEAKY_SLOPE) -> Activation:
+    """The leaky ReLU of ``slope``: g(z) = z if z > 0 else slope · z; g'(z) = 1 or slope.
+
+    Initialized by He's rule for it, var = 2 / ((1 + slope²) n_in). Its name carries the
+    slope (``"leaky_relu(0.2)"``; the default 0.01 is plain ``"leaky_relu"``), so that
+    ``MLP(hidden="leaky_relu(0.2)")``, ``--hidden "leaky_relu(0.2)"`` and checkpoints find it;
+    one slope is one object (equal networks compile once).
+
+    Args:
+      slope: a finite number in [0, 1).
+
+    Example:
+      >>> leaky_relu_with(0.2).name, float(leaky_relu_with(0.2).fn(jnp.array(-1.0)))
+      ('leaky_relu(0.2)', -0.2)
+    """
+    if isinstance(slope, bool) or not isinstance(slope, (int, float)):
+        raise TypeError(f"slope must be a real number; got {slope!r}.")
+    if not (math.isfinite(slope) and 0 <= slope < 1):
+        raise ValueError(f"slope must be a finite number in [0, 1); got {slope!r}.")
+    return _leaky_relu(float(slope))
+
+
 sigmoid = elementwise("sigmoid", _sigmoid, _sigmoid_deriv, formula="σ(z) = 1 / (1 + e^-z)",
                       derivative="σ'(z) = σ(z)(1 - σ(z))", head="binary", saturates=True)
 tanh = elementwise("tanh", jnp.tanh, _tanh_deriv, formula="tanh(z) = (e^z - e^-z) / (e^z + e^-z)",
@@ -205,15 +290,48 @@ identity = elementwise("identity", _identity, _identity_deriv, formula="identity
                        derivative="identity'(z) = 1")
 gelu = elementwise("gelu", _gelu, _gelu_deriv, formula="gelu(z) = z Φ(z)",
                    derivative="gelu'(z) = Φ(z) + z φ(z)", init="he")
+leaky_relu = leaky_relu_with(LEAKY_SLOPE)
+elu = elementwise("elu", _elu, _elu_deriv, formula="elu(z) = z if z > 0 else e^z - 1",
+                  derivative="elu'(z) = 1 if z > 0 else e^z", init="he")
+softplus = elementwise("softplus", _softplus, _sigmoid, formula="softplus(z) = log(1 + e^z)",
+                       derivative="softplus'(z) = σ(z)", init="he")
+silu = elementwise("silu", _silu, _silu_deriv, formula="silu(z) = z σ(z)",
+                   derivative="silu'(z) = σ(z)(1 + z σ(-z))", init="he")
 softmax = Activation("softmax", _softmax, _softmax_backward, "softmax(z)_j = e^{z_j} / Σ_k e^{z_k}",
                      "J_softmax(z)ᵀ g = s ⊙ (g - <g, s>)", "glorot", "categorical", elementwise=False)
 
-_BUILT_IN = (relu, tanh, sigmoid, softmax, identity, gelu)  # the order names are listed in
+_BUILT_IN = (relu, tanh, sigmoid, softmax, identity, gelu, leaky_relu, elu, softplus, silu)  # listed in this order
 _REGISTRY: dict[str, Activation] = {a.name: a for a in _BUILT_IN}
-ACTIVATIONS: Mapping[str, Activation] = MappingProxyType(_REGISTRY)
-"""Read-only map from name to every known :class:`Activation`: the built-in ones and those
-added by :func:`register_activation`. A network whose activations are all here can be named on
-the command line and saved and loaded by name."""
+_FAMILIES: dict[str, Callable[[float], Activation]] = {"leaky_relu": leaky_relu_with}
+_PARAMETERIZED = re.compile(r"^(?P<family>[a-z_]+)\((?P<value>[^()]{1,40})\)$")
+
+
+class _Activations(Mapping):
+    """The registry, read-only; a family's member is found by its name (``"leaky_relu(0.2)"``)."""
+
+    def __getitem__(self, name: str) -> Activation:
+        if name in _REGISTRY:
+            return _REGISTRY[name]
+        m = _PARAMETERIZED.match(name) if isinstance(name, str) else None
+        if m is None or m["family"] not in _FAMILIES:
+            raise KeyError(name)
+        try:
+            return _FAMILIES[m["family"]](float(m["value"]))
+        except (TypeError, ValueError) as e:
+            raise KeyError(f"{name}: {e}") from None
+
+    def __iter__(self):
+        return iter(_REGISTRY)
+
+    def __len__(self) -> int:
+        return len(_REGISTRY)
+
+
+ACTIVATIONS: Mapping[str, Activation] = _Activations()
+"""Read-only map from name to every known :class:`Activation`: the built-in ones, those added
+by :func:`register_activation`, and a family's members by their names (``"leaky_relu(0.2)"``,
+listed only as the family's default). A network whose activations are all found here can be
+named on the command line and saved and loaded by name."""
 
 
 def register_activation(activation: Activation) -> Activation:
@@ -225,7 +343,7 @@ def register_activation(activation: Activation) -> Activation:
       ValueError: another activation has that name.
     """
     activation = get_activation(activation)
-    if _REGISTRY.get(activation.name.lower(), activation) is not activation:
+    if ACTIVATIONS.get(activation.name.lower(), activation) is not activation or _PARAMETERIZED.match(activation.name):
         raise ValueError(f"an activation named {activation.name!r} is already registered.")
     _REGISTRY[activation.name.lower()] = activation
     return activation
@@ -233,12 +351,14 @@ def register_activation(activation: Activation) -> Activation:
 
 def is_built_in(activation: Activation) -> bool:
     """Whether ``activation`` is one of fnann's own (whose range fnann knows)."""
-    return any(activation is a for a in _BUILT_IN)
+    return any(activation is a for a in _BUILT_IN) or any(
+        ACTIVATIONS.get(activation.name) is activation for family in _FAMILIES
+        if activation.name.startswith(family + "("))
 
 
 def unregister_activation(name: str) -> None:
     """Forgets an activation added by :func:`register_activation` (never a built-in one)."""
-    if any(a.name == name for a in _BUILT_IN):
+    if any(a.name == name for a in _BUILT_IN) or _PARAMETERIZED.match(name):
         raise ValueError(f"{name!r} is a built-in activation; it cannot be unregistered.")
     _REGISTRY.pop(name.lower(), None)
 
@@ -255,6 +375,17 @@ def get_activation(activation: str | Activation, *, argname: str = "activation")
             raise TypeError(f"{argname}: an Activation needs callable fn and backward.")
         return activation
     if isinstance(activation, str):
+        m = _PARAMETERIZED.match(activation.lower())
+        if m is not None and m["family"] in _FAMILIES:
+            try:
+                value = float(m["value"])
+            except ValueError:
+                raise ValueError(f"{argname}: {activation!r}: the parameter of {m['family']} must be a "
+                                 f"number; got {m['value']!r}.") from None
+            try:
+                return _FAMILIES[m["family"]](value)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{argname}: {activation!r}: {e}") from None
         try:
             return ACTIVATIONS[activation.lower()]
         except KeyError:

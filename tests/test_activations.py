@@ -104,12 +104,53 @@ def test_relu_kink_matches_autodiff():
     np.testing.assert_array_equal(fnann.relu.backward(z, jnp.ones_like(z)), 0.0)
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "identity"])
+NUMPY = {"sigmoid": lambda v: 1 / (1 + np.exp(-v)), "tanh": np.tanh, "relu": lambda v: np.where(v > 0, v, 0),
+         "identity": lambda v: v, "leaky_relu": lambda v: np.where(v > 0, v, 0.01 * v),
+         "elu": lambda v: np.where(v > 0, v, np.expm1(np.minimum(v, 0))), "softplus": lambda v: np.logaddexp(0, v),
+         "silu": lambda v: v / (1 + np.exp(-v)), "leaky_relu(0.2)": lambda v: np.where(v > 0, v, 0.2 * v)}
+DERIVATIVES = {"leaky_relu": lambda v: np.where(v > 0, 1, 0.01), "elu": lambda v: np.where(v > 0, 1, np.exp(v)),
+               "softplus": lambda v: 1 / (1 + np.exp(-v)),
+               "silu": lambda v: 1 / (1 + np.exp(-v)) + v * np.exp(-v) / (1 + np.exp(-v)) ** 2}
+
+
+@pytest.mark.parametrize("name", NUMPY)
 def test_elementwise_forward_matches_numpy(name):
     z = np.linspace(-5, 5, 21).reshape(3, 7).astype(np.float32)
-    ref = {"sigmoid": lambda v: 1 / (1 + np.exp(-v)), "tanh": np.tanh,
-           "relu": lambda v: np.where(v > 0, v, 0), "identity": lambda v: v}[name]
-    np.testing.assert_allclose(ACTIVATIONS[name].fn(jnp.asarray(z)), ref(z), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(get_activation(name).fn(jnp.asarray(z)), NUMPY[name](z), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", DERIVATIVES)
+def test_the_new_derivatives_match_their_numpy_transcription_in_float64(name):
+    z = np.concatenate([np.linspace(-30, 30, 61), [-1e-9, 0.0, 1e-9]])[None]
+    with jax.enable_x64(True):
+        got = np.asarray(ACTIVATIONS[name].backward(jnp.asarray(z), jnp.ones(z.shape)))
+    np.testing.assert_allclose(got, DERIVATIVES[name](z), rtol=1e-13, atol=2e-16)  # elu: e^z as ELU(z) + 1
+
+
+def test_leaky_relu_is_a_family_found_by_its_slope():
+    a = get_activation("leaky_relu(0.2)")
+    assert a is fnann.leaky_relu_with(0.2) and a.name == "leaky_relu(0.2)" and ACTIVATIONS["leaky_relu(0.2)"] is a
+    assert get_activation("leaky_relu(0.01)") is fnann.leaky_relu and fnann.leaky_relu.name == "leaky_relu"
+    assert "leaky_relu(0.2)" not in list(ACTIVATIONS)  # listed by its default only
+    assert fnann.MLP([2, 3, 2], hidden="leaky_relu(0.2)") == fnann.MLP([2, 3, 2], hidden=fnann.leaky_relu_with(0.2))
+    assert fnann.activations.is_built_in(a)
+    for bad, message in (("leaky_relu(1.5)", r"slope must be a finite number in \[0, 1\)"),
+                         ("leaky_relu(nan)", "slope must be"), ("leaky_relu(x)", "must be a number; got 'x'")):
+        with pytest.raises(ValueError, match=message):
+            get_activation(bad, argname="hidden")
+    with pytest.raises(TypeError, match="slope must be a real number"):
+        fnann.leaky_relu_with("0.2")
+    with pytest.raises(ValueError, match="built-in"):
+        fnann.activations.unregister_activation("leaky_relu(0.2)")
+
+
+@pytest.mark.parametrize("name, variance", [("leaky_relu", lambda n_in, n_out: 2 / (1.0001 * n_in)),
+                                            ("leaky_relu(0.5)", lambda n_in, n_out: 2 / (1.25 * n_in)),
+                                            ("elu", lambda n_in, n_out: 2 / n_in),
+                                            ("softplus", lambda n_in, n_out: 2 / n_in),
+                                            ("silu", lambda n_in, n_out: 2 / n_in)])
+def test_the_new_activations_take_he_s_initialization(name, variance):
+    assert fnann.activations.init_variance(get_activation(name), 50, 20) == pytest.approx(variance(50, 20), rel=1e-15)
 
 
 def test_lookup_by_name_and_errors():

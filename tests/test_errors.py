@@ -31,7 +31,7 @@ def test_unknown_activation_names():
     with pytest.raises(ValueError, match="hidden: unknown activation 'nonesuch'.*known names"):
         fnann.MLP([2, 3], hidden="nonesuch")
     with pytest.raises(ValueError, match="output: unknown activation"):
-        fnann.MLP([2, 3], output="softplus")
+        fnann.MLP([2, 3], output="softsign")
 
 
 def test_unknown_loss_name():

@@ -50,7 +50,9 @@ class Registry(Mapping):
         return {k: items[k] for k in (*(k for k in self._first if k in items), *items)}
 
     def __getitem__(self, name):
-        return self._items[name]
+        if name in self._items:
+            return self._items[name]
+        return self._load()[name]  # a family's member (leaky_relu(0.2)), not listed among the names
 
     def __iter__(self):
         return iter(self._items)
