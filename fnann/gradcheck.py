@@ -27,12 +27,12 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from fnann import checks
-from fnann.backprop import objective_value, value_and_grad
+from fnann.backprop import loss_value, value_and_grad
 from fnann.caches import compiled_cache
 from fnann.checks import check_has_rows, check_head, check_inputs, check_targets
 from fnann.inference import to_device
 from fnann.losses import Loss, get_loss
-from fnann.mlp import MLP, Params
+from fnann.mlp import MLP, Params, feedforward
 
 HIGHEST = jax.lax.Precision.HIGHEST
 ROUNDOFF = 16  # round-off of a central difference, in units of u |L| / eps (see the module doc)
@@ -52,6 +52,7 @@ class GradCheckRow:
     fd_rel: float  # fd_abs / scale of the sampled finite differences
     n_fd: int  # entries checked by finite differences
     passed: bool
+    n_kink: int = 0  # sampled entries left out: their ±eps step crossed a kink
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,18 +92,24 @@ class GradCheckReport:
     def max_fd_rel(self) -> float:
         return max(r.fd_rel for r in self.rows)
 
+    @property
+    def n_kink(self) -> int:
+        """Sampled finite-difference entries left out because their step crossed a kink."""
+        return sum(r.n_kink for r in self.rows)
+
     def summary(self) -> str:
         """One line: passed or FAILED and the largest relative errors."""
         word = "passed" if self.passed else "FAILED"
+        kinks = f" ({self.n_kink} left out: their step crossed a kink)" if self.n_kink else ""
         return (f"gradient check {word}: max relative error vs autodiff "
-                f"{self.max_autodiff_rel:.1e}, vs finite differences {self.max_fd_rel:.1e}")
+                f"{self.max_autodiff_rel:.1e}, vs finite differences {self.max_fd_rel:.1e}{kinks}")
 
     def __str__(self) -> str:
         head = ("layer", "param", "shape", "max|grad|", "vs autodiff abs", "rel",
-                "vs finite diff abs", "rel", "n_fd", "ok")
+                "vs finite diff abs", "rel", "n_fd", "kinks", "ok")
         body = [(str(r.layer), r.param, "x".join(map(str, r.shape)), f"{r.scale:.3e}",
                  f"{r.autodiff_abs:.2e}", f"{r.autodiff_rel:.2e}", f"{r.fd_abs:.2e}",
-                 f"{r.fd_rel:.2e}", str(r.n_fd), "yes" if r.passed else "NO")
+                 f"{r.fd_rel:.2e}", str(r.n_fd), str(r.n_kink), "yes" if r.passed else "NO")
                 for r in self.rows]
         widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
         fmt = "  ".join(f"{{:>{w}}}" for w in widths)
@@ -126,24 +133,41 @@ def _fd_indices(rng: np.random.Generator, sizes: list[int], n_fd: int | None) ->
             for n in sizes]
 
 
+def _kink_sides(net: MLP, trace) -> list:
+    """Per kinked layer, whether each pre-activation lies above each kink: ``Z^(l) > k``."""
+    return [z[..., None] > jnp.asarray(sigma.kinks, z.dtype)
+            for z, sigma in zip(trace.Z, net.activations) if sigma.kinks]
+
+
 @compiled_cache(maxsize=32)
 def _compiled_check(net: MLP, loss: Loss):
     """The whole check as one float64 program (one trace, one compilation-cache entry):
     ``(params, x, y, idx, eps) -> (L, manual grads, jax.grad's grads, central differences at
-    the flat indices idx)``."""
+    the flat indices idx, whether each of their steps crossed a kink)``.
+
+    A step crosses a kink when some Z^(l) of a kinked σ^(l) lies on different sides of a
+    kink k at θ + ε e_i and at θ - ε e_i: the difference quotient then mixes the two
+    one-sided slopes and is no evidence about the gradient."""
 
     def check(params, x, y, idx, eps):
         value, manual = value_and_grad(net, loss, "manual")(params, x, y)
         _, auto = value_and_grad(net, loss, "autodiff")(params, x, y)
         flat, unravel = ravel_pytree(params)
 
+        def evaluate(theta):
+            y_hat, trace = feedforward(net, unravel(theta), x)
+            return loss_value(net, loss, y_hat, trace, y), _kink_sides(net, trace)
+
         def central_difference(i):
             step = jnp.zeros_like(flat).at[i].set(eps)
-            up = objective_value(net, loss, unravel(flat + step), x, y)
-            down = objective_value(net, loss, unravel(flat - step), x, y)
-            return (up - down) / (2 * eps)
+            (up, up_sides), (down, down_sides) = evaluate(flat + step), evaluate(flat - step)
+            crossed = jnp.zeros((), bool)
+            for u, d in zip(up_sides, down_sides):
+                crossed = crossed | jnp.any(u != d)
+            return (up - down) / (2 * eps), crossed
 
-        return value, manual, auto, jax.lax.map(central_difference, idx, batch_size=64)
+        fd, crossed = jax.lax.map(central_difference, idx, batch_size=64)
+        return value, manual, auto, fd, crossed
 
     compiled = jax.jit(check)
 
@@ -171,7 +195,9 @@ def check_grads(net: MLP, loss: Loss | str, params: Params, x, y, *, eps: float 
       x: inputs, shape ``(batch, n_in)``.
       y: targets for ``loss``.
       eps: finite-difference step.
-      n_fd: entries per array checked by finite differences (``None``: all).
+      n_fd: entries per array sampled for finite differences (``None``: all); an entry whose
+        ±ε step moves a pre-activation across a kink of its activation (``Activation.kinks``)
+        is left out and counted in ``GradCheckRow.n_kink``.
       autodiff_rtol, fd_rtol, atol: pass when ``max|manual - ref| <= rtol*scale + atol``.
       seed: picks the sampled entries (an int in [0, 2**31 - 1]).
 
@@ -208,7 +234,7 @@ def check_grads(net: MLP, loss: Loss | str, params: Params, x, y, *, eps: float 
         offsets = np.cumsum([0] + sizes[:-1])
         picks = _fd_indices(np.random.default_rng(seed), sizes, n_fd)
         idx = to_device(np.concatenate([o + p for o, p in zip(offsets, picks)]).astype(np.int64))
-        value, manual, auto, fd = jax.device_get(_compiled_check(net, loss)(p64, x64, y64, idx, eps))
+        value, manual, auto, fd, crossed = jax.device_get(_compiled_check(net, loss)(p64, x64, y64, idx, eps))
         auto_leaves = [np.asarray(a).ravel() for a in jax.tree.leaves(auto)]
         man_leaves = [np.asarray(m).ravel() for m in jax.tree.leaves(manual)]
         man_flat = np.concatenate(man_leaves)  # ravel_pytree's order, on the host
@@ -216,8 +242,9 @@ def check_grads(net: MLP, loss: Loss | str, params: Params, x, y, *, eps: float 
     fd_atol = atol + ROUNDOFF * np.finfo(np.float64).eps / 2 * abs(float(value)) / eps
     rows, start = [], 0
     for k, (m, a, pick, off) in enumerate(zip(man_leaves, auto_leaves, picks, offsets)):
-        f = fd[start:start + len(pick)]
-        start += len(pick)
+        keep = ~crossed[start:start + len(pick)]  # entries whose step crossed no kink
+        f, pick = fd[start:start + len(pick)][keep], pick[keep]
+        start += len(keep)
         scale = float(np.max(np.abs(a), initial=0.0))
         ad_abs = float(np.max(np.abs(m - a), initial=0.0))
         fd_scale = float(np.max(np.abs(f), initial=0.0))
@@ -227,6 +254,6 @@ def check_grads(net: MLP, loss: Loss | str, params: Params, x, y, *, eps: float 
             layer=k // 2 + 1, param="W" if k % 2 == 0 else "b", shape=tuple(leaves[k].shape),
             scale=scale, autodiff_abs=ad_abs, autodiff_rel=ad_abs / scale if scale else ad_abs,
             fd_abs=fd_abs, fd_rel=fd_abs / fd_scale if fd_scale else fd_abs, n_fd=len(pick),
-            passed=bool(ok)))
+            n_kink=int(np.sum(~keep)), passed=bool(ok)))
     return GradCheckReport(net, loss.name, float(value), tuple(rows), autodiff_rtol, fd_rtol,
                            atol, eps, all(r.passed for r in rows), fd_atol)

@@ -45,3 +45,11 @@ def test_bad_options_one_line_exit_2(argv, msg, capsys):
 def test_console_module_runs():
     r = subprocess.run([sys.executable, "-m", "fnann", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "gradcheck" in r.stdout
+
+
+def test_gradcheck_relu_kinks_pass_and_are_counted(capsys):
+    # Issue 19.15: finite differences straddling a ReLU kink used to report FAILED (exit 1).
+    assert cli.main(["gradcheck", "--sizes", "3,5,5,5,5,5,2", "--output", "identity", "--loss", "mse",
+                     "--no-cache"]) == 0
+    out = capsys.readouterr().out
+    assert "gradient check passed" in out and "left out: their step crossed a kink" in out and "kinks" in out
