@@ -47,6 +47,9 @@ class Activation(NamedTuple):
       elementwise: whether ``g`` acts on each entry alone, so that δ = da ⊙ g'(z).
       dies: whether a unit can die (A = 0 for every example: ReLU).
       saturates: whether g'(z) -> 0 as |z| grows (sigmoid, tanh).
+      kinks: the points z = k where g is continuous but g' jumps (ReLU: ``(0.0,)``); ``()``
+        for a smooth g. A central difference whose ±ε step moves some z across a kink
+        measures neither one-sided slope, so ``check_grads`` leaves such entries out.
 
     An ``Activation`` is an immutable, hashable bundle of functions: close over it or
     pass it as a static argument of ``jax.jit``, never as a traced one.
@@ -62,6 +65,7 @@ class Activation(NamedTuple):
     elementwise: bool = True
     dies: bool = False
     saturates: bool = False
+    kinks: tuple[float, ...] = ()
 
 
 INIT_RULES: Mapping[str, Callable[[int, int], float]] = MappingProxyType({
@@ -84,7 +88,8 @@ def init_variance(act: Activation, n_in: int, n_out: int) -> float:
 
 def elementwise(name: str, fn: Callable[[Array], Array], deriv: Callable[[Array], Array], *,
                 formula: str = "", derivative: str = "", init: str | Callable[[int, int], float] = "glorot",
-                head: str | None = None, dies: bool = False, saturates: bool = False) -> Activation:
+                head: str | None = None, dies: bool = False, saturates: bool = False,
+                kinks: tuple[float, ...] = ()) -> Activation:
     """Builds an element-wise :class:`Activation` from ``g`` and its derivative ``g'``.
 
     Math: dZ = dA ⊙ g'(Z).
@@ -93,7 +98,7 @@ def elementwise(name: str, fn: Callable[[Array], Array], deriv: Callable[[Array]
       name: the activation's name.
       fn: ``g``, applied element-wise.
       deriv: ``g'``, applied element-wise.
-      formula, derivative, init, head, dies, saturates: as in :class:`Activation`
+      formula, derivative, init, head, dies, saturates, kinks: as in :class:`Activation`
         (``derivative`` defaults to ``"name'(z)"``).
 
     Returns:
@@ -116,7 +121,7 @@ def elementwise(name: str, fn: Callable[[Array], Array], deriv: Callable[[Array]
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}; got {head!r}.")
     return Activation(name, fn, backward, formula or f"{name}(z)", derivative or f"{name}'(z)", init, head,
-                      True, dies, saturates)
+                      True, dies, saturates, tuple(float(k) for k in kinks))
 
 
 def _sigmoid(z: Array) -> Array:
@@ -251,7 +256,8 @@ def _leaky_relu(slope: float) -> Activation:
 
     name = "leaky_relu" if slope == LEAKY_SLOPE else f"leaky_relu({slope!r})"
     return elementwise(name, fn, deriv, formula=f"leaky_relu(z) = z if z > 0 else {slope!r} z",
-                       derivative=f"leaky_relu'(z) = 1 if z > 0 else {slope!r}", init=leaky_he(slope))
+                       derivative=f"leaky_relu'(z) = 1 if z > 0 else {slope!r}", init=leaky_he(slope),
+                       kinks=(0.0,))
 
 
 LEAKY_SLOPE = 0.01
@@ -285,7 +291,8 @@ sigmoid = elementwise("sigmoid", _sigmoid, _sigmoid_deriv, formula="σ(z) = 1 / 
 tanh = elementwise("tanh", jnp.tanh, _tanh_deriv, formula="tanh(z) = (e^z - e^-z) / (e^z + e^-z)",
                    derivative="tanh'(z) = 1 - tanh²(z)", saturates=True)
 relu = elementwise("relu", _relu, _relu_deriv, formula="relu(z) = max(0, z)",
-                   derivative="relu'(z) = 1 if z > 0 else 0", init="he", dies=True)
+                   derivative="relu'(z) = 1 if z > 0 else 0", init="he", dies=True,
+                  kinks=(0.0,))
 identity = elementwise("identity", _identity, _identity_deriv, formula="identity(z) = z",
                        derivative="identity'(z) = 1")
 gelu = elementwise("gelu", _gelu, _gelu_deriv, formula="gelu(z) = z Φ(z)",

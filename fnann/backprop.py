@@ -70,15 +70,15 @@ def backpropagate(net: MLP, params: Params, trace: Trace, y, loss: Loss,
     """
     L = net.n_layers
     sigma = (None, *net.activations)  # σ^(1), ..., σ^(L)
-    W = (None, *(layer.W for layer in params))  # W^(1), ..., W^(L)
+    layer = (None, *params)  # (W^(1), b^(1)), ..., (W^(L), b^(L))
     Z, A = (None, *trace.Z), trace.A  # Z^(1), ..., Z^(L);  A^(0) = x, ..., A^(L) = ŷ
-    delta, dW, db = [None] * (L + 1), [None] * (L + 1), [None] * (L + 1)
+    delta, grads = [None] * (L + 1), [None] * (L + 1)
     delta[L] = output_delta(sigma[L], loss, Z[L], A[L], y, fused)  # δ^(L) = ∂L/∂A^(L) ⊙ σ'(Z^(L))
     for l in range(L, 0, -1):
-        if l < L:
-            delta[l] = sigma[l].backward(Z[l], delta[l + 1] @ W[l + 1])  # δ^(l) = (W^(l+1))ᵀ δ^(l+1) ⊙ σ'(Z^(l))
-        dW[l], db[l] = delta[l].T @ A[l - 1], jnp.sum(delta[l], axis=0)  # ∂L/∂W^(l) = δ^(l) (A^(l-1))ᵀ, ∂L/∂b^(l) = δ^(l)
-    return tuple(Dense(dW[l], db[l]) for l in range(1, L + 1)), tuple(delta[1:])
+        grads[l], da_prev = dense_backward(layer[l], A[l - 1], delta[l])  # δ^(l) A^(l-1)ᵀ, Σ δ^(l), W^(l)ᵀ δ^(l)
+        if l > 1:
+            delta[l - 1] = sigma[l - 1].backward(Z[l - 1], da_prev)  # δ^(l-1) = (W^(l))ᵀ δ^(l) ⊙ σ'(Z^(l-1))
+    return tuple(grads[1:]), tuple(delta[1:])
 
 
 def backward(net: MLP, params: Params, trace: Trace, y, loss: Loss | str,

@@ -96,6 +96,11 @@ def test_a_pair_of_different_precisions_is_refused_by_name():
 @pytest.mark.parametrize("kwargs, err, match", [
     (dict(eps="a"), TypeError, "eps must be a real number"),
     (dict(eps=0.0), ValueError, "eps must be a finite number > 0"),
+    (dict(eps=float("inf")), ValueError, "eps must be a finite number > 0"),
+    (dict(atol=-1e-12), ValueError, "atol must be a finite number >= 0"),
+    (dict(autodiff_rtol=-1.0), ValueError, "autodiff_rtol must be a finite number >= 0"),
+    (dict(autodiff_rtol=float("nan")), ValueError, "autodiff_rtol must be a finite number >= 0"),
+    (dict(seed=1.5), TypeError, "seed must be an int"),
     (dict(n_fd=2.5), TypeError, "n_fd must be an int >= 1 or None"),
     (dict(n_fd=0), ValueError, "n_fd must be >= 1"),
     (dict(fd_rtol=-1.0), ValueError, "fd_rtol must be a finite number >= 0"),

@@ -26,7 +26,7 @@ import sys
 from fnann.app.common import UsageError, class_names, class_targets, default_cache_dir, \
     enable_compilation_cache, file_digest, is_file, label_column, load_checkpoint, load_data, standardize, x64
 from fnann.app.options import ACTIVATIONS as ACTIVATION_NAMES, LOSSES as LOSS_NAMES, OPTIMIZERS, SCHEDULES, \
-    TRAIN_DEFAULTS, Help, TrainOptions, add_train_options, given_options, hidden_activations, number, \
+    TRAIN_DEFAULTS, Help, TrainOptions, add_train_options, count, given_options, hidden_activations, number, \
     parse_delimiter, optimizer_factory, parse_seed, parse_sizes, positive, train_options
 from fnann.app.training import DEFAULT_OUT, build_optimizer, run_training
 
@@ -292,8 +292,15 @@ def _add_gradcheck(sub) -> None:
     p.add_argument("--loss", default="cross_entropy", metavar="NAME",
                    help="loss: {losses} (default cross_entropy)")
     p.add_argument("--batch", type=int, default=32, help="batch size of the random data (default 32)")
-    p.add_argument("--n-fd", type=int, default=32,
+    p.add_argument("--n-fd", type=count, default=32,
                    help="entries per array checked by finite differences (0: all; default 32)")
+    p.add_argument("--eps", type=positive, default=1e-6, help="finite-difference step (default 1e-6)")
+    p.add_argument("--autodiff-rtol", type=number(float, 0), default=1e-10, metavar="RTOL",
+                   help="tolerance vs jax.grad, relative to each array's max |gradient| (default 1e-10)")
+    p.add_argument("--fd-rtol", type=number(float, 0), default=1e-6, metavar="RTOL",
+                   help="tolerance vs finite differences, relative likewise (default 1e-6)")
+    p.add_argument("--atol", type=number(float, 0), default=0.0,
+                   help="absolute tolerance added to both (default 0: relative only)")
     p.add_argument("--seed", type=parse_seed, default=0, help="seed of the params and the data (default 0)")
     _add_common(p)
     p.set_defaults(run=_run_gradcheck)
@@ -304,8 +311,6 @@ def _run_gradcheck(args) -> int:
         raise UsageError(f"--sizes needs at least two widths; got {','.join(map(str, args.sizes))}")
     if args.batch < 1:
         raise UsageError(f"--batch must be >= 1; got {args.batch}")
-    if args.n_fd < 0:
-        raise UsageError(f"--n-fd must be >= 0; got {args.n_fd}")
     _cache(args)
     import jax
 
@@ -318,7 +323,9 @@ def _run_gradcheck(args) -> int:
     params = fnann.init(k_init, net)
     x = jax.random.normal(k_x, (args.batch, net.n_in))
     y = random_targets(loss, k_y, args.batch, net.n_out, x.dtype)
-    report = fnann.check_grads(net, loss, params, x, y, n_fd=args.n_fd or None, seed=args.seed)
+    report = fnann.check_grads(net, loss, params, x, y, eps=args.eps, n_fd=args.n_fd or None,
+                               autodiff_rtol=args.autodiff_rtol, fd_rtol=args.fd_rtol, atol=args.atol,
+                               seed=args.seed)
     print(report)
     return 0 if report.passed else 1
 
