@@ -12,7 +12,8 @@ import fnann
 from fnann.app import cli
 from strategies import HEADS, max_rel_error, problem
 
-ELEMENTWISE = ("relu", "tanh", "sigmoid", "identity", "gelu")
+ELEMENTWISE = ("relu", "tanh", "sigmoid", "identity", "gelu", "leaky_relu(0.2)", "elu", "softplus", "silu")
+NEW = ("leaky_relu", "leaky_relu(0.2)", "elu", "softplus", "silu")
 
 
 @st.composite
@@ -96,3 +97,11 @@ def test_the_command_line_takes_one_activation_per_hidden_layer(tmp_path, capsys
     assert cli.main(["train", *args, "--overwrite", "--hidden", "relu,tanh,relu"]) == 2
     assert "3 activations given for 2 hidden layers" in capsys.readouterr().err
     assert cli.main(["gradcheck", "--sizes", "3,5,4,2", "--hidden", "tanh,sigmoid"]) == 0
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_every_new_activation_passes_the_gradient_check_and_is_explained(name, capsys):
+    assert cli.main(["gradcheck", "--sizes", "3,6,5,2", "--hidden", f"{name},tanh"]) == 0
+    assert "gradient check passed" in capsys.readouterr().out
+    assert cli.main(["explain", "--sizes", "2,3,2", "--hidden", name, "--no-cache"]) == 0
+    assert fnann.activations.get_activation(name).derivative in capsys.readouterr().out
