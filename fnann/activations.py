@@ -14,8 +14,6 @@ and so that ``jax.grad`` of it agrees with the hand-derived rule, kinks included
 from __future__ import annotations
 
 import functools
-import math
-import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import NamedTuple
@@ -23,6 +21,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import jax.scipy.special
+
+from fnann.named import Named, is_member_name, member_name, real_parameter
 
 Array = jax.Array
 
@@ -254,8 +254,7 @@ def _leaky_relu(slope: float) -> Activation:
     def deriv(z: Array) -> Array:
         return jnp.where(z > 0, jnp.ones_like(z), jnp.full_like(z, slope))
 
-    name = "leaky_relu" if slope == LEAKY_SLOPE else f"leaky_relu({slope!r})"
-    return elementwise(name, fn, deriv, formula=f"leaky_relu(z) = z if z > 0 else {slope!r} z",
+    return elementwise(member_name("leaky_relu", slope, LEAKY_SLOPE), fn, deriv, formula=f"leaky_relu(z) = z if z > 0 else {slope!r} z",
                        derivative=f"leaky_relu'(z) = 1 if z > 0 else {slope!r}", init=leaky_he(slope),
                        kinks=(0.0,))
 
@@ -279,11 +278,7 @@ def leaky_relu_with(slope: float = LEAKY_SLOPE) -> Activation:
       >>> leaky_relu_with(0.2).name, float(leaky_relu_with(0.2).fn(jnp.array(-1.0)))
       ('leaky_relu(0.2)', -0.2)
     """
-    if isinstance(slope, bool) or not isinstance(slope, (int, float)):
-        raise TypeError(f"slope must be a real number; got {slope!r}.")
-    if not (math.isfinite(slope) and 0 <= slope < 1):
-        raise ValueError(f"slope must be a finite number in [0, 1); got {slope!r}.")
-    return _leaky_relu(float(slope))
+    return _leaky_relu(real_parameter("slope", slope, 0.0, 1.0, high_open=True))
 
 
 sigmoid = elementwise("sigmoid", _sigmoid, _sigmoid_deriv, formula="σ(z) = 1 / (1 + e^-z)",
@@ -310,31 +305,7 @@ softmax = Activation("softmax", _softmax, _softmax_backward, "softmax(z)_j = e^{
 _BUILT_IN = (relu, tanh, sigmoid, softmax, identity, gelu, leaky_relu, elu, softplus, silu)  # listed in this order
 _REGISTRY: dict[str, Activation] = {a.name: a for a in _BUILT_IN}
 _FAMILIES: dict[str, Callable[[float], Activation]] = {"leaky_relu": leaky_relu_with}
-_PARAMETERIZED = re.compile(r"^(?P<family>[a-z_]+)\((?P<value>[^()]{1,40})\)$")
-
-
-class _Activations(Mapping):
-    """The registry, read-only; a family's member is found by its name (``"leaky_relu(0.2)"``)."""
-
-    def __getitem__(self, name: str) -> Activation:
-        if name in _REGISTRY:
-            return _REGISTRY[name]
-        m = _PARAMETERIZED.match(name) if isinstance(name, str) else None
-        if m is None or m["family"] not in _FAMILIES:
-            raise KeyError(name)
-        try:
-            return _FAMILIES[m["family"]](float(m["value"]))
-        except (TypeError, ValueError) as e:
-            raise KeyError(f"{name}: {e}") from None
-
-    def __iter__(self):
-        return iter(_REGISTRY)
-
-    def __len__(self) -> int:
-        return len(_REGISTRY)
-
-
-ACTIVATIONS: Mapping[str, Activation] = _Activations()
+ACTIVATIONS: Mapping[str, Activation] = Named(_REGISTRY, _FAMILIES, "activation")
 """Read-only map from name to every known :class:`Activation`: the built-in ones, those added
 by :func:`register_activation`, and a family's members by their names (``"leaky_relu(0.2)"``,
 listed only as the family's default). A network whose activations are all found here can be
@@ -350,7 +321,7 @@ def register_activation(activation: Activation) -> Activation:
       ValueError: another activation has that name.
     """
     activation = get_activation(activation)
-    if ACTIVATIONS.get(activation.name.lower(), activation) is not activation or _PARAMETERIZED.match(activation.name):
+    if ACTIVATIONS.get(activation.name.lower(), activation) is not activation or is_member_name(activation.name):
         raise ValueError(f"an activation named {activation.name!r} is already registered.")
     _REGISTRY[activation.name.lower()] = activation
     return activation
@@ -358,14 +329,13 @@ def register_activation(activation: Activation) -> Activation:
 
 def is_built_in(activation: Activation) -> bool:
     """Whether ``activation`` is one of fnann's own (whose range fnann knows)."""
-    return any(activation is a for a in _BUILT_IN) or any(
-        ACTIVATIONS.get(activation.name) is activation for family in _FAMILIES
-        if activation.name.startswith(family + "("))
+    return any(activation is a for a in _BUILT_IN) or (
+        is_member_name(activation.name) and ACTIVATIONS.get(activation.name) is activation)
 
 
 def unregister_activation(name: str) -> None:
     """Forgets an activation added by :func:`register_activation` (never a built-in one)."""
-    if any(a.name == name for a in _BUILT_IN) or _PARAMETERIZED.match(name):
+    if any(a.name == name for a in _BUILT_IN) or is_member_name(name):
         raise ValueError(f"{name!r} is a built-in activation; it cannot be unregistered.")
     _REGISTRY.pop(name.lower(), None)
 
@@ -382,17 +352,9 @@ def get_activation(activation: str | Activation, *, argname: str = "activation")
             raise TypeError(f"{argname}: an Activation needs callable fn and backward.")
         return activation
     if isinstance(activation, str):
-        m = _PARAMETERIZED.match(activation.lower())
-        if m is not None and m["family"] in _FAMILIES:
-            try:
-                value = float(m["value"])
-            except ValueError:
-                raise ValueError(f"{argname}: {activation!r}: the parameter of {m['family']} must be a "
-                                 f"number; got {m['value']!r}.") from None
-            try:
-                return _FAMILIES[m["family"]](value)
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"{argname}: {activation!r}: {e}") from None
+        member = ACTIVATIONS.member(activation.lower(), argname)
+        if member is not None:
+            return member
         try:
             return ACTIVATIONS[activation.lower()]
         except KeyError:

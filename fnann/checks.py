@@ -430,9 +430,9 @@ def check_head(net: MLP, loss: Loss) -> None:
         from fnann.losses import default_loss
 
         raise ValueError(
-            f"loss={loss.name!r} needs output={need.name!r}, but the network's output is {out.name!r}: "
-            f"the loss would take the log of outputs that are not probabilities (NaN or a wrong "
-            f"objective). Use output={need.name!r}, or loss={default_loss(out).name!r} with this output.")
+            f"loss={loss.name!r} needs output={need.name!r}, but the network's output is {out.name!r}"
+            + (f": {loss.output_why}" if loss.output_why else "")
+            + f". Use output={need.name!r}, or loss={default_loss(out).name!r} with this output.")
 
 
 def check_targets(net: MLP, loss: Loss, x, y, x_name: str = "x", y_name: str = "y") -> None:

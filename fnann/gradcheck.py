@@ -33,7 +33,8 @@ passes when
   optimum of its targets) whose finite difference is that round-off passes.
 
 A central difference whose ±ε or ±2ε step moves a pre-activation across a kink of its
-activation (``Activation.kinks``, ReLU's 0) measures a mix of the two one-sided slopes; such
+activation (``Activation.kinks``, ReLU's 0), or an argument of the loss across the loss's kink
+(``Loss.sides``: |r| at 0, the hinge's margin at 0), measures a mix of the two one-sided slopes; such
 entries are left out and counted (``n_kink``), never reported as FAILED.
 """
 
@@ -216,7 +217,8 @@ def _compiled_check(net: MLP, loss: Loss):
 
         def evaluate(theta):
             y_hat, trace = feedforward(net, unravel(theta), x)
-            return loss_value(net, loss, y_hat, trace, y), _kink_sides(net, trace)
+            sides = _kink_sides(net, trace) + ([loss.sides(y_hat, y)] if loss.sides is not None else [])
+            return loss_value(net, loss, y_hat, trace, y), sides
 
         def central_differences(i):
             (up2, s_up2), (up, s_up), (down, s_down), (down2, s_down2) = (

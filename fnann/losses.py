@@ -18,14 +18,15 @@ one-output network is read as ``(batch, 1)``, never broadcast.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
-from types import MappingProxyType
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from fnann.activations import Activation, sigmoid, softmax
+from fnann.activations import Activation, identity, sigmoid, softmax
+from fnann.named import Named, member_name, real_parameter
 
 Array = jax.Array
 
@@ -43,10 +44,14 @@ class Loss(NamedTuple):
       formula: the loss of one example as text, for ``fnann explain``.
       output: the output activation the loss needs (cross-entropy takes log ŷ of a
         distribution: softmax), or ``None`` when any output will do.
+      output_why: why it needs that output, for the error that refuses another one.
       labels: whether integer class labels of shape ``(batch,)`` are accepted as targets
         (one-hot encoded).
       target_range: ``(low, high)`` bounds of the target values (``high`` ``None``: none
         above), checked on concrete targets; ``None`` for any real value.
+      sides: for a loss with kinks (|r| at r = 0, max(0, m) at m = 0), ``sides(y_hat, y)``:
+        a boolean array saying on which side of its kink each argument lies (``fnann.check_grads``
+        leaves out a finite difference whose step changes it); ``None`` for a smooth loss.
     """
 
     name: str
@@ -59,6 +64,8 @@ class Loss(NamedTuple):
     output: Activation | None = None
     labels: bool = False
     target_range: tuple[float, float | None] | None = None
+    sides: Callable[[Array, Array], Array] | None = None
+    output_why: str = ""
 
 
 def as_targets(y_hat: Array, y, *, one_hot: bool = False) -> Array:
@@ -190,7 +197,102 @@ def binary_cross_entropy_delta(z: Array, y) -> Array:
     return (sigmoid.fn(z) - y) / z.size
 
 
+# --- mean absolute error ---------------------------------------------------------------
+
+
+def mae_fn(y_hat: Array, y) -> Array:
+    """Mean absolute error over every element.
+
+    Math: L = (1/N) Σ_i |ŷ_i - y_i|, N = batch · n_out. |r| is written as 0 where r = 0, so
+    that ``jax.grad`` takes the subgradient 0 there too (its own |r| takes 1).
+    """
+    r = y_hat - as_targets(y_hat, y)
+    return jnp.mean(jnp.where(r == 0, jnp.zeros_like(r), jnp.abs(r)))
+
+
+def mae_grad(y_hat: Array, y) -> Array:
+    """Math: dL/dŷ = (1/N) sign(ŷ - y), with the subgradient 0 at ŷ = y (as ``jax.grad`` of |r|)."""
+    y = as_targets(y_hat, y)
+    return jnp.sign(y_hat - y) / y_hat.size
+
+
+def _residual_sides(y_hat: Array, y) -> Array:
+    return y_hat > as_targets(y_hat, y)
+
+
+# --- Huber ------------------------------------------------------------------------------
+
+HUBER_DELTA = 1.0
+"""Huber's δ by default (PyTorch's ``HuberLoss`` and optax's ``huber_loss``)."""
+
+
+@functools.cache
+def _huber(delta: float) -> Loss:
+    def fn(y_hat: Array, y) -> Array:
+        r = y_hat - as_targets(y_hat, y)
+        a = jnp.abs(r)
+        return jnp.mean(jnp.where(a <= delta, 0.5 * jnp.square(r), delta * (a - 0.5 * delta)))
+
+    def grad(y_hat: Array, y) -> Array:
+        r = y_hat - as_targets(y_hat, y)
+        return jnp.clip(r, -delta, delta) / y_hat.size
+
+    return Loss(member_name("huber", delta, HUBER_DELTA), fn, grad,
+                formula=f"L = (1/n) Σ_k h(ŷ_k - y_k),  h(r) = r²/2 if |r| <= {delta:g} else {delta:g}(|r| - {delta:g}/2)")
+
+
+def huber_with(delta: float = HUBER_DELTA) -> Loss:
+    """The Huber loss of ``delta``: quadratic within δ of the target, linear beyond.
+
+    Math: L = (1/N) Σ_i h(r_i), r = ŷ - y, h(r) = ½ r² if |r| <= δ else δ (|r| - ½ δ);
+          dL/dŷ = (1/N) clip(r, -δ, δ) (continuous: h is once differentiable everywhere).
+    Its name carries δ (``"huber(0.5)"``; the default 1.0 is plain ``"huber"``).
+
+    Args:
+      delta: a finite number > 0.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> float(huber_with(1.0).fn(jnp.array([[3.0]]), jnp.array([[0.0]])))  # 1 (3 - 1/2)
+      2.5
+    """
+    return _huber(real_parameter("delta", delta, 0.0, low_open=True))
+
+
+# --- multi-class hinge ------------------------------------------------------------------
+
+
+def _margins(s: Array, y) -> tuple[Array, Array]:
+    """``(y one-hot, s_j - s_y + 1)`` per example and class."""
+    y = as_targets(s, y, one_hot=True)
+    return y, s - jnp.sum(y * s, axis=-1, keepdims=True) + 1.0
+
+
+def hinge_fn(s: Array, y) -> Array:
+    """The multi-class hinge (SVM) loss of scores ``s`` (Weston & Watkins; CS231n), mean over the batch.
+
+    Math: L = (1/m) Σ_i Σ_{j ≠ y_i} max(0, s_ij - s_iy_i + 1).
+    """
+    y, margin = _margins(s, y)
+    return jnp.sum((1.0 - y) * jnp.where(margin > 0, margin, 0.0)) / s.shape[0]
+
+
+def hinge_grad(s: Array, y) -> Array:
+    """Math: with M_ij = 1[s_ij - s_iy + 1 > 0] for j ≠ y_i (0 at the kink, as ``jax.grad`` of
+    ``where``): dL/ds_ij = (1/m) M_ij for j ≠ y_i, dL/ds_iy = -(1/m) Σ_j M_ij."""
+    y, margin = _margins(s, y)
+    M = (1.0 - y) * (margin > 0)
+    return (M - y * jnp.sum(M, axis=-1, keepdims=True)) / s.shape[0]
+
+
+def _margin_sides(s: Array, y) -> Array:
+    return _margins(s, y)[1] > 0
+
+
+_LOG_OF_PROBABILITIES = "the loss would take the log of outputs that are not probabilities (NaN or a wrong objective)"
 mse = Loss("mse", mse_fn, mse_grad, formula="L = (1/n) Σ_k (ŷ_k - y_k)²")
+mae = Loss("mae", mae_fn, mae_grad, formula="L = (1/n) Σ_k |ŷ_k - y_k|", sides=_residual_sides)
+huber = huber_with(HUBER_DELTA)
 cross_entropy = Loss(
     "cross_entropy",
     cross_entropy_fn,
@@ -202,6 +304,7 @@ cross_entropy = Loss(
     output=softmax,  # log ŷ of a distribution over >= 2 units
     labels=True,
     target_range=(0.0, None),
+    output_why=_LOG_OF_PROBABILITIES,
 )
 binary_cross_entropy = Loss(
     "binary_cross_entropy",
@@ -213,14 +316,29 @@ binary_cross_entropy = Loss(
     formula="L = -(1/n) Σ_k [y_k log ŷ_k + (1 - y_k) log(1 - ŷ_k)]",
     output=sigmoid,  # log ŷ and log(1 - ŷ): 0 < ŷ < 1 per unit
     target_range=(0.0, 1.0),
+    output_why=_LOG_OF_PROBABILITIES,
 )
 
-LOSSES: Mapping[str, Loss] = MappingProxyType(
-    {l.name: l for l in (cross_entropy, binary_cross_entropy, mse)}
+hinge = Loss(
+    "hinge",
+    hinge_fn,
+    hinge_grad,
+    formula="L = Σ_{j≠y} max(0, s_j - s_y + 1)",
+    output=identity,  # raw scores s = Z^(L): a squashed output caps every margin
+    labels=True,
+    target_range=(0.0, 1.0),
+    sides=_margin_sides,
+    output_why="its margins s_j - s_y + 1 compare raw scores; a squashed output (sigmoid, tanh, softmax) "
+               "caps every margin, so the loss cannot reach 0 on a correct example",
 )
-"""Read-only map from name to the built-in :class:`Loss`."""
 
-_ALIASES = {"ce": "cross_entropy", "bce": "binary_cross_entropy", "crossentropy": "cross_entropy"}
+LOSSES: Mapping[str, Loss] = Named({l.name: l for l in (cross_entropy, binary_cross_entropy, mse, mae, huber, hinge)},
+                                   {"huber": huber_with}, "loss")
+"""Read-only map from name to the built-in :class:`Loss`, a family's members by their names
+(``"huber(0.5)"``, listed only as the family's default)."""
+
+_ALIASES = {"ce": "cross_entropy", "bce": "binary_cross_entropy", "crossentropy": "cross_entropy",
+            "l1": "mae", "smooth_l1": "huber", "multiclass_hinge": "hinge", "svm": "hinge"}
 
 
 def get_loss(loss: str | Loss, *, argname: str = "loss") -> Loss:
@@ -236,6 +354,9 @@ def get_loss(loss: str | Loss, *, argname: str = "loss") -> Loss:
     if isinstance(loss, str):
         key = loss.lower().replace("-", "_")
         key = _ALIASES.get(key, key)
+        member = LOSSES.member(key, argname)
+        if member is not None:
+            return member
         if key in LOSSES:
             return LOSSES[key]
         known = ", ".join(repr(k) for k in LOSSES)

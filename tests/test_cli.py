@@ -106,7 +106,7 @@ BAD = {  # id: (argv from the fixture's root, a piece of the one error line)
     "sizes zero": (lambda r: [*TRAIN, *new(r), "--hidden-sizes", "0"], "malformed sizes"),
     "batch 0": (lambda r: [*TRAIN, *new(r), "--batch-size", "0"], "batch size must be"),
     "activation": (lambda r: [*TRAIN, *new(r), "--data", "iris", "--hidden", "nonesuch"], "unknown activation 'nonesuch'"),
-    "loss": (lambda r: [*TRAIN, *new(r), "--data", "iris", "--loss", "hinge"], "unknown loss 'hinge'"),
+    "loss": (lambda r: [*TRAIN, *new(r), "--data", "iris", "--loss", "hinge_squared"], "unknown loss 'hinge_squared'"),
     "optimizer": (lambda r: [*TRAIN, *new(r), "--optimizer", "lbfgs"], "invalid choice"),
     "nan cell": (lambda r: [*TRAIN, *new(r), "--data", B(r, "nan.csv")], "not a finite number"),
     "ragged": (lambda r: [*TRAIN, *new(r), "--data", B(r, "ragged.csv")], "line 2 has 2 columns, expected 3"),

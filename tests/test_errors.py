@@ -35,8 +35,8 @@ def test_unknown_activation_names():
 
 
 def test_unknown_loss_name():
-    with pytest.raises(ValueError, match="unknown loss 'hinge'"):
-        fnann.loss_and_grad(NET, "hinge")
+    with pytest.raises(ValueError, match="unknown loss 'hinge_squared'"):
+        fnann.loss_and_grad(NET, "hinge_squared")
     with pytest.raises(ValueError, match="method must be one of"):
         fnann.loss_and_grad(NET, "mse", method="numeric")
 

@@ -127,7 +127,7 @@ def test_shape_mismatch_is_a_clear_error():
 def test_lookup_by_name():
     assert losses.get_loss("ce") is fnann.cross_entropy
     assert losses.get_loss("binary-cross-entropy") is fnann.binary_cross_entropy
-    with pytest.raises(ValueError, match="unknown loss 'hinge'.*'mse'"):
-        losses.get_loss("hinge")
+    with pytest.raises(ValueError, match="unknown loss 'hinge_squared'.*'mse'"):
+        losses.get_loss("hinge_squared")
     with pytest.raises(TypeError, match="loss"):
         losses.get_loss(None)

@@ -119,7 +119,7 @@ CASES = {
     "run steps": (lambda m: m["run"].update(schedule_steps=2**70), "meta.run.schedule_steps must be"),
     "run digest": (lambda m: m["run"].update(data_sha256=["x"]), "meta.run.data_sha256 must be"),
     "run activation": (lambda m: m["run"].update(hidden="nonesuch"), "meta.run.hidden must be one of"),
-    "unknown loss": (lambda m: m.update(loss="hinge"), "meta.loss must be a loss name"),
+    "unknown loss": (lambda m: m.update(loss="hinge_squared"), "meta.loss must be a loss name"),
 }
 
 
