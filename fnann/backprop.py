@@ -9,6 +9,9 @@ equations read
     ∂L/∂W^(l) = δ^(l) (A^(l-1))ᵀ               dW[l] = delta[l].T @ A[l - 1]
     ∂L/∂b^(l) = δ^(l)                          db[l] = delta[l].sum(axis=0)
 
+A skip at layer l (A^(l) = A^(l-1) + σ(Z^(l)), ``MLP(residual=...)``) adds its path to
+∂L/∂A^(l-1): δ^(l-1) = ((W^(l))ᵀ δ^(l) + ∂L/∂A^(l)) ⊙ σ'(Z^(l-1)).
+
 The sum over the batch in ``db`` (and the matrix product in ``dW``) adds the per-example
 gradients; the 1/m of the batch-mean loss already sits in ∂L/∂A^(L) (``loss.grad``), so
 no layer divides again. Some texts (Ng) put the 1/m into dW instead; the totals agree.
@@ -72,12 +75,14 @@ def backpropagate(net: MLP, params: Params, trace: Trace, y, loss: Loss,
     sigma = (None, *net.activations)  # σ^(1), ..., σ^(L)
     layer = (None, *params)  # (W^(1), b^(1)), ..., (W^(L), b^(L))
     Z, A = (None, *trace.Z), trace.A  # Z^(1), ..., Z^(L);  A^(0) = x, ..., A^(L) = ŷ
-    delta, grads = [None] * (L + 1), [None] * (L + 1)
+    delta, grads, dA = [None] * (L + 1), [None] * (L + 1), [None] * (L + 1)  # dA[l] = ∂L/∂A^(l)
     delta[L] = output_delta(sigma[L], loss, Z[L], A[L], y, fused)  # δ^(L) = ∂L/∂A^(L) ⊙ σ'(Z^(L))
     for l in range(L, 0, -1):
-        grads[l], da_prev = dense_backward(layer[l], A[l - 1], delta[l])  # δ^(l) A^(l-1)ᵀ, Σ δ^(l), W^(l)ᵀ δ^(l)
+        grads[l], dA[l - 1] = dense_backward(layer[l], A[l - 1], delta[l])  # δ^(l) A^(l-1)ᵀ, Σ δ^(l), W^(l)ᵀ δ^(l)
+        if l in net.residual:
+            dA[l - 1] = dA[l - 1] + dA[l]  # + ∂L/∂A^(l), through the skip A^(l) = A^(l-1) + σ(Z^(l))
         if l > 1:
-            delta[l - 1] = sigma[l - 1].backward(Z[l - 1], da_prev)  # δ^(l-1) = (W^(l))ᵀ δ^(l) ⊙ σ'(Z^(l-1))
+            delta[l - 1] = sigma[l - 1].backward(Z[l - 1], dA[l - 1])  # δ^(l-1) = (W^(l))ᵀ δ^(l) ⊙ σ'(Z^(l-1))
     return tuple(grads[1:]), tuple(delta[1:])
 
 

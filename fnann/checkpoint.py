@@ -72,7 +72,8 @@ def _net_spec(net: MLP) -> dict:
                 raise TypeError(f"cannot save a network with the custom {role} activation "
                                 f"{act.name!r}: only the built-in activations can be saved by name.")
     hidden = net.hidden_name.split(",")
-    return {"sizes": list(net.sizes), "hidden": hidden[0] if len(hidden) == 1 else hidden, "output": net.output.name}
+    spec = {"sizes": list(net.sizes), "hidden": hidden[0] if len(hidden) == 1 else hidden, "output": net.output.name}
+    return {**spec, "residual": list(net.residual)} if net.residual else spec  # the plain MLP's header as before
 
 
 def _key_spec(key, arrays: dict):
@@ -245,8 +246,10 @@ def _load_net(header: dict, where: Where) -> MLP:
                                ("hidden", (str, list), "an activation name or a list of them"),
                                ("output", (str,), "an activation name")):
         _require(spec, field, where.at("net."), kinds, what)
+    if "residual" in spec:
+        _require(spec, "residual", where.at("net."), (list,), "a list of layer numbers")
     try:
-        return MLP(spec["sizes"], spec["hidden"], spec["output"])
+        return MLP(spec["sizes"], spec["hidden"], spec["output"], residual=spec.get("residual", False))
     except (TypeError, ValueError) as e:
         raise where.at("net").error(str(e)) from None
 

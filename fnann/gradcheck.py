@@ -188,14 +188,18 @@ def _magnitudes(net: MLP, loss: Loss, params: Params, trace: Trace, y, value):
         return loss_value(net, loss, a, Trace(Z[:-1] + (z,), A[:-1] + (a,)), y)
 
     D = jnp.abs(jax.grad(loss_of_output)(Z[-1]))
-    T, R = [None] * net.n_layers, jnp.abs(value)
+    T, R, D_A = [None] * net.n_layers, jnp.abs(value), None  # D_A: |∂L/∂A| of the layer above
     for l in range(net.n_layers - 1, -1, -1):  # 0-based: params[l] is layer l + 1
         W, b = jnp.abs(params[l].W), jnp.abs(params[l].b)
         a_prev = jnp.abs(A[l])
         T[l] = Dense(D.T @ a_prev, jnp.sum(D, axis=0))
         R = R + jnp.sum(D * (a_prev @ W.T + b + jnp.abs(Z[l])))
+        skip = D_A if l + 1 in net.residual else None  # A^(l+1) = A^(l) + σ(Z^(l+1)): its sum and path
+        if skip is not None:
+            R = R + jnp.sum(skip * (a_prev + jnp.abs(A[l + 1])))
         if l > 0:
-            D = _abs_backward(net.activations[l - 1], Z[l - 1], D @ W)
+            D_A = D @ W if skip is None else D @ W + skip
+            D = _abs_backward(net.activations[l - 1], Z[l - 1], D_A)
     return tuple(T), R
 
 

@@ -58,6 +58,9 @@ class MLP:
       hidden: the activation of every hidden layer (a name or an ``Activation``), or a
         sequence of them, one per hidden layer: σ^(1), ..., σ^(L-1).
       output: activation of the output layer, a name or an ``Activation``.
+      residual: skip connections A^(l) = A^(l-1) + σ^(l)(Z^(l)): ``True`` for every hidden
+        layer l >= 2 as wide as its input, or the layers l (1-based, 2 <= l <= L-1, each as
+        wide as layer l - 1) that have one; ``False`` (default): none, the textbook MLP.
 
     Two ``MLP`` built alike compare and hash equal, so a net can be a static argument of
     ``jax.jit`` and a compiled step is reused. A sequence of one activation repeated is
@@ -71,17 +74,21 @@ class MLP:
       True
       >>> [a.name for a in MLP([4, 8, 8, 3], hidden=["relu", "tanh"]).activations]
       ['relu', 'tanh', 'softmax']
+      >>> MLP([40, 100, 100, 10], residual=True).residual  # MNIST-1D's residual MLP
+      (2,)
     """
 
     sizes: tuple[int, ...]
     hidden: Activation | tuple[Activation, ...]
     output: Activation
+    residual: tuple[int, ...] = ()
 
     def __init__(self, sizes: Sequence[int], hidden: str | Activation | Sequence[str | Activation] = "relu",
-                 output: str | Activation = "softmax"):
+                 output: str | Activation = "softmax", residual: bool | Sequence[int] = False):
         object.__setattr__(self, "sizes", checks.check_sizes(sizes))
         object.__setattr__(self, "hidden", _hidden(hidden, len(self.sizes) - 2))
         object.__setattr__(self, "output", get_activation(output, argname="output"))
+        object.__setattr__(self, "residual", _residual(residual, self.sizes))
 
     @property
     def n_layers(self) -> int:
@@ -117,7 +124,33 @@ class MLP:
 
     def __repr__(self) -> str:
         hidden = self.hidden.name if isinstance(self.hidden, Activation) else tuple(a.name for a in self.hidden)
-        return f"MLP(sizes={self.sizes}, hidden={hidden!r}, output={self.output.name!r})"
+        skips = f", residual={self.residual}" if self.residual else ""
+        return f"MLP(sizes={self.sizes}, hidden={hidden!r}, output={self.output.name!r}{skips})"
+
+
+def _residual(residual, sizes: tuple[int, ...]) -> tuple[int, ...]:
+    """The layers l with a skip A^(l) = A^(l-1) + σ^(l)(Z^(l)): hidden, l >= 2, n_l = n_(l-1)."""
+    L = len(sizes) - 1
+    eligible = tuple(l for l in range(2, L) if sizes[l] == sizes[l - 1])
+    if residual is False or residual is None:
+        return ()
+    if residual is True:
+        if not eligible:
+            raise ValueError(f"residual=True: no hidden layer l >= 2 of sizes {sizes} is as wide as its input, "
+                             "so none can have a skip A^(l) = A^(l-1) + σ(Z^(l)); make two hidden widths equal.")
+        return eligible
+    if isinstance(residual, (str, bytes)) or not isinstance(residual, Sequence):
+        raise TypeError(f"residual must be True, False or a sequence of layer numbers; got {residual!r}.")
+    layers = []
+    for l in residual:
+        if isinstance(l, bool) or not isinstance(l, int):
+            raise TypeError(f"residual: layer numbers are ints (1-based); got {l!r}.")
+        if l not in eligible:
+            why = (f"its input A^({l - 1}) has {sizes[l - 1]} units and A^({l}) {sizes[l]}" if 2 <= l < L
+                   else f"only hidden layers 2..{L - 1} can have one")
+            raise ValueError(f"residual: layer {l} cannot have a skip A^(l) = A^(l-1) + σ(Z^(l)): {why}.")
+        layers.append(l)
+    return tuple(sorted(set(layers)))
 
 
 def _hidden(hidden, n_hidden: int) -> Activation | tuple[Activation, ...]:
@@ -226,16 +259,23 @@ def precision_scope(precision: Precision = None):
     return jax.default_matmul_precision(jax.lax.Precision(precision).name.lower())
 
 
-def feedforward(net: MLP, params: Params, x: Array) -> tuple[Array, Trace]:
+def feedforward(net: MLP, params: Params, x: Array, shifts=None) -> tuple[Array, Trace]:
     """The forward pass, unchecked (callers check at their door): ``(ŷ, Trace(Z, A))``.
 
-    Math: A^(0) = X;  Z^(l) = W^(l) A^(l-1) + b^(l);  A^(l) = σ^(l)(Z^(l)), l = 1..L;  ŷ = A^(L).
+    Math: A^(0) = X;  Z^(l) = W^(l) A^(l-1) + b^(l);  A^(l) = σ^(l)(Z^(l)), l = 1..L;  ŷ = A^(L);
+          with a skip at layer l (``net.residual``): A^(l) = A^(l-1) + σ^(l)(Z^(l)).
+    ``shifts``: optional s^(l) added to each Z^(l); ``jax.grad`` in them at 0 is ∂L/∂Z^(l)
+    (autodiff's δ, for ``fnann explain`` and the tests).
     """
     A = [jnp.asarray(x, dtype=params[0].W.dtype)]  # A[l] = A^(l)
     Z = [None]  # Z[l] = Z^(l), 1-based like the textbook
     for l, (layer, sigma) in enumerate(zip(params, net.activations), start=1):
         Z.append(A[l - 1] @ layer.W.T + layer.b)  # Z^(l) = W^(l) A^(l-1) + b^(l)
+        if shifts is not None:
+            Z[l] = Z[l] + shifts[l - 1]
         A.append(sigma.fn(Z[l]))  # A^(l) = σ^(l)(Z^(l))
+        if l in net.residual:
+            A[l] = A[l - 1] + A[l]  # A^(l) = A^(l-1) + σ^(l)(Z^(l)): the skip
     return A[-1], Trace(tuple(Z[1:]), tuple(A))
 
 

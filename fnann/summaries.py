@@ -88,7 +88,8 @@ def summary(net: MLP, params: Params | None = None, dtype=jnp.float32) -> Summar
     """The layers of ``net`` with their shapes, activations, parameter counts and FLOPs.
 
     Math: per layer, parameters = n_out n_in + n_out and forward FLOPs per example
-    = 2 n_in n_out + n_out (Z = W a + b; activations not counted).
+    = 2 n_in n_out + n_out (Z = W a + b; activations not counted), + n_out for a skip
+    A^(l) = A^(l-1) + σ(Z^(l)) (its activation shows as ``"relu + skip"``).
 
     Args:
         net: the network.
@@ -123,7 +124,8 @@ def summary(net: MLP, params: Params | None = None, dtype=jnp.float32) -> Summar
         checks.check_params(params, net.sizes)
         dtype = params[0].W.dtype
     layers = tuple(
-        LayerSummary(l, n_in, n_out, act.name, n_out * n_in + n_out, 2 * n_in * n_out + n_out)
+        LayerSummary(l, n_in, n_out, act.name + (" + skip" if l in net.residual else ""), n_out * n_in + n_out,
+                     2 * n_in * n_out + n_out + (n_out if l in net.residual else 0))
         for l, (n_in, n_out, act) in enumerate(zip(net.sizes[:-1], net.sizes[1:], net.activations), 1)
     )
     return Summary(net, layers, jnp.dtype(dtype))

@@ -63,7 +63,7 @@ BAD = {
         jax.tree.map(lambda a: a.astype(jnp.float16), PARAMS),
         {"W": 1}, None, [dict(W=1, b=2)] * 2, "params"]),
     "net": st.sampled_from([[3, 4, 2], None, "mlp", (3, 4, 2)]),
-    "loss": st.sampled_from(["hinge", 3, None, "bce", "binary_cross_entropy", fnann.mse.fn]),
+    "loss": st.sampled_from(["hinge_squared", 3, None, "bce", "binary_cross_entropy", fnann.mse.fn]),
     "key": st.sampled_from([None, 0, 1.5, "abc", jax.random.split(jax.random.key(0)),
                             jax.random.split(jax.random.PRNGKey(0)), np.zeros(3, np.float32),
                             jax.random.PRNGKey(3)]),

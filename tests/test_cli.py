@@ -183,7 +183,7 @@ BAD = {  # id: (argv from the fixture's root, a piece of the one error line)
     "gradcheck sizes": (lambda r: ["gradcheck", "--sizes", "3,a", "--no-cache"], "malformed sizes"),
     "gradcheck one width": (lambda r: ["gradcheck", "--sizes", "5", "--no-cache"], "at least two widths"),
     "gradcheck batch": (lambda r: ["gradcheck", "--batch", "0", "--no-cache"], "--batch must be >= 1"),
-    "gradcheck loss": (lambda r: ["gradcheck", "--loss", "hinge", "--no-cache"], "unknown loss"),
+    "gradcheck loss": (lambda r: ["gradcheck", "--loss", "hinge_squared", "--no-cache"], "unknown loss"),
     "no command": (lambda r: [], "required: COMMAND"),
     "unknown command": (lambda r: ["fit"], "invalid choice: 'fit'"),
     "unknown option": (lambda r: ["train", "--bogus"], "unrecognized arguments: --bogus"),

@@ -31,7 +31,7 @@ def test_gradcheck_exit_status_1_when_the_check_fails(monkeypatch, capsys):
 @pytest.mark.parametrize("argv,msg", [
     (["gradcheck", "--sizes", "3,a"], "malformed sizes"),
     (["gradcheck", "--hidden", "nonesuch"], "unknown activation"),
-    (["gradcheck", "--loss", "hinge"], "unknown loss"),
+    (["gradcheck", "--loss", "hinge_squared"], "unknown loss"),
     (["gradcheck", "--eps", "inf"], "argument --eps: expected a finite number"),
     (["gradcheck", "--eps", "a"], "argument --eps: expected a number"),
     (["gradcheck", "--eps", "0"], "argument --eps: must be > 0"),

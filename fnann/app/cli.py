@@ -285,6 +285,8 @@ def _add_gradcheck(sub) -> None:
                        "gradients with jax.grad and central finite differences in float64.")
     p.add_argument("--sizes", type=parse_sizes, default=(64, 128, 64, 10),
                    help="layer widths, inputs first (default 64,128,64,10)")
+    p.add_argument("--residual", action="store_true",
+                   help="skip connections A^(l) = A^(l-1) + σ(Z^(l)) on every hidden layer as wide as its input")
     p.add_argument("--hidden", default="relu", metavar="NAME[,NAME...]",
                    help="hidden activation: {activations}, or one per hidden layer, comma-separated (default relu)")
     p.add_argument("--output", default="softmax", metavar="NAME",
@@ -317,7 +319,8 @@ def _run_gradcheck(args) -> int:
     import fnann
     from fnann.losses import random_targets
 
-    net = fnann.MLP(args.sizes, hidden=hidden_activations(args.hidden), output=args.output)
+    net = fnann.MLP(args.sizes, hidden=hidden_activations(args.hidden), output=args.output,
+                    residual=args.residual)
     loss = fnann.get_loss(args.loss)
     k_init, k_x, k_y = jax.random.split(jax.random.key(args.seed), 3)
     params = fnann.init(k_init, net)
@@ -346,6 +349,8 @@ def _add_explain(sub) -> None:
                        "Z and A, the loss, every delta, every dL/dW and dL/db (beside the values jax.grad "
                        "gives) and one optimizer step with its state. Negative values: --x=-0.5,1.")
     p.add_argument("--sizes", type=parse_sizes, default=(2, 3, 2), help="layer widths (default 2,3,2)")
+    p.add_argument("--residual", action="store_true",
+                   help="skip connections A^(l) = A^(l-1) + σ(Z^(l)) on every hidden layer as wide as its input")
     p.add_argument("--hidden", default="sigmoid", metavar="NAME[,NAME...]", help="hidden activation: "
                    "{activations}, or one per hidden layer, comma-separated (default sigmoid)")
     p.add_argument("--output", default="softmax", help="output activation (default softmax)")

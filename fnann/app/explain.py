@@ -26,7 +26,7 @@ from fnann.app.options import hidden_activations
 from fnann.backprop import backpropagate, dense_backward, loss_value
 from fnann.checks import check_head, check_inputs, check_targets
 from fnann.losses import Loss, as_targets, default_loss, get_loss, is_fused, random_targets
-from fnann.mlp import MLP, Dense, Params, Trace, dense_forward, feedforward
+from fnann.mlp import MLP, Dense, Params, feedforward
 from fnann.optim import Optimizer, apply_updates, equations
 
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -112,16 +112,11 @@ def autodiff_deltas(net: MLP, loss: Loss, params: Params, x, y) -> tuple:
     added to each Z^(l), differentiated at s = 0 (a VJP through the forward pass)."""
 
     def objective_of_shifts(shifts):
-        a, Z, A = x, [], [x]
-        for layer, act, s in zip(params, net.activations, shifts):
-            z = dense_forward(layer, a, HIGHEST) + s
-            a = act.fn(z)
-            Z.append(z)
-            A.append(a)
-        return loss_value(net, loss, a, Trace(tuple(Z), tuple(A)), y)
+        return loss_value(net, loss, *feedforward(net, params, x, shifts), y)
 
     shifts = tuple(jnp.zeros((x.shape[0], n), x.dtype) for n in net.sizes[1:])
-    return jax.grad(objective_of_shifts)(shifts)
+    with jax.default_matmul_precision("highest"):
+        return jax.grad(objective_of_shifts)(shifts)
 
 
 def _slope_name(act: Activation) -> str:
@@ -231,7 +226,8 @@ def _forward_and_backward(page: _Page, net: MLP, loss: Loss, fused: bool, n: dic
     page.section("2. Forward pass")
     for l in range(1, L + 1):
         page.value(f"Z^({l}) = W^({l}) A^({l - 1}) + b^({l})", Z[l - 1])
-        page.value(f"A^({l}) = {sigma[l - 1].name}(Z^({l}))" + (" = ŷ" if l == L else ""), A[l])
+        skip = f"A^({l - 1}) + " if l in net.residual else ""
+        page.value(f"A^({l}) = {skip}{sigma[l - 1].name}(Z^({l}))" + (" = ŷ" if l == L else ""), A[l])
 
     page.section("3. Loss")
     page.line((loss.formula or f"L = {loss.name}(ŷ, y)") + f" = {float(n['loss']):.6f}")
@@ -250,14 +246,18 @@ def _forward_and_backward(page: _Page, net: MLP, loss: Loss, fused: bool, n: dic
         page.value(f"∂L/∂A^({L}) = ∂L/∂ŷ", n["dL_dA"])
         page.value(f"σ'(Z^({L})),  {_slope_name(out)}", n["slopes"][L - 1])
         page.value(f"δ^({L}) = ∂L/∂A^({L}) ⊙ σ'(Z^({L}))", deltas[L - 1], ref, ref_deltas[L - 1])
+    dA = {}  # ∂L/∂A^(l): through W^(l+1), and through the skip of layer l + 1 if it has one
     for l in range(L - 1, 0, -1):
         act, ref = sigma[l - 1], f"jax.grad: ∂L/∂Z^({l})"
-        page.value(f"(W^({l + 1}))ᵀ δ^({l + 1}) = ∂L/∂A^({l})", n["da"][l])
+        skip = l + 1 in net.residual
+        dA[l] = n["da"][l] + dA[l + 1] if skip else n["da"][l]
+        page.value(f"(W^({l + 1}))ᵀ δ^({l + 1})" + (f" + ∂L/∂A^({l + 1})" if skip else "") + f" = ∂L/∂A^({l})", dA[l])
         if not act.elementwise:
             page.value(_jacobian(act, l, rhs=False), deltas[l - 1], ref, ref_deltas[l - 1])
             continue
         page.value(f"σ'(Z^({l})),  {_slope_name(act)}", n["slopes"][l - 1])
-        page.value(f"δ^({l}) = (W^({l + 1}))ᵀ δ^({l + 1}) ⊙ σ'(Z^({l}))", deltas[l - 1], ref, ref_deltas[l - 1])
+        rule = f"∂L/∂A^({l})" if skip else f"(W^({l + 1}))ᵀ δ^({l + 1})"
+        page.value(f"δ^({l}) = {rule} ⊙ σ'(Z^({l}))", deltas[l - 1], ref, ref_deltas[l - 1])
     grads, ref_grads = n["grads"], n["ref_grads"]
     for l in range(L, 0, -1):
         page.value(f"∂L/∂W^({l}) = δ^({l}) (A^({l - 1}))ᵀ", grads[l - 1].W, f"jax.grad: ∂L/∂W^({l})",
@@ -298,7 +298,7 @@ def run_cli(args, opt: Optimizer, opt_name: str) -> str:
     Unset ``--x``/``--y`` are drawn from ``--seed`` (inputs rounded to two decimals); the
     parameters are ``init``'s (float64) for that seed.
     """
-    net = MLP(args.sizes, hidden=hidden_activations(args.hidden), output=args.output)
+    net = MLP(args.sizes, hidden=hidden_activations(args.hidden), output=args.output, residual=args.residual)
     loss = get_loss(args.loss, argname="--loss") if args.loss else default_loss(net.output)
     with jax.enable_x64(True):
         params, x_drawn, y_drawn = jax.device_get(_draw(net, loss, args.seed))

@@ -224,6 +224,9 @@ class TrainOptions:
                                        "network on digits)", type=parse_sizes)
     hidden: str = _network("relu", "hidden activation: {activations}, or one per hidden layer, comma-separated "
                            "(relu,tanh) (default {default})", metavar="NAME[,NAME...]")
+    residual: bool = _network(False, "skip connections A^(l) = A^(l-1) + σ(Z^(l)) on every hidden layer as wide "
+                              "as its input (layer 2 on, e.g. --hidden-sizes 100,100)", action="store_const",
+                              const=True)
     output: str | None = _network(None, "output activation: {activations} (default: softmax for "
                                   "classification, sigmoid with --loss binary_cross_entropy, identity for "
                                   "regression)", metavar="NAME")
