@@ -17,7 +17,8 @@ cache                               size   one entry per
 
 Optimizers and schedules compare and hash by their configuration, so a fresh but equal
 ``adam(1e-3)`` (or ``chain(add_decayed_weights(1e-3), adam(1e-3))``) finds the entry an
-earlier one made. Each entry is a ``jax.jit`` function holding one compiled XLA program per
+earlier one made; so does a fresh equal optax transform (``fnann.optim.base.fingerprint``).
+Each entry is a ``jax.jit`` function holding one compiled XLA program per
 input shape and dtype it has seen. JAX keeps compiled programs in its own in-memory caches
 too, so a long-running process grows with the number of distinct (configuration, shape)
 pairs it compiled, not with the number of calls. ``clear_caches`` gives that memory back.
