@@ -6,8 +6,8 @@ of the compiled programs back to the allocator.
 
 The measurement runs in a fresh interpreter, so that the resident set it reads
 (``/proc/self/statm``, Linux only) is its own and not the test session's. Measured on the
-2-core development machine (jax 0.10.2, CPU): warm-up 173 -> 411 MB, then +0.06 MB over the
-180 calls; clear_caches + malloc_trim 376 -> 260 MB (116 MB freed). Each assertion fails on a regression:
+2-core development machine (jax 0.10.2, CPU; params from ``fnann.init``): warm-up 167 -> 474 MB,
+then +0.04 MB over the 180 calls; clear_caches + malloc_trim 438 -> 264 MB (174 MB freed). Each assertion fails on a regression:
 optimizers hashed by identity (every call compiles, the 32-entry epoch cache fills) grew
 82 MB; a clear_caches that keeps fnann's entries leaves all 20 epochs alive and frees 0 MB
 (one that drops them but skips ``jax.clear_caches`` frees 108 MB: fnann's entries hold most).
@@ -22,7 +22,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GROWTH_BOUND_MB = 50  # after warm-up, over 180 calls that compile nothing new
-FREED_MIN_MB = 80  # measured: 116 MB; keeping fnann's entries frees 0
+FREED_MIN_MB = 80  # measured: 174 MB; keeping fnann's entries frees 0
 
 CHILD = r"""
 import ctypes, gc, json, os, weakref
