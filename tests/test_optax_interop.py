@@ -99,7 +99,7 @@ def test_different_optax_transforms_get_their_own_epoch_and_train_as_alone():
     keys = [fnann.optim.as_optimizer(make()) for make in makes]
     assert len(set(keys)) == len(makes) and len({hash(k) for k in keys}) == len(makes)
     fnann.clear_caches(jax_caches=False)
-    trained = makes[:4]  # (compiling the others too would only take longer)
+    trained = makes[:3]  # (compiling the others too would only take longer)
     together = [fit_once(make()) for make in trained]  # one cache, every transform in it
     assert epoch_misses() == len(trained)
     for make, params in zip(trained, together):
