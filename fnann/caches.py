@@ -6,18 +6,23 @@ neither a new epoch nor a new call with the same shapes traces or compiles again
 ==================================  =====  ====================================================
 cache                               size   one entry per
 ==================================  =====  ====================================================
+``fnann.mlp.compiled_draw``           32   (net, dtype) of ``init``
 ``fnann.train.compiled_epoch``        32   (net, loss, optimizer, method, batch_size, mesh, axis)
 ``fnann.train.compiled_start``        32   (net, loss, optimizer): ``init`` and the reference loss in ``fit``
 ``fnann.inference._chunk_fns``        32   (net, loss, mesh, axis) of ``predict``/``evaluate``
 ``fnann.sweep.compiled_many``         32   ``fit_many``'s configuration
+``fnann.sweep._references_many``      32   ``fit_many``'s reference losses (net, loss)
 ``fnann.sweep._stats_many``           32   ``fit_many``'s validation (net, loss, mesh, axis)
+``fnann.sweep._fold_all``             32   (models, key implementation) of ``fit_many``'s shuffles
 ``fnann.diagnostics._compiled``       32   (net, loss, optimizer, threshold) of ``diagnose``
 ``fnann.gradcheck._compiled_check``   32   (net, loss) of ``check_grads`` (float64)
+``fnann.app.explain._compiled_*``     32   (net, loss, ...) of ``fnann explain`` (two caches)
 ==================================  =====  ====================================================
 
 Optimizers and schedules compare and hash by their configuration, so a fresh but equal
 ``adam(1e-3)`` (or ``chain(add_decayed_weights(1e-3), adam(1e-3))``) finds the entry an
-earlier one made. Each entry is a ``jax.jit`` function holding one compiled XLA program per
+earlier one made; so does a fresh equal optax transform (``fnann.optim.base.fingerprint``).
+Each entry is a ``jax.jit`` function holding one compiled XLA program per
 input shape and dtype it has seen. JAX keeps compiled programs in its own in-memory caches
 too, so a long-running process grows with the number of distinct (configuration, shape)
 pairs it compiled, not with the number of calls. ``clear_caches`` gives that memory back.
@@ -25,26 +30,61 @@ pairs it compiled, not with the number of calls. ``clear_caches`` gives that mem
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import gc
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
 F = TypeVar("F", bound=Callable)
 
-_CACHES: dict[str, functools._lru_cache_wrapper] = {}
-_OWNERS = ("fnann.train", "fnann.inference", "fnann.sweep", "fnann.diagnostics", "fnann.gradcheck")  # import-time registrars
+_CACHES: dict[str, Callable] = {}  # name -> the cached builder (cache_info, cache_clear)
+_OWNERS = ("fnann.mlp", "fnann.train", "fnann.inference", "fnann.sweep", "fnann.diagnostics",
+           "fnann.gradcheck", "fnann.app.explain")  # import-time registrars
 
 
 def compiled_cache(maxsize: int) -> Callable[[F], F]:
     """``functools.lru_cache(maxsize)`` for a builder of jitted functions, registered so that
-    ``cache_info`` lists it and ``clear_caches`` empties it."""
+    ``cache_info`` lists it and ``clear_caches`` empties it. When a new entry evicts the least
+    recently used one, the evicted function's compiled programs die with it (nothing else in
+    fnann holds them) and the heap they freed goes back to the system (:func:`trim_heap`)."""
 
     def register(build: F) -> F:
         cached = functools.lru_cache(maxsize=maxsize)(build)
-        _CACHES[f"{build.__module__}.{build.__qualname__}"] = cached
-        return cached  # type: ignore[return-value]
+
+        @functools.wraps(build)
+        def lookup(*args, **kwargs):
+            before = cached.cache_info()
+            result = cached(*args, **kwargs)
+            if before.currsize == maxsize and cached.cache_info().misses > before.misses:
+                trim_heap()  # an entry was evicted
+            return result
+
+        lookup.cache_info, lookup.cache_clear = cached.cache_info, cached.cache_clear
+        _CACHES[f"{build.__module__}.{build.__qualname__}"] = lookup
+        return lookup  # type: ignore[return-value]
 
     return register
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc; absent from musl
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+def trim_heap() -> None:
+    """Returns the C heap's free memory to the operating system: glibc's ``malloc_trim(0)``
+    (glibc keeps what a freed XLA program used, so the resident set would not shrink); a
+    no-op where there is no glibc."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def cache_info() -> dict[str, functools._CacheInfo]:
@@ -63,7 +103,8 @@ def cache_info() -> dict[str, functools._CacheInfo]:
 
 
 def clear_caches(jax_caches: bool = True) -> None:
-    """Empties fnann's caches of compiled functions and, by default, JAX's in-memory caches.
+    """Empties fnann's caches of compiled functions and, by default, JAX's in-memory caches,
+    and returns the freed memory to the system (:func:`trim_heap`).
 
     Args:
       jax_caches: also call ``jax.clear_caches()``, which frees the compiled programs JAX
@@ -82,3 +123,5 @@ def clear_caches(jax_caches: bool = True) -> None:
         import jax
 
         jax.clear_caches()
+    gc.collect()  # a program held only through a reference cycle goes too
+    trim_heap()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from fnann import checks
 from fnann.activations import Activation, get_activation, init_variance
+from fnann.caches import compiled_cache
 from fnann.tree_codec import register_checkpoint_type
 
 Array = jax.Array
@@ -199,7 +200,7 @@ def init(key: Array, net: MLP, dtype=jnp.float32) -> Params:
     checks.check_key(key)
     dtype = checks.check_dtype(dtype)
     checks.check_fits_memory(init_bytes(net, dtype), f"init of {net} in {dtype.name}")
-    return _draw(key, net, dtype)
+    return compiled_draw(net, dtype)(key)
 
 
 def init_bytes(net: MLP, dtype) -> int:
@@ -222,9 +223,12 @@ def _draws(key: Array, net: MLP, dtype) -> Params:
     return tuple(params)
 
 
-# `init`'s draws as one compiled program holding one random draw, cut into the layers' W in
-# layer order (one normal sampler compiles in ~0.3 s on a CPU; one per layer cost ~1 s)
-_draw = jax.jit(_draws, static_argnums=(1, 2))
+@compiled_cache(maxsize=32)
+def compiled_draw(net: MLP, dtype) -> Callable[[Array], Params]:
+    """``init``'s draws for (net, dtype) as one compiled program: one random draw cut into the
+    layers' W in layer order (one normal sampler compiles in ~0.3 s on a CPU; one per layer
+    cost ~1 s). Bounded like every compiled cache: each program holds ~4 MB of code."""
+    return jax.jit(lambda key: _draws(key, net, dtype))
 
 
 def dense_forward(layer: Dense, a_prev: Array, precision: Precision = None) -> Array:

@@ -81,11 +81,15 @@ def _keys(key) -> tuple[np.ndarray, Any, int | None]:
     return key, impl, (key.shape[0] if key.ndim == 2 else None)
 
 
-@functools.partial(jax.jit, static_argnums=2)
-def _fold_all(bits: Array, epoch, impl) -> Array:
-    """The bits of ``fold_in(key[k], epoch)`` for every model k, in one dispatch."""
-    keys = jax.random.wrap_key_data(bits, impl=impl)
-    return jax.random.key_data(jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, epoch))
+@compiled_cache(maxsize=32)
+def _fold_all(n_keys: int, impl) -> Callable[[Array, Any], Array]:
+    """``fold(bits, epoch)``: the bits of ``fold_in(key[k], epoch)`` for each of ``n_keys``
+    models, in one dispatch (one program per number of models and key implementation)."""
+    def fold(bits: Array, epoch) -> Array:
+        keys = jax.random.wrap_key_data(bits, impl=impl)
+        return jax.random.key_data(jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, epoch))
+
+    return jax.jit(fold)
 
 
 def _hyperparams(hyperparams) -> tuple[tuple[str, ...], tuple[np.ndarray, ...], int | None]:
@@ -327,7 +331,8 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
     n = x.shape[0]
 
     def orders(epoch):  # model k: epoch_order(key[k], epoch, n)
-        bits = np.asarray(_fold_all(keys[:1] if shared else keys, epoch, impl))
+        folded = keys[:1] if shared else keys
+        bits = np.asarray(_fold_all(len(folded), impl)(folded, epoch))
         if shared:
             order = permutation(bits[0], n)
             return jnp.asarray(order) if mesh is None else parallel.replicate(order, mesh)

@@ -10,7 +10,7 @@ import pytest
 
 import fnann
 from fnann.app import cli
-from fnann.app.explain import _draw, explain
+from fnann.app.explain import _compiled_draw, explain
 
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "explain_default.txt"
 DIFF = re.compile(r"(jax.grad\| over every δ and gradient: )\S+")  # last-bit rounding: not golden
@@ -78,7 +78,7 @@ def test_printed_numbers_match_numpy_and_jax_grad(default_output):
     W2, b2 = block(text, "W^(2)   shape")
     x, y = block(text, "x = A^(0)")
     with jax.enable_x64(True):  # the unrounded parameters the command printed (compiled already)
-        params = jax.device_get(_draw(fnann.MLP([2, 3, 2], "sigmoid"), "cross_entropy", 0)[0])
+        params = jax.device_get(_compiled_draw(fnann.MLP([2, 3, 2], "sigmoid"), "cross_entropy")(0)[0])
     exact = [np.asarray(a) for p in params for a in p]
     for printed, value in zip([W1, b1, W2, b2], exact):
         np.testing.assert_allclose(printed, value, atol=5e-5)

@@ -6,8 +6,8 @@ of the compiled programs back to the allocator.
 
 The measurement runs in a fresh interpreter, so that the resident set it reads
 (``/proc/self/statm``, Linux only) is its own and not the test session's. Measured on the
-2-core development machine (jax 0.10.2, CPU): warm-up 173 -> 411 MB, then +0.06 MB over the
-180 calls; clear_caches + malloc_trim 376 -> 260 MB (116 MB freed). Each assertion fails on a regression:
+2-core development machine (jax 0.10.2, CPU; params from ``fnann.init``): warm-up 167 -> 474 MB,
+then +0.04 MB over the 180 calls; clear_caches + malloc_trim 438 -> 264 MB (174 MB freed). Each assertion fails on a regression:
 optimizers hashed by identity (every call compiles, the 32-entry epoch cache fills) grew
 82 MB; a clear_caches that keeps fnann's entries leaves all 20 epochs alive and frees 0 MB
 (one that drops them but skips ``jax.clear_caches`` frees 108 MB: fnann's entries hold most).
@@ -22,7 +22,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GROWTH_BOUND_MB = 50  # after warm-up, over 180 calls that compile nothing new
-FREED_MIN_MB = 80  # measured: 116 MB; keeping fnann's entries frees 0
+FREED_MIN_MB = 80  # measured: 174 MB; keeping fnann's entries frees 0
 
 CHILD = r"""
 import ctypes, gc, json, os, weakref
@@ -54,8 +54,7 @@ def optimizer():
 
 def fit(call):
     net, x, y = problems[call % len(problems)]
-    params = tuple(fnann.Dense((rng.normal(size=(o, i)) / np.sqrt(i)).astype(np.float32),
-                               np.zeros(o, np.float32)) for i, o in zip(net.sizes, net.sizes[1:]))
+    params = fnann.init(jax.random.key(call), net)  # init's draw is cached per net too
     fnann.fit(net, "cross_entropy", optimizer(), params, x, y, key=jax.random.key(call),
               epochs=1, batch_size=16)
 
@@ -106,8 +105,9 @@ def test_200_fits_over_20_shapes_grow_memory_by_less_than_the_bound(measured):
 def test_caches_stay_within_their_bounds_and_compile_each_shape_once(measured):
     for name, (size, maxsize, _, _) in measured["caches"].items():
         assert size <= maxsize, (name, size, maxsize)
-    size, _, hits, misses = measured["caches"]["fnann.train.compiled_epoch"]
-    assert (size, hits, misses) == (20, 180, 20)
+    for name in ("fnann.train.compiled_epoch", "fnann.mlp.compiled_draw"):
+        size, _, hits, misses = measured["caches"][name]
+        assert (size, hits, misses) == (20, 180, 20), name
 
 
 def test_clear_caches_drops_the_compiled_epochs_and_frees_their_memory(measured):
@@ -117,3 +117,67 @@ def test_clear_caches_drops_the_compiled_epochs_and_frees_their_memory(measured)
         pytest.skip("malloc_trim (glibc) is needed to see freed memory in the RSS")
     freed = measured["trimmed"] - measured["cleared"]
     assert freed > FREED_MIN_MB, f"clear_caches gave back {freed:.1f} MB: {measured}"
+
+
+EVICTING = r"""
+import gc, json, os, weakref
+import jax
+from fnann.caches import compiled_cache
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+def rss_mb():
+    gc.collect()
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE / 2**20
+
+@compiled_cache(maxsize=4)
+def sampler(n):  # a normal draw: one of the largest programs for its size (~4 MB on a CPU)
+    return jax.jit(lambda key: jax.random.normal(key, (n,)))
+
+key, refs, rss = jax.random.key(0), [], []
+for n in range(1, SHAPES + 1):
+    f = sampler(n)
+    f(key).block_until_ready()
+    refs.append(weakref.ref(f))
+    del f
+    rss.append(rss_mb())
+print(json.dumps({"alive": sum(r() is not None for r in refs), "warm": rss[7], "end": rss[-1]}))
+"""
+SHAPES = 32
+EVICTED_GROWTH_BOUND_MB = 30  # over the last 24 shapes, 4 alive
+
+
+def test_an_evicted_entry_frees_its_compiled_programs():
+    """A bounded cache over ever new shapes: the evicted jitted functions die and the memory
+    of their programs goes back (``trim_heap``). Measured (2 cores, jax 0.10.2): +15 MB over the
+    last 24 of 32 shapes (+19 MB without the trim); an unbounded cache, as ``init``'s
+    module-level ``jax.jit`` with static arguments was, grew +71 MB."""
+    if not os.path.exists("/proc/self/statm"):
+        pytest.skip("reads the resident set from /proc/self/statm (Linux)")
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", EVICTING.replace("SHAPES", str(SHAPES))], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["alive"] == 4, out
+    assert out["end"] - out["warm"] < EVICTED_GROWTH_BOUND_MB, out
+
+
+def test_no_module_level_jit_compiles_per_static_argument():
+    """A module-level ``jax.jit`` with static arguments keeps one program per value forever
+    (``init``'s draw held ~4 MB per network): fnann builds such functions in a bounded
+    ``compiled_cache`` instead. Module-level jits of fixed shapes are fine."""
+    import ast
+    import pathlib
+
+    found = []
+    for path in pathlib.Path(ROOT, "fnann").rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:  # module level only
+            exprs = [node.value] if isinstance(node, ast.Assign) else getattr(node, "decorator_list", [])
+            for expr in exprs:
+                for call in ast.walk(expr):
+                    if isinstance(call, ast.Call) and any(
+                            k.arg in ("static_argnums", "static_argnames") for k in call.keywords):
+                        found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not found, found

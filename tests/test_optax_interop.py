@@ -64,3 +64,71 @@ def test_fit_with_an_optax_chain_equals_the_fnann_chain_and_resumes():
         assert_trees_close(p, q)
         np.testing.assert_allclose(history["loss"], their_history["loss"] + rest["loss"], rtol=1e-12)
         assert history["loss"][-1] < history["loss"][0]
+
+
+# --- the compiled-epoch cache keys an optax transform by what it computes (fingerprint) ---
+
+def epoch_misses():
+    return fnann.cache_info()["fnann.train.compiled_epoch"].misses
+
+
+def fit_once(opt, seed=0):
+    net, params, x, y = problem(seed)
+    params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
+    return fnann.fit(net, "cross_entropy", opt, params, x.astype(np.float32), y,
+                     key=jax.random.key(0), epochs=2, batch_size=16)[0]
+
+
+def test_a_fresh_equal_optax_transform_per_fit_compiles_once():
+    fnann.clear_caches(jax_caches=False)
+    for make in (lambda: optax.adam(1e-3),
+                 lambda: optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(1e-3, mask=weights_only)),
+                 lambda: optax.adam(optax.cosine_decay_schedule(1e-3, 100))):
+        before = epoch_misses()
+        for _ in range(3):
+            fit_once(make())
+        assert epoch_misses() - before == 1, make()
+
+
+def test_different_optax_transforms_get_their_own_epoch_and_train_as_alone():
+    makes = [lambda: optax.adam(1e-3), lambda: optax.adam(2e-3), lambda: optax.sgd(1e-3),
+             lambda: optax.adam(optax.cosine_decay_schedule(1e-3, 3)), lambda: optax.sgd(1e-3, momentum=0.9),
+             lambda: optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3)),
+             lambda: optax.chain(optax.clip_by_global_norm(0.5), optax.adam(1e-3)),
+             lambda: optax.adam(optax.cosine_decay_schedule(1e-3, 100))]
+    keys = [fnann.optim.as_optimizer(make()) for make in makes]
+    assert len(set(keys)) == len(makes) and len({hash(k) for k in keys}) == len(makes)
+    fnann.clear_caches(jax_caches=False)
+    trained = makes[:3]  # (compiling the others too would only take longer)
+    together = [fit_once(make()) for make in trained]  # one cache, every transform in it
+    assert epoch_misses() == len(trained)
+    for make, params in zip(trained, together):
+        fnann.clear_caches(jax_caches=False)
+        assert_trees_close(fit_once(make()), params, rtol=1e-6)
+
+
+def test_fingerprint_keys_by_value_only_what_cannot_change():
+    from fnann.optim.base import fingerprint
+
+    def closing_over(value):
+        return lambda g: g * value
+
+    def same(a, b):
+        return fingerprint(closing_over(a)) == fingerprint(closing_over(b))
+
+    assert same(1e-3, 1e-3) and same((1, "a"), (1, "a")) and same(jnp.arange(3.0), jnp.arange(3.0))
+    assert not same(1e-3, 2e-3) and not same(1, 1.0) and not same(1, True)
+    assert not same(jnp.arange(3.0), jnp.arange(3)) and not same(jnp.arange(3.0), jnp.arange(1.0, 4.0))
+    frozen, also = np.arange(3.0), np.arange(3.0)
+    frozen.flags.writeable = also.flags.writeable = False
+    assert same(frozen, also) and not same(frozen, np.arange(3.0))  # read-only: by value
+    # what can change after being keyed, or is unknown or large, is keyed by identity
+    for value, equal in (([1], [1]), ({"a": 1}, {"a": 1}), (np.arange(3.0), np.arange(3.0)),
+                         (object(), object()), (jnp.zeros(1 << 15), jnp.zeros(1 << 15))):
+        assert same(value, value) and not same(value, equal)
+
+    def recursive():
+        def f(n):
+            return f(n - 1) if n else 0
+        return f
+    assert fingerprint(recursive()) != fingerprint(recursive())  # a cycle: identity, and it ends

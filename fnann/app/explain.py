@@ -23,6 +23,7 @@ import numpy as np
 
 from fnann.activations import Activation
 from fnann.app.options import hidden_activations
+from fnann.caches import compiled_cache
 from fnann.backprop import backpropagate, dense_backward, loss_value
 from fnann.checks import check_head, check_inputs, check_targets
 from fnann.losses import Loss, as_targets, default_loss, get_loss, is_fused, random_targets
@@ -181,7 +182,7 @@ def explain(net: MLP, loss: Loss | str, params: Params, x, y, opt: Optimizer, op
         x = jnp.asarray(x)
         y = jnp.asarray(y if np.issubdtype(y.dtype, np.integer) else y.astype(np.float64))
         check_targets(net, loss, x, y)
-        numbers = jax.device_get(_compute(net, loss, opt, fused, params, x, y))
+        numbers = jax.device_get(_compiled_compute(net, loss, opt, fused)(params, x, y))
     page = _Page()
     _forward_and_backward(page, net, loss, fused, numbers)
     _step(page, numbers, opt_name, equations(opt))
@@ -193,7 +194,12 @@ def explain(net: MLP, loss: Loss | str, params: Params, x, y, opt: Optimizer, op
     return page.render(fmt, title, intro)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+@compiled_cache(maxsize=32)
+def _compiled_compute(net: MLP, loss: Loss, opt: Optimizer, fused: bool):
+    """``_compute`` for this configuration, jitted: ``(params, x, y) -> numbers``."""
+    return jax.jit(functools.partial(_compute, net, loss, opt, fused))
+
+
 def _compute(net: MLP, loss: Loss, opt: Optimizer, fused: bool, params: Params, x, y) -> dict:
     """Every number :func:`explain` prints, from fnann's functions, in one compiled call."""
     sigma = net.activations
@@ -301,7 +307,7 @@ def run_cli(args, opt: Optimizer, opt_name: str) -> str:
     net = MLP(args.sizes, hidden=hidden_activations(args.hidden), output=args.output, residual=args.residual)
     loss = get_loss(args.loss, argname="--loss") if args.loss else default_loss(net.output)
     with jax.enable_x64(True):
-        params, x_drawn, y_drawn = jax.device_get(_draw(net, loss, args.seed))
+        params, x_drawn, y_drawn = jax.device_get(_compiled_draw(net, loss)(args.seed))
     x = np.asarray(args.x) if args.x is not None else np.round(x_drawn, 2)
     if args.y is None:  # labels and 0/1 targets as drawn, real values to two decimals
         y = y_drawn if loss.labels or loss.target_range is not None else np.round(y_drawn, 2)
@@ -322,7 +328,12 @@ def run_cli(args, opt: Optimizer, opt_name: str) -> str:
                       "unset x, y drawn from the same seed."))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
+@compiled_cache(maxsize=32)
+def _compiled_draw(net: MLP, loss: Loss | str):
+    """``_draw`` for this network and loss, jitted: ``seed -> (params, x, y)``."""
+    return jax.jit(functools.partial(_draw, net, loss))
+
+
 def _draw(net: MLP, loss: Loss | str, seed):
     """init's float64 parameters for ``seed``, and an example and target drawn from it (one compile)."""
     from fnann.mlp import init

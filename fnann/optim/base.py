@@ -20,7 +20,8 @@ gradient entry would give Adam's 0/0). float32 and float64 parameters keep their
 Identity: the optimizers built by fnann's factories compare and hash by their configuration
 (factory and arguments), so ``adam(1e-3) == adam(1e-3)`` and a compiled training epoch cached
 for one is reused for the other. An ``Optimizer`` built by hand, ``Optimizer(init, update)``,
-compares by the identity of its two functions. Any object with optax's ``init``/``update``
+compares by its two functions' :func:`fingerprint` (code and closed-over values), so a fresh
+``optax.adam(1e-3)`` equals an earlier one. Any object with optax's ``init``/``update``
 contract is accepted where fnann takes an optimizer (``as_optimizer``).
 
 Learning rates: ``lr`` is a non-negative float or a schedule ``step -> lr`` (see
@@ -36,16 +37,18 @@ static, so it also runs at trace time under ``jit``.
 
 from __future__ import annotations
 
-import math
 import dataclasses
 import functools
 import inspect
+import math
+import types
 from collections.abc import Hashable, Mapping
 from types import MappingProxyType
 from typing import Any, Callable, NamedTuple, Union
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnann import checks
 from fnann.tree_codec import register_checkpoint_type
@@ -92,30 +95,85 @@ __all__ = [
 
 
 class ByConfig:
-    """Equality and hash by configuration, else by the identity of the wrapped functions.
+    """Equality and hash by configuration, else by what the wrapped functions compute.
 
     ``config`` is a hashable description ``(factory name, arguments)`` set by
-    :func:`configured`, or ``None`` (then two objects are equal only when they wrap the very
-    same functions). Subclasses list their functions in ``_functions``.
+    :func:`configured`, or ``None``: then two objects are equal when their functions have
+    equal :func:`fingerprint`s (the same code over equal closed-over values, as a fresh
+    ``optax.adam(1e-3)`` has), and only when they are the very same functions where a
+    fingerprint cannot see inside. Subclasses list their functions in ``_functions``.
     """
 
     config: Hashable | None
     _functions: tuple[str, ...] = ()
 
+    @functools.cached_property
     def _key(self):
         if self.config is not None:
             return ("config", self.config)
-        return ("identity",) + tuple(id(getattr(self, f)) for f in self._functions)
+        return ("functions",) + tuple(fingerprint(getattr(self, f)) for f in self._functions)
 
     def __eq__(self, other):
         if type(other) is not type(self):
             return NotImplemented
-        if self.config is not None or other.config is not None:
-            return self.config == other.config
-        return all(getattr(self, f) is getattr(other, f) for f in self._functions)
+        return self._key == other._key
 
     def __hash__(self):
-        return hash(self._key())
+        return hash(self._key)
+
+
+_SMALL_ARRAY = 1 << 16  # bytes: a larger closed-over array is keyed by its identity
+_SCALARS = (type(None), bool, int, float, complex, str, bytes)
+
+
+def fingerprint(obj: Any, _seen: frozenset = frozenset()) -> Hashable:
+    """A hashable key, equal for two objects that compute the same thing, for keying compiled
+    functions by an optax transform (a closure, not comparable) rather than by its identity.
+
+    A Python function is its code, globals, defaults and the fingerprints of its closure's
+    values, recursively (optax's ``chain`` closes over transforms that close over functions);
+    a ``functools.partial`` and a bound method likewise; a tuple (NamedTuples included) or
+    frozenset its type and items; a scalar its type and value; a jax array, or a read-only
+    numpy one, of at most 64 KiB its dtype, shape and bytes. Anything else (lists, dicts and
+    writable arrays, which can change after being keyed; tracers; unknown objects; a cycle) is
+    keyed by its identity, so two different transforms are never conflated. Like ``jax.jit``,
+    the key assumes closed-over cells are not rebound later.
+    """
+    def inner(value):
+        return fingerprint(value, _seen | {id(obj)})
+
+    if id(obj) in _seen:
+        return ("id", id(obj))
+    if isinstance(obj, types.FunctionType):
+        cells = tuple(inner(_contents(c)) for c in obj.__closure__ or ())
+        return ("function", obj.__code__, id(obj.__globals__), inner(obj.__defaults__),
+                inner(tuple(sorted((obj.__kwdefaults__ or {}).items()))), cells)
+    if isinstance(obj, functools.partial):
+        return ("partial", inner(obj.func), inner(obj.args), inner(tuple(sorted(obj.keywords.items()))))
+    if isinstance(obj, types.MethodType):
+        return ("method", inner(obj.__func__), inner(obj.__self__))
+    if isinstance(obj, (tuple, frozenset)):
+        items = sorted(map(inner, obj), key=repr) if isinstance(obj, frozenset) else map(inner, obj)
+        return (type(obj), tuple(items))
+    if isinstance(obj, _SCALARS):
+        return (type(obj), obj)
+    if isinstance(obj, (jax.Array, np.ndarray)) and not isinstance(obj, jax.core.Tracer):
+        frozen = isinstance(obj, jax.Array) or not obj.flags.writeable
+        if frozen and obj.nbytes <= _SMALL_ARRAY:
+            return ("array", type(obj), str(obj.dtype), obj.shape, np.asarray(obj).tobytes())
+    if isinstance(obj, ByConfig) or isinstance(obj, (type, np.dtype)):
+        return ("value", obj)  # compares by its configuration, or is a type
+    return ("id", id(obj))
+
+
+_EMPTY = object()  # the contents of a closure cell not yet assigned
+
+
+def _contents(cell) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return _EMPTY
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -250,8 +308,9 @@ def as_optimizer(opt: Any, name: str = "opt") -> Optimizer:
     """``opt`` as an ``Optimizer``: itself, or any object with optax's ``init``/``update``.
 
     An optax ``GradientTransformation`` (or anything with callable ``init(params)`` and
-    ``update(updates, state, params)``) is wrapped; wrapping the same object twice gives
-    equal optimizers, so compiled functions cached for it are reused.
+    ``update(updates, state, params)``) is wrapped; wrapping it, or a fresh equal one (the
+    same code over equal values: :func:`fingerprint`), twice gives equal optimizers, so
+    compiled functions cached for it are reused.
 
     Raises:
         TypeError: ``opt`` has no callable ``init`` and ``update``.
