@@ -275,8 +275,8 @@ def leaky_relu_with(slope: float = LEAKY_SLOPE) -> Activation:
       slope: a finite number in [0, 1).
 
     Example:
-      >>> leaky_relu_with(0.2).name, float(leaky_relu_with(0.2).fn(jnp.array(-1.0)))
-      ('leaky_relu(0.2)', -0.2)
+      >>> leaky_relu_with(0.25).name, float(leaky_relu_with(0.25).fn(jnp.array(-1.0)))
+      ('leaky_relu(0.25)', -0.25)
     """
     return _leaky_relu(real_parameter("slope", slope, 0.0, 1.0, high_open=True))
 
