@@ -23,6 +23,7 @@ against one fit's whole time.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import subprocess
@@ -137,7 +138,7 @@ def compiled_epochs(net, stacked, x, y, keys) -> dict:
                                                                         *go, x, y))}
 
 
-def bench_many(K: int, epochs: int, repeats: int) -> None:
+def bench_many(K: int, epochs: int, repeats: int, cold_runs: bool = True) -> None:
     import jax
 
     import fnann
@@ -184,9 +185,12 @@ def bench_many(K: int, epochs: int, repeats: int) -> None:
     products = matmul_programs(SIZES, BATCH, K)
     warm = timed_side_by_side(variants | epochs_only | {n: f for n, (f, _) in products.items()},
                               repeats)
-    cold_times = {name: cold(fn, 1 if name.startswith("loop") else min(repeats, 3))
-                  for name, fn in variants.items()}
-    cold_times[f"loop of {K} fits (learning rates)"] = cold(loop_lrs, 1)
+    if cold_runs:
+        cold_times = {name: cold(fn, 1 if name.startswith("loop") else min(repeats, 3))
+                      for name, fn in variants.items()}
+        cold_times[f"loop of {K} fits (learning rates)"] = cold(loop_lrs, 1)
+    else:  # --no-cold: the warm figures only (gpu_check --quick)
+        cold_times = dict.fromkeys([*variants, f"loop of {K} fits (learning rates)"], math.nan)
     one_warm, one_cold = warm["fit (1 model)"], cold_times["fit (1 model)"]
     work = {name: epochs * f for name, f in flops(SIZES, x.shape[0], val[0].shape[0], BATCH).items()}
     mm = work["train matmuls"] + work["validation matmuls"]
@@ -255,12 +259,13 @@ def main(argv=None):
     parser.add_argument("--devices", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-cold", action="store_true", help="skip the cold (compiling) timings")
     args = parser.parse_args(argv)
     if args.part in ("many", "all"):
         import jax
 
         print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} cores")
-        bench_many(args.models, args.epochs, args.repeats)
+        bench_many(args.models, args.epochs, args.repeats, cold_runs=not args.no_cold)
     if args.part == "mesh":
         bench_mesh(args.devices, args.epochs, args.repeats)
     elif args.part == "all":  # emulated devices must be set before jax starts: a new process

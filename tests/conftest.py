@@ -8,7 +8,11 @@ because every new shape compiles new XLA programs. Tests that need float64 enter
 
 import os
 
-from hypothesis import HealthCheck, settings
+# On a GPU, JAX reserves most of the device's memory per process by default: parallel test
+# workers (pytest -n) would exhaust it. Set before any test module imports jax.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 COMMON = dict(
     deadline=None,
