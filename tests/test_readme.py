@@ -29,6 +29,8 @@ RUN_ELSEWHERE = {
     "python -m pytest": "the test suite itself (.ci/run)",
     "python benchmarks/bench_train.py": "a timing run of minutes, never part of the suite",
     "python benchmarks/bench_train.py --sizes small --repeats 3": "a timing run, never part of the suite",
+    "PYTHONPATH=. python benchmarks/gpu_check.py --out gpu_report.md":
+        "the full accelerator check (minutes); tests/test_gpu_check.py runs it with --quick",
 }
 _LAUNCH = ("launching train_dp.py on several processes, GPUs or hosts: tests/test_parallel.py runs the "
            "same two-process CPU pattern with its own worker script (tests/parallel_subprocess.py)")
