@@ -59,9 +59,16 @@ def output_delta(output: Activation, loss: Loss, z: Array, a: Array, y,
     the output activation's canonical link (softmax + cross-entropy, sigmoid + binary
     cross-entropy) and ``fused`` is set, the fused δ^(L) = (A^(L) - y) / m.
     """
+    z, a = widened(z), widened(a)  # the loss and its delta in float32 at least (mixed precision)
     if fused and is_fused(loss, output):
         return loss.delta_from_logits(z, y)
     return output.backward(z, loss.grad(a, y))
+
+
+def widened(a: Array) -> Array:
+    """``a`` in float32 if it is narrower (bfloat16, float16), else as it is: where fnann
+    computes a loss and its output delta, so that 16-bit compute keeps a float32 loss."""
+    return a.astype(jnp.float32) if jnp.finfo(a.dtype).bits < 32 else a
 
 
 def backpropagate(net: MLP, params: Params, trace: Trace, y, loss: Loss,
@@ -78,7 +85,8 @@ def backpropagate(net: MLP, params: Params, trace: Trace, y, loss: Loss,
     delta, grads, dA = [None] * (L + 1), [None] * (L + 1), [None] * (L + 1)  # dA[l] = ∂L/∂A^(l)
     delta[L] = output_delta(sigma[L], loss, Z[L], A[L], y, fused)  # δ^(L) = ∂L/∂A^(L) ⊙ σ'(Z^(L))
     for l in range(L, 0, -1):
-        grads[l], dA[l - 1] = dense_backward(layer[l], A[l - 1], delta[l])  # δ^(l) A^(l-1)ᵀ, Σ δ^(l), W^(l)ᵀ δ^(l)
+        d = delta[l].astype(layer[l].W.dtype)  # δ^(L) is float32 under 16-bit compute: back to the params' dtype
+        grads[l], dA[l - 1] = dense_backward(layer[l], A[l - 1], d)  # δ^(l) A^(l-1)ᵀ, Σ δ^(l), W^(l)ᵀ δ^(l)
         if l in net.residual:
             dA[l - 1] = dA[l - 1] + dA[l]  # + ∂L/∂A^(l), through the skip A^(l) = A^(l-1) + σ(Z^(l))
         if l > 1:
@@ -143,8 +151,8 @@ def backward_trace(net: MLP, params: Params, trace: Trace, y, loss: Loss | str,
 def loss_value(net: MLP, loss: Loss, y_hat: Array, trace: Trace, y) -> Array:
     """The loss of a forward pass, from the logits when the loss fuses with the output."""
     if is_fused(loss, net.output):
-        return loss.fn_from_logits(trace.Z[-1], y)
-    return loss.fn(y_hat, y)
+        return loss.fn_from_logits(widened(trace.Z[-1]), y)
+    return loss.fn(widened(y_hat), y)
 
 
 def objective_value(net: MLP, loss: Loss, params: Params, x, y) -> Array:
@@ -162,10 +170,26 @@ def objective(net: MLP, loss: Loss | str, params: Params, x, y,
         return objective_value(net, loss, params, x, y)
 
 
-def value_and_grad(net: MLP, loss: Loss, method: str = "manual") -> Callable[[Params, Array, Array],
-                                                                              tuple[Array, Params]]:
+def value_and_grad(net: MLP, loss: Loss, method: str = "manual",
+                   compute_dtype=None) -> Callable[[Params, Array, Array], tuple[Array, Params]]:
     """``f(params, x, y) -> (L, ∂L/∂params)``, unchecked: the delta recursion (``"manual"``)
-    or ``jax.value_and_grad`` of the same scalar (``"autodiff"``)."""
+    or ``jax.value_and_grad`` of the same scalar (``"autodiff"``).
+
+    ``compute_dtype`` (mixed precision, e.g. bfloat16 with float32 params, the "master
+    weights"): θ_c = cast(θ), x_c = cast(x); the forward pass and the delta recursion run in
+    the compute dtype (the matrix products accumulate in float32 on every XLA backend), the
+    loss and δ^(L) in float32 (``widened``); the gradients come back in the params' dtype:
+    g = cast_back(∂L/∂θ_c). ``None``: the params' dtype throughout.
+    """
+    if compute_dtype is not None:
+        f = value_and_grad(net, loss, method)
+
+        def mixed(params: Params, x, y) -> tuple[Array, Params]:
+            low = jax.tree.map(lambda a: a.astype(compute_dtype), params)  # θ_c = cast(θ)
+            value, grads = f(low, jnp.asarray(x).astype(compute_dtype), y)
+            return value, jax.tree.map(lambda g, p: g.astype(p.dtype), grads, params)  # back to the params' dtype
+
+        return mixed
 
     def manual(params: Params, x, y) -> tuple[Array, Params]:
         y_hat, trace = feedforward(net, params, x)

@@ -156,7 +156,7 @@ def _model_count(counts: dict) -> int:
 @compiled_cache(maxsize=32)
 def compiled_many(net: MLP, loss: Loss, opt, names: tuple[str, ...], method: str,
                   batch_size: int | None, mesh: Mesh | None, model_axis: str | None,
-                  data_axis: str | None, shared_order: bool = False):
+                  data_axis: str | None, shared_order: bool = False, compute_dtype: str | None = None):
     """The jitted, vmapped epoch of K models (cached: one compilation per configuration).
 
     ``run(params, opt_state, orders, hyper, active, limit, x, y) -> (params, opt_state,
@@ -170,7 +170,7 @@ def compiled_many(net: MLP, loss: Loss, opt, names: tuple[str, ...], method: str
     """
 
     def one(params, opt_state, order, hyper, active, limit, x, y):
-        step = update_step(net, loss, _optimizer(opt, names, hyper), method)
+        step = update_step(net, loss, _optimizer(opt, names, hyper), method, compute_dtype)
         shuffled = lambda a: a
         if data_axis is not None:
             step, shuffled = parallel.sharded_step(step, mesh, data_axis), parallel.replicated_rows(mesh)
@@ -239,7 +239,7 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
              hyperparams: Mapping[str, Any] | None = None, validation_data: tuple | None = None,
              monitor: str | None = None, opt_state: Any = None, initial_epoch: int = 0,
              mesh: Mesh | None = None, model_axis: str | None = None,
-             data_axis: str | None = None) -> FitManyResult:
+             data_axis: str | None = None, compute_dtype=None) -> FitManyResult:
     """Trains K models of one shape on the same data in one compiled program (``jax.vmap``).
 
     Math: for every model k, per batch B of its own shuffle,
@@ -256,7 +256,7 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
       key: one key (every model shuffles alike: the models then share their batches, and
         the first layer's products of all K models are one matrix product) or K keys
         (``jax.random.split(key, K)``).
-      epochs, batch_size, method, validation_data, opt_state, initial_epoch: as for ``fit``
+      epochs, batch_size, method, validation_data, opt_state, initial_epoch, compute_dtype: as for ``fit``
         (``opt_state`` stacked, as ``FitManyResult.opt_state`` gives it).
       hyperparams: ``{name: K values}`` for the keywords of ``opt``.
       monitor: ``"val_loss"`` (the default with validation data), ``"val_accuracy"`` or
@@ -327,7 +327,7 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
         mesh, model_axis, data_axis, K, (params, opt_state, hyper, active), (x, y, val))
     shared = k_keys is None  # one key: every model shuffles alike, with shared batches
     run = compiled_many(net, loss, opt, names, method, batch_size, mesh, model_axis, data_axis,
-                        shared)
+                        shared, checks.check_compute_dtype(compute_dtype, dtype))
     n = x.shape[0]
 
     def orders(epoch):  # model k: epoch_order(key[k], epoch, n)

@@ -74,7 +74,7 @@ class TrainingDivergedError(FloatingPointError):
         self.cause = cause  # what diverged (``divergence``'s words), where one cause is known
 
 
-def train_step(net: MLP, loss: Loss | str, opt: Optimizer, method: str = "manual"):
+def train_step(net: MLP, loss: Loss | str, opt: Optimizer, method: str = "manual", compute_dtype=None):
     """Builds one pure training step, closed over the static configuration.
 
     Math: L, g = L(θ; x, y), ∂L/∂θ;  (u, s) = opt.update(g, s, θ);  θ <- θ + u.
@@ -84,6 +84,9 @@ def train_step(net: MLP, loss: Loss | str, opt: Optimizer, method: str = "manual
       loss: a ``Loss`` or its name.
       opt: an ``fnann.optim.Optimizer``, or any object with optax's ``init``/``update``.
       method: ``"manual"`` (hand-derived backward) or ``"autodiff"``.
+      compute_dtype: ``"bfloat16"`` for mixed precision: the params and optimizer state keep
+        their dtype (float32 master weights), the forward and backward passes run in
+        bfloat16, the loss and δ^(L) in float32 (see ``fnann.backprop.value_and_grad``).
 
     Returns:
       ``step(params, opt_state, x, y) -> (params, opt_state, loss_value)``, where
@@ -101,22 +104,24 @@ def train_step(net: MLP, loss: Loss | str, opt: Optimizer, method: str = "manual
     opt = as_optimizer(opt)
     loss = check_loss_and_grad(net, loss, method)
     check_optimizer(opt)
-    step = update_step(net, loss, opt, method)
+    checks.check_compute_dtype(compute_dtype)
 
     def checked(params: Params, opt_state, x, y):
         check_batch(net, loss, params, x, y)
         checks.check_opt_state(opt, opt_state, params)  # static: once per trace
-        return step(params, opt_state, x, y)
+        wanted = checks.check_compute_dtype(compute_dtype, params[0].W.dtype)
+        return update_step(net, loss, opt, method, wanted)(params, opt_state, x, y)
 
     return checked
 
 
-def update_step(net: MLP, loss: Loss, opt: Optimizer, method: str = "manual"):
+def update_step(net: MLP, loss: Loss, opt: Optimizer, method: str = "manual", compute_dtype: str | None = None):
     """The step of :func:`train_step`, unchecked (``fit`` checks its data once, before epoch 0).
 
-    Math: L, g = L(θ; x, y), ∂L/∂θ;  (u, s) = opt.update(g, s, θ);  θ <- θ + u.
+    Math: L, g = L(θ; x, y), ∂L/∂θ;  (u, s) = opt.update(g, s, θ);  θ <- θ + u
+          (g in the params' dtype; with ``compute_dtype``, computed from cast(θ), cast(x)).
     """
-    loss_and_grads = value_and_grad(net, loss, method)
+    loss_and_grads = value_and_grad(net, loss, method, compute_dtype)
 
     def step(params: Params, opt_state, x, y):
         value, grads = loss_and_grads(params, x, y)
@@ -157,14 +162,14 @@ def permutation(k: Array, n: int) -> np.ndarray:
 
 @compiled_cache(maxsize=32)
 def compiled_epoch(net: MLP, loss: Loss, opt: Optimizer, method: str, batch_size: int | None,
-                   mesh: Mesh | None = None, data_axis: str = "data"):
+                   mesh: Mesh | None = None, data_axis: str = "data", compute_dtype: str | None = None):
     """The jitted function that runs one epoch; cached so that it compiles once per shape.
 
     ``epoch(params, opt_state, order, x, y) -> (params, opt_state, mean_batch_loss, finite)``,
     where ``order`` is the epoch's permutation of the examples (``epoch_order``). With a
     ``mesh``, every batch's rows are sharded over ``data_axis`` (``fnann.parallel``).
     """
-    step = update_step(net, loss, opt, method)
+    step = update_step(net, loss, opt, method, compute_dtype)
     if mesh is None:
         return jax.jit(epoch_function(step, batch_size))
     return jax.jit(epoch_function(parallel.sharded_step(step, mesh, data_axis), batch_size,
@@ -225,7 +230,7 @@ def epoch_function(step: Callable, batch_size: int | None,
 
 def compile_fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *,
                 batch_size: int | None = 32, method: str = "manual",
-                validation_data: tuple | None = None, key: Array | None = None) -> None:
+                validation_data: tuple | None = None, key: Array | None = None, compute_dtype=None) -> None:
     """Compiles, without training, what ``fit`` runs for these arguments (no mesh): the
     optimizer's ``init``, the epoch, the validation pass and, given ``fit``'s ``key``, the
     epoch's shuffle.
@@ -249,7 +254,8 @@ def compile_fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y
     compiled_start(net, loss, opt).lower(params, x, y).compile()
     opt_state = jax.eval_shape(opt.init, params)
     order = to_device(np.arange(x.shape[0], dtype=np.int32))
-    run_epoch = compiled_epoch(net, loss, opt, method, batch_size, None, "data")  # fit's cache key
+    compute_dtype = checks.check_compute_dtype(compute_dtype, dtype)
+    run_epoch = compiled_epoch(net, loss, opt, method, batch_size, None, "data", compute_dtype)  # fit's cache key
     run_epoch.lower(params, opt_state, order, x, y).compile()
     if validation_data is not None:
         compile_inference(net, params, validation_data[0], validation_data[1], loss, predicting=False)
@@ -276,7 +282,7 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         restore_best: bool = True, callback: Callable[[int, dict], Any] | None = None,
         verbose: bool = False, return_state: bool = False,
         params_callback: Callable[[int, Params, Any], Any] | None = None, mesh: Mesh | None = None,
-        data_axis: str = "data"):
+        data_axis: str = "data", compute_dtype=None):
     """Trains ``params`` by gradient descent over epochs; every epoch runs compiled.
 
     Math: per batch B of the shuffled data, θ <- opt(θ, (1/|B|) Σ_{i∈B} ∇_θ L_i).
@@ -313,6 +319,10 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         ``fnann.parallel``; under ``jax.distributed`` pass each process's own shard of
         ``x``, ``y`` and ``validation_data``). The result equals the one-device ``fit``.
       data_axis: the mesh axis that splits the batches.
+      compute_dtype: ``"bfloat16"``: mixed precision. The params and optimizer state keep
+        their dtype (float32 master weights); every step computes the forward pass and the
+        delta recursion in bfloat16 from cast(θ), cast(x), the loss and δ^(L) in float32, and
+        hands float32 gradients to the optimizer. ``None``: the params' dtype throughout.
 
     Returns:
       ``(params, history)``, or ``(params, history, state)`` with ``return_state``.
@@ -344,6 +354,7 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
     classify = accuracy_metric(net) is not None
 
     dtype = params[0].W.dtype
+    compute_dtype = checks.check_compute_dtype(compute_dtype, dtype)
     checks.check_representable(x, dtype, "x")
     x, y = as_device(x, y, dtype)
     if validation_data is not None:
@@ -368,7 +379,7 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         opt_state = parallel.replicate(opt_state, mesh)
     reference = float(reference)
     call_back = callback_caller(callback)
-    run_epoch = compiled_epoch(net, loss, opt, method, batch_size, mesh, data_axis)
+    run_epoch = compiled_epoch(net, loss, opt, method, batch_size, mesh, data_axis, compute_dtype)
     shuffle = (lambda e: epoch_order(key, e, n)) if mesh is None else (
         lambda e: parallel.replicate(epoch_order(key, e, n), mesh))
 

@@ -69,7 +69,7 @@ out["end"] = rss_mb()
 out["caches"] = {name: [i.currsize, i.maxsize, i.hits, i.misses]
                  for name, i in fnann.cache_info().items()}
 loss = fnann.get_loss("cross_entropy")
-epochs = [weakref.ref(fnann.train.compiled_epoch(net, loss, optimizer(), "manual", 16, None, "data"))
+epochs = [weakref.ref(fnann.train.compiled_epoch(net, loss, optimizer(), "manual", 16, None, "data", None))
           for net, _, _ in problems]  # the arguments exactly as fit passes them: 20 cache hits
 out["new_misses"] = fnann.cache_info()["fnann.train.compiled_epoch"].misses - out["caches"]["fnann.train.compiled_epoch"][3]
 if trim is not None:

@@ -37,7 +37,7 @@ def test_every_field_is_one_flag_of_its_group_left_at_none():
         assert (field.metadata["note"] is not None) == (field.metadata["resume"] == "noted"), field.name
     assert list(groups)[2:6] == ["data", "network", "optimizer", "training"]
     assert cli.TRAIN_DEFAULTS == dataclasses.asdict(TrainOptions())
-    assert options.RESUME_FREE == ("epochs", "patience", "save_every") and set(options.RESUME_NOTED) == {"lr", "method"}
+    assert options.RESUME_FREE == ("epochs", "patience", "save_every") and set(options.RESUME_NOTED) == {"lr", "method", "compute_dtype"}
 
 
 def test_the_parsed_flags_are_the_options_given():

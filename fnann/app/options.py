@@ -235,6 +235,11 @@ class TrainOptions:
                                 "targets are built from the labels (one-hot, or 0/1 for one output)",
                                 metavar="NAME")
     dtype: str = _network("float32", "parameter and data dtype (default {default})", choices=DTYPES)
+    compute_dtype: str | None = _network(None, "mixed precision: the steps compute in this dtype (bfloat16), the "
+                                         "params and optimizer state stay --dtype, the loss is float32 "
+                                         "(default: --dtype throughout)", choices=("bfloat16",), resume="noted",
+                                         note="the params and optimizer state are kept; only the steps' "
+                                         "arithmetic changes")
     optimizer: str = _optimizer("adam", "(default {default})", choices=OPTIMIZERS)
     lr: float | None = _optimizer(None, "learning rate (default: {default_lrs})", type=positive,
                                   resume="noted", note="the optimizer state (moments, step count) is kept "

@@ -286,7 +286,8 @@ def _headline(run: Run) -> str:
     o = run.opts
     return (f"fnann train: {run.data.name} ({len(run.train[0])} train / {len(run.val[0])} validation / "
             f"{len(run.test[0])} test), {describe(run.net)}, loss {run.loss.name}, {describe_optimizer(o)}, "
-            f"batch {o.batch_size}, {o.method} gradients, {o.dtype}")
+            f"batch {o.batch_size}, {o.method} gradients, {o.dtype}"
+            + (f" params, {o.compute_dtype} compute" if o.compute_dtype else ""))
 
 
 def _compile_ahead(run: Run, ahead):
@@ -300,7 +301,8 @@ def _compile_ahead(run: Run, ahead):
     key_shape = jax.eval_shape(run_keys(), run.opts.seed)[1]
     param_shapes = jax.eval_shape(lambda k: fnann.init(k, run.net, dtype=np.dtype(run.opts.dtype)), key_shape)
     fit = ahead(fnann.train.compile_fit, run.net, run.loss, run.opt, param_shapes, *run.train,
-                batch_size=run.batch, method=run.opts.method, validation_data=run.val, key=key_shape)
+                batch_size=run.batch, method=run.opts.method, validation_data=run.val, key=key_shape,
+                compute_dtype=run.opts.compute_dtype)
     return fit, ahead(fnann.inference.compile_inference, run.net, param_shapes, *run.test, run.loss)
 
 
@@ -385,7 +387,8 @@ def _fit(run: Run, params, opt_state, first: int, key, history: dict, recorder, 
         params, new, state = fnann.fit(
             run.net, run.loss, run.opt, params, *run.train, key=key, epochs=o.epochs, batch_size=run.batch,
             method=o.method, validation_data=run.val, opt_state=opt_state, initial_epoch=first,
-            patience=o.patience, callback=each_epoch, return_state=True, params_callback=recorder)
+            patience=o.patience, callback=each_epoch, return_state=True, params_callback=recorder,
+            compute_dtype=o.compute_dtype)
     except fnann.TrainingDivergedError as e:
         progress.close()
         path = out / "diverged.npz"
