@@ -24,19 +24,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GROWTH_BOUND_MB = 50  # after warm-up, over 180 calls that compile nothing new
 FREED_MIN_MB = 80  # measured: 174 MB; keeping fnann's entries frees 0
 
-CHILD = r"""
-import ctypes, gc, json, os, weakref
-import numpy as np
-import jax
-import fnann
-
+RSS = r"""
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 def rss_mb():
     gc.collect()
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * PAGE / 2**20
+"""  # the resident set in MB, as both child processes read it
 
+CHILD = r"""
+import ctypes, gc, json, os, weakref
+import numpy as np
+import jax
+import fnann
+
+""" + RSS + r"""
 try:  # glibc keeps freed memory until asked to return it to the system
     trim = ctypes.CDLL(None).malloc_trim
 except (OSError, AttributeError):
@@ -124,13 +127,7 @@ import gc, json, os, weakref
 import jax
 from fnann.caches import compiled_cache
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-def rss_mb():
-    gc.collect()
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * PAGE / 2**20
-
+""" + RSS + r"""
 @compiled_cache(maxsize=4)
 def sampler(n):  # a normal draw: one of the largest programs for its size (~4 MB on a CPU)
     return jax.jit(lambda key: jax.random.normal(key, (n,)))

@@ -25,7 +25,7 @@ def mixed_networks(draw):
     return fnann.MLP(sizes, hidden=hidden, output=output), loss
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(case=mixed_networks(), batch=st.integers(1, 5), seed=st.integers(0, 2**31 - 1))
 def test_the_delta_recursion_of_mixed_activations_equals_autodiff_and_numpy(case, batch, seed):
     net, loss = case

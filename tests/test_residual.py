@@ -26,7 +26,7 @@ def residual_networks(draw):
     return fnann.MLP(sizes, hidden=hidden, output=output, residual=skips), loss
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(case=residual_networks(), batch=st.integers(1, 5), seed=st.integers(0, 2**31 - 1))
 def test_the_skip_path_in_the_delta_recursion_equals_autodiff(case, batch, seed):
     net, loss = case
