@@ -254,9 +254,9 @@ def _leaky_relu(slope: float) -> Activation:
     def deriv(z: Array) -> Array:
         return jnp.where(z > 0, jnp.ones_like(z), jnp.full_like(z, slope))
 
-    return elementwise(member_name("leaky_relu", slope, LEAKY_SLOPE), fn, deriv, formula=f"leaky_relu(z) = z if z > 0 else {slope!r} z",
-                       derivative=f"leaky_relu'(z) = 1 if z > 0 else {slope!r}", init=leaky_he(slope),
-                       kinks=(0.0,))
+    return elementwise(member_name("leaky_relu", slope, LEAKY_SLOPE), fn, deriv,
+                       formula=f"leaky_relu(z) = z if z > 0 else {slope!r} z",
+                       derivative=f"leaky_relu'(z) = 1 if z > 0 else {slope!r}", init=leaky_he(slope), kinks=(0.0,))
 
 
 LEAKY_SLOPE = 0.01
@@ -286,8 +286,7 @@ sigmoid = elementwise("sigmoid", _sigmoid, _sigmoid_deriv, formula="σ(z) = 1 / 
 tanh = elementwise("tanh", jnp.tanh, _tanh_deriv, formula="tanh(z) = (e^z - e^-z) / (e^z + e^-z)",
                    derivative="tanh'(z) = 1 - tanh²(z)", saturates=True)
 relu = elementwise("relu", _relu, _relu_deriv, formula="relu(z) = max(0, z)",
-                   derivative="relu'(z) = 1 if z > 0 else 0", init="he", dies=True,
-                  kinks=(0.0,))
+                   derivative="relu'(z) = 1 if z > 0 else 0", init="he", dies=True, kinks=(0.0,))
 identity = elementwise("identity", _identity, _identity_deriv, formula="identity(z) = z",
                        derivative="identity'(z) = 1")
 gelu = elementwise("gelu", _gelu, _gelu_deriv, formula="gelu(z) = z Φ(z)",

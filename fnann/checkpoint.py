@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnann import checks
-from fnann.activations import ACTIVATIONS
+from fnann.activations import ACTIVATIONS, Activation
 from fnann.atomic import atomic_write
 from fnann.mlp import MLP, Dense, Params
 from fnann.optim import as_optimizer
@@ -71,8 +71,8 @@ def _net_spec(net: MLP) -> dict:
             if ACTIVATIONS.get(act.name) is not act:
                 raise TypeError(f"cannot save a network with the custom {role} activation "
                                 f"{act.name!r}: only the built-in activations can be saved by name.")
-    hidden = net.hidden_name.split(",")
-    spec = {"sizes": list(net.sizes), "hidden": hidden[0] if len(hidden) == 1 else hidden, "output": net.output.name}
+    hidden = net.hidden.name if isinstance(net.hidden, Activation) else [a.name for a in net.hidden]
+    spec = {"sizes": list(net.sizes), "hidden": hidden, "output": net.output.name}
     return {**spec, "residual": list(net.residual)} if net.residual else spec  # the plain MLP's header as before
 
 

@@ -191,11 +191,12 @@ def parse_delimiter(text: str) -> str:
 
 
 def _option(group: str, default, help: str, *, resume: str = "fixed", note: str | None = None,
-            recorded: bool = True, **argparse_kwargs):
-    """A field of `TrainOptions`: ``{default}`` in ``help`` reads as the default, typed."""
+            recorded: bool = True, names: Callable[[str], Any] | None = None, **argparse_kwargs):
+    """A field of `TrainOptions`: ``{default}`` in ``help`` reads as the default, typed.
+    ``names``: for an option that takes several names (``--hidden relu,tanh``), its splitter."""
     assert resume in ("free", "noted", "fixed") and (note is not None) == (resume == "noted")
     metadata = {"group": group, "help": help.replace("{default}", shown(default)), "resume": resume,
-                "note": note, "recorded": recorded, "argparse": argparse_kwargs}
+                "note": note, "recorded": recorded, "names": names, "argparse": argparse_kwargs}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -223,7 +224,8 @@ class TrainOptions:
     hidden_sizes: list[int] = _network([128, 64], "hidden layer widths (default 128,64: the 64-128-64-10 "
                                        "network on digits)", type=parse_sizes)
     hidden: str = _network("relu", "hidden activation: {activations}, or one per hidden layer, comma-separated "
-                           "(relu,tanh) (default {default})", metavar="NAME[,NAME...]")
+                           "(relu,tanh) (default {default})", metavar="NAME[,NAME...]",
+                           names=hidden_activations)
     residual: bool = _network(False, "skip connections A^(l) = A^(l-1) + σ(Z^(l)) on every hidden layer as wide "
                               "as its input (layer 2 on, e.g. --hidden-sizes 100,100)", action="store_const",
                               const=True)

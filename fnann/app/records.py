@@ -121,7 +121,9 @@ def option_spec(field) -> Spec:
             return nullable
         if not _kind_ok(value, hint) or (isinstance(value, str) and not text().ok(value)):
             return False
-        names = value.split(",") if field.name == "hidden" and isinstance(value, str) else [value]
+        split = field.metadata["names"]  # "relu,tanh" -> ("relu", "tanh") for an option of several names
+        names = split(value) if split is not None and isinstance(value, str) else value
+        names = names if isinstance(names, tuple) else (names,)
         if choices is not None and not all(name in choices for name in names):
             return False
         return parse is None or _reads_back(parse, value)

@@ -396,8 +396,9 @@ def _fit(run: Run, params, opt_state, first: int, key, history: dict, recorder, 
         fnann.save(path, run.net, e.params, e.opt_state, epoch=e.epoch, key=key, history=so_far, meta=_meta(run))
         kept = f"the params after epoch {e.epoch}" if e.epoch else "the initial params"
         ckpt = out / "checkpoint.npz"
-        raise UsageError(f"training diverged in epoch {e.epoch + 1}: {e.cause or 'the loss or the params became NaN or inf'}; "
-                         f"{kept} (the last good ones) are saved in {path}"
+        cause = e.cause or "the loss or the params became NaN or inf"
+        raise UsageError(f"training diverged in epoch {e.epoch + 1}: {cause}; {kept} (the last good ones) are "
+                         f"saved in {path}"
                          + (f", {ckpt} holds the last periodic save (epoch {saved[-1]})" if saved else
                             f", {ckpt} is unchanged" if resumed else "")
                          + f"; try a smaller --lr (now {o.lr:g}), --clip 1 or --schedule warmup") from None
