@@ -347,6 +347,40 @@ def test_keras_conventions_equal_keras_transcription(case, paths):
 
 
 # ---------------------------------------------------------------------------------------
+# scikit-learn: its own SGDOptimizer and AdamOptimizer, updating numpy float64 in place.
+# ---------------------------------------------------------------------------------------
+
+
+SKLEARN_CASES = {
+    "sgd": (cv.sklearn_sgd(0.05, momentum=0.0), "sgd", dict(momentum=0.0, nesterov=False)),
+    "sgd momentum": (cv.sklearn_sgd(0.05, nesterovs_momentum=False), "sgd", dict(momentum=0.9, nesterov=False)),
+    "sgd nesterov, momentum 1": (cv.sklearn_sgd(0.05, momentum=1.0), "sgd", dict(momentum=1.0, nesterov=True)),
+    "adam": (cv.sklearn_adam(1e-2, beta_1=0.8, epsilon=1e-6), "adam", dict(beta_1=0.8, beta_2=0.999, epsilon=1e-6)),
+}
+
+
+def sklearn_path(kind, options, params, stream):
+    """Params after each step of scikit-learn's own optimizer (the one its MLP uses)."""
+    so = pytest.importorskip("sklearn.neural_network._stochastic_optimizers")
+    ps = [np.array(p, np.float64) for p in jax.tree.leaves(params)]
+    if kind == "sgd":
+        opt = so.SGDOptimizer(ps, 0.05, "constant", options["momentum"], options["nesterov"])
+    else:
+        opt = so.AdamOptimizer(ps, 1e-2, **options)
+    path = []
+    for gs in stream:
+        opt.update_params(ps, [np.array(g) for g in gs])
+        path.append([p.copy() for p in ps])
+    return path
+
+
+@pytest.mark.parametrize("case", list(SKLEARN_CASES))
+def test_sklearn_conventions_equal_sklearn_optimizers(case, paths):
+    _, kind, options = SKLEARN_CASES[case]
+    assert_same_path(paths["sklearn " + case], sklearn_path(kind, options, PARAMS, STREAM))
+
+
+# ---------------------------------------------------------------------------------------
 # The conventions really differ (so the parity tests above can fail), and bad input.
 # ---------------------------------------------------------------------------------------
 
@@ -367,6 +401,7 @@ def paths():
     """Every fnann-side trajectory of this module, computed together (one compilation)."""
     opts = {"torch " + name: case[0] for name, case in TORCH_CASES.items()}
     opts.update({"keras " + name: case[0] for name, case in KERAS_CASES.items()})
+    opts.update({"sklearn " + name: case[0] for name, case in SKLEARN_CASES.items()})
     for name, (ours, theirs) in optax_cases().items():
         opts["optax " + name], opts["optax itself " + name] = ours, theirs
     for name, (first, second) in DIFFERENT.items():
@@ -381,8 +416,9 @@ def test_conventions_differ_where_the_table_says(case, paths):
 
 
 def test_conventions_table_and_identity():
-    assert set(cv.CONVENTIONS) == {"fnann", "torch", "optax", "keras"}
-    assert all({"sgd", "rmsprop", "adam", "adamw"} <= set(v) for v in cv.CONVENTIONS.values())
+    assert set(cv.CONVENTIONS) == {"fnann", "torch", "optax", "keras", "sklearn"}
+    assert all({"sgd", "rmsprop", "adam", "adamw"} <= set(v) for k, v in cv.CONVENTIONS.items() if k != "sklearn")
+    assert set(cv.CONVENTIONS["sklearn"]) == {"sgd", "adam"}  # scikit-learn's MLP has no RMSProp
     assert cv.CONVENTIONS["fnann"]["adam"] is adam
     assert cv.torch_adam(1e-3) == cv.torch_adam(lr=1e-3, betas=(0.9, 0.999))
     assert cv.torch_adam(1e-3) != cv.torch_adamw(1e-3) and cv.optax_adam(1e-3) != adam(1e-3)

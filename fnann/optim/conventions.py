@@ -1,4 +1,4 @@
-"""Optimizers exactly as PyTorch, optax and Keras define them ("conventions").
+"""Optimizers exactly as PyTorch, optax, Keras and scikit-learn define them ("conventions").
 
 "Adam", "RMSProp" and "SGD with momentum" are different arithmetic in different libraries:
 where eps sits, whether the learning rate is inside the momentum buffer, dampening,
@@ -22,6 +22,8 @@ convention (the textbook's). With g_t the gradient of update k = t - 1 and eta =
     Keras RMSprop:  as optax (eps inside, eta inside the buffer), eps = 1e-7
     torch/optax Adam: theta -= eta m_hat / (sqrt(v_hat) + eps)  (the paper's Algorithm 1)
     Keras Adam:     theta -= eta sqrt(1 - b2^t) / (1 - b1^t) m_t / (sqrt(v_t) + eps)  (eps "hat"), eps = 1e-7
+    sklearn SGD:    v_t = mu v_{t-1} - eta g_t;  theta += mu v_t - eta g_t if nesterov else v_t  (Keras's, b = -v)
+    sklearn Adam:   Keras's Adam (eps "hat"), eps = 1e-8: eta_t = eta sqrt(1 - b2^t) / (1 - b1^t)
 
 centered RMSProp divides by the root of E - (mean g)^2 instead of E. Weight decay: torch's
 ``weight_decay`` is coupled (g += lambda theta) except in ``AdamW``; optax's ``adamw`` and
@@ -32,7 +34,9 @@ biases undecayed: PyTorch's parameter groups, Keras's ``exclude_from_weight_deca
 Sources: PyTorch 2.x ``torch/optim/sgd.py``, ``rmsprop.py``, ``adam.py`` (the single-tensor
 path; foreach and fused kernels compute the same maths); optax 0.2 ``optax/_src/alias.py``
 and ``transform.py``; Keras 3 ``keras/src/optimizers/sgd.py``, ``rmsprop.py``, ``adam.py``,
-``adamw.py`` and ``base_optimizer.py``. Not reproduced: ``maximize``, AMSGrad, optax's
+``adamw.py`` and ``base_optimizer.py``; scikit-learn 1.9
+``sklearn/neural_network/_stochastic_optimizers.py`` (its learning-rate schedules,
+``invscaling`` and ``adaptive``, are set per epoch by the estimator, ``fnann.sklearn``). Not reproduced: ``maximize``, AMSGrad, optax's
 Nesterov Adam, Keras's clipping and EMA options. States are fnann's NamedTuples (momentum
 buffers kept positive, e.g. Keras's velocity is -b), with every moment at least float32.
 """
@@ -51,6 +55,7 @@ from fnann.optim.base import (
     ScalarOrSchedule,
     cast_like,
     check_decay,
+    check_hyperparameter,
     check_lr,
     check_nonnegative,
     check_positive,
@@ -71,6 +76,7 @@ __all__ = [
     "torch_sgd", "torch_rmsprop", "torch_adam", "torch_adamw",
     "optax_sgd", "optax_rmsprop", "optax_adam", "optax_adamw",
     "keras_sgd", "keras_rmsprop", "keras_adam", "keras_adamw",
+    "sklearn_sgd", "sklearn_adam",
 ]
 
 
@@ -520,6 +526,51 @@ def keras_adamw(learning_rate: ScalarOrSchedule = 0.001, weight_decay: float = 0
                        weight_decay=_keras_decay(weight_decay), mask=mask)
 
 
+# ---------------------------------------------------------------------------------------
+# scikit-learn (sklearn.neural_network's SGDOptimizer and AdamOptimizer, names and defaults
+# of MLPClassifier's constructor)
+# ---------------------------------------------------------------------------------------
+
+
+@configured
+def sklearn_sgd(learning_rate_init: ScalarOrSchedule = 0.001, momentum: float = 0.9,
+                nesterovs_momentum: bool = True) -> Optimizer:
+    """scikit-learn's ``SGDOptimizer``: the learning rate inside the velocity, as Keras.
+
+    Math: v_t = mu v_{t-1} - eta g_t;  theta <- theta + (mu v_t - eta g_t if nesterov else v_t)
+    (fnann keeps b = -v). ``momentum`` may be 1, as scikit-learn allows. Its ``invscaling``
+    and ``adaptive`` rates change eta between epochs: pass a schedule, or a new rate per epoch.
+
+    Example:
+        >>> opt = sklearn_sgd(0.1, momentum=0.5, nesterovs_momentum=False)
+        >>> g, state = {"w": jnp.ones(1)}, opt.init({"w": jnp.zeros(1)})
+        >>> _, state = opt.update(g, state)
+        >>> opt.update(g, state)[0]  # v_2 = 0.5 (-0.1) - 0.1
+        {'w': Array([-0.15], dtype=float32)}
+    """
+    mu = check_hyperparameter("momentum", momentum, 0.0, 1.0)
+    return _sgd_family(check_lr(learning_rate_init), mu, lr_in_trace=True,
+                       nesterov=_check_bool("nesterovs_momentum", nesterovs_momentum))
+
+
+@configured
+def sklearn_adam(learning_rate_init: ScalarOrSchedule = 0.001, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-8) -> Optimizer:
+    """scikit-learn's ``AdamOptimizer``: the bias correction folded into the step size.
+
+    Math: m_t = b1 m + (1 - b1) g;  v_t = b2 v + (1 - b2) g^2;
+    eta_t = eta sqrt(1 - b2^t) / (1 - b1^t);  theta <- theta - eta_t m_t / (sqrt(v_t) + epsilon).
+
+    Example:
+        >>> opt = sklearn_adam(0.1, epsilon=1.0)
+        >>> u, _ = opt.update({"w": jnp.array([1.0])}, opt.init({"w": jnp.zeros(1)}))
+        >>> u  # as keras_adam(0.1, epsilon=1.0)
+        {'w': Array([-0.00306534], dtype=float32)}
+    """
+    b1, b2 = check_decay("beta_1", beta_1), check_decay("beta_2", beta_2)
+    return _adam_family(learning_rate_init, b1, b2, check_positive("epsilon", epsilon), eps_hat=True)
+
+
 CONVENTIONS = MappingProxyType({
     "fnann": MappingProxyType({"sgd": sgd, "momentum": momentum, "rmsprop": rmsprop,
                                "adam": adam, "adamw": adamw}),
@@ -529,5 +580,6 @@ CONVENTIONS = MappingProxyType({
                                "adam": optax_adam, "adamw": optax_adamw}),
     "keras": MappingProxyType({"sgd": keras_sgd, "rmsprop": keras_rmsprop,
                                "adam": keras_adam, "adamw": keras_adamw}),
+    "sklearn": MappingProxyType({"sgd": sklearn_sgd, "adam": sklearn_adam}),
 })
 """``CONVENTIONS[convention][algorithm]``: the factory, e.g. ``CONVENTIONS["torch"]["adam"]``."""
