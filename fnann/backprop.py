@@ -78,12 +78,23 @@ def backpropagate(net: MLP, params: Params, trace: Trace, y, loss: Loss,
     Indices are the textbook's, 1-based: ``sigma[l]``, ``W[l]``, ``Z[l]`` belong to layer
     l = 1..L and ``A[0]`` is the input (section 5.4 of the textbook, line by line).
     """
+    delta_L = output_delta(net.output, loss, trace.Z[-1], trace.A[-1], y, fused)  # δ^(L) = ∂L/∂A^(L) ⊙ σ'(Z^(L))
+    return delta_recursion(net, params, trace, delta_L)
+
+
+def delta_recursion(net: MLP, params: Params, trace: Trace, delta_L: Array) -> tuple[Params, Deltas]:
+    """The delta recursion from a given δ^(L) = ∂L/∂Z^(L), unchecked: ``(grads, deltas)``.
+
+    Math: δ^(l-1) = (W^(l))ᵀ δ^(l) ⊙ σ'(Z^(l-1));  ∂L/∂W^(l) = δ^(l) (A^(l-1))ᵀ;  ∂L/∂b^(l) = Σ δ^(l).
+    :func:`backpropagate` starts it from a loss's δ^(L); ``fnann.sklearn`` from scikit-learn's
+    weighted δ^(L) = s ⊙ (A^(L) - Y) / Σ s.
+    """
     L = net.n_layers
     sigma = (None, *net.activations)  # σ^(1), ..., σ^(L)
     layer = (None, *params)  # (W^(1), b^(1)), ..., (W^(L), b^(L))
     Z, A = (None, *trace.Z), trace.A  # Z^(1), ..., Z^(L);  A^(0) = x, ..., A^(L) = ŷ
     delta, grads, dA = [None] * (L + 1), [None] * (L + 1), [None] * (L + 1)  # dA[l] = ∂L/∂A^(l)
-    delta[L] = output_delta(sigma[L], loss, Z[L], A[L], y, fused)  # δ^(L) = ∂L/∂A^(L) ⊙ σ'(Z^(L))
+    delta[L] = delta_L
     for l in range(L, 0, -1):
         d = delta[l].astype(layer[l].W.dtype)  # δ^(L) is float32 under 16-bit compute: back to the params' dtype
         grads[l], dA[l - 1] = dense_backward(layer[l], A[l - 1], d)  # δ^(l) A^(l-1)ᵀ, Σ δ^(l), W^(l)ᵀ δ^(l)
