@@ -107,7 +107,7 @@ class _FnannMLP:
         dtype = self.coefs_[0].dtype
         with _x64(dtype):
             params = to_params(self.coefs_, self.intercepts_, dtype)
-            return np.asarray(objective.compiled_forward(self._network())(params, _dense(X, dtype)))
+            return np.array(objective.compiled_forward(self._network())(params, _dense(X, dtype)))  # writable, as scikit-learn's
 
     def _store(self, params: Params) -> None:
         self.coefs_ = [np.array(layer.W).T for layer in params]
