@@ -21,6 +21,7 @@ wants). float64 runs with ``jax.enable_x64`` switched on around fnann's calls on
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import warnings
 
@@ -76,6 +77,24 @@ class _Optimizer:
         return False
 
 
+@dataclasses.dataclass
+class _Run:
+    """One call's training, between scikit-learn's epochs: the epoch program's configuration
+    (``objective.epoch_program``'s arguments), fnann's params and optimizer state, the
+    training rows (host arrays), the order of the rows so far, the validation split."""
+
+    config: tuple
+    params: Params
+    state: object
+    X: np.ndarray
+    target: tuple
+    sample_idx: np.ndarray
+    n_batches: int
+    validation: tuple
+    incremental: bool
+    dtype: np.dtype
+
+
 class _FnannMLP:
     """What the two estimators share: fnann in place of scikit-learn's numpy mathematics."""
 
@@ -118,70 +137,90 @@ class _FnannMLP:
         """scikit-learn's ``_fit_stochastic``, rule for rule, with each epoch one fnann program."""
         dtype = self._dtype(X)
         with _x64(dtype):
-            self._train_stochastic(X, y, sample_weight, incremental, dtype)
+            run = self._start(X, y, sample_weight, incremental, dtype)
+            epoch = objective.compiled_epoch(*run.config)
+            X_dev, target = jax.device_put((run.X, run.target))
+            params, state = run.params, run.state
+            try:
+                for _ in range(self.max_iter):
+                    params, state, mean, finite = epoch(params, state, self._order(run), X_dev, target, self._hyper(run))
+                    if self._end_epoch(run, params, float(mean), bool(finite)):
+                        break
+            except KeyboardInterrupt:
+                warnings.warn("Training interrupted by user.")
+            self._finish(run, params, state)
 
-    def _train_stochastic(self, X, y, sample_weight, incremental, dtype):
+    def _start(self, X, y, sample_weight, incremental, dtype) -> _Run:
+        """Everything before scikit-learn's first epoch: its optimizer object (kept across
+        ``partial_fit``), the validation split, the batch size; fnann's params and state."""
         if not incremental or not hasattr(self, "_optimizer"):
             solver = (self.solver, float(self.momentum), bool(self.nesterovs_momentum),
                       float(self.beta_1), float(self.beta_2), float(self.epsilon))
             self._optimizer = _Optimizer(solver, self.learning_rate_init, self.learning_rate, self.power_t)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        early_stopping = self.early_stopping
-        X_train, y_train, sw_train, X_val, y_val, sw_val = self._split(X, y, sample_weight)
+        X_train, y_train, sw_train, validation = self._split(X, y, sample_weight)
         n_samples = X_train.shape[0]
         batch_size = self._batch_size(n_samples)
-        n_batches = -(-n_samples // batch_size)
-        opt = self._optimizer
-        net = self._network()
+        name, _, nesterov = self._optimizer.solver[:3]
+        config = (self._network(), self._loss_name(), self.out_activation_, self.method, name, nesterov, batch_size)
         params = to_params(self.coefs_, self.intercepts_, dtype)
-        state = objective.compiled_init(opt.solver)(params) if opt.state is None else opt.state
-        run_epoch = objective.compiled_epoch(net, self._loss_name(), self.out_activation_, self.method,
-                                             opt.solver, batch_size)
-        X_dev = jax.device_put(_dense(X_train, dtype))
+        state = self._optimizer.state
+        if state is None:
+            state = objective.compiled_init(name, nesterov)(params)
         weights = np.ones(n_samples, dtype) if sw_train is None else np.asarray(sw_train, dtype)
-        target = jax.device_put((np.asarray(y_train, dtype), weights))
-        sample_idx = np.arange(n_samples, dtype=int)
-        alpha = np.asarray(self.alpha, dtype)
-        try:
-            self.n_iter_ = 0
-            for it in range(self.max_iter):
-                if self.shuffle:
-                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
-                params, state, mean, finite = run_epoch(params, state, sample_idx.astype(np.int32), X_dev, target,
-                                                        np.asarray(opt.learning_rate, dtype), alpha)
-                self.n_iter_ += 1
-                self.loss_ = float(mean) * n_batches / n_samples  # Σ_b rows_b loss_b / n
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                if early_stopping or not bool(finite):
-                    self._store(params)  # the validation score reads coefs_; a non-finite run ends here
-                if not bool(finite):
-                    break  # scikit-learn's _fit raises: "Solver produced non-finite parameter weights"
-                self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
-                opt.iteration_ends(self.t_)
-                if self._no_improvement_count > self.n_iter_no_change:
-                    if early_stopping:
-                        msg = ("Validation score did not improve more than tol=%f for %d consecutive epochs."
-                               % (self.tol, self.n_iter_no_change))
-                    else:
-                        msg = ("Training loss did not improve more than tol=%f for %d consecutive epochs."
-                               % (self.tol, self.n_iter_no_change))
-                    if opt.trigger_stopping(msg, self.verbose):
-                        break
-                    self._no_improvement_count = 0
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                                  "optimization hasn't converged yet." % self.max_iter, ConvergenceWarning)
-        except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.")
-        opt.state = jax.device_get(state)  # numpy leaves: the estimator pickles without JAX arrays
+        self.n_iter_ = 0
+        return _Run(config, params, state, _dense(X_train, dtype), (np.asarray(y_train, dtype), weights),
+                    np.arange(n_samples, dtype=int), -(-n_samples // batch_size), validation, incremental, dtype)
+
+    def _order(self, run: _Run) -> np.ndarray:
+        """The epoch's order of the rows: scikit-learn's shuffle on its ``RandomState``."""
+        if self.shuffle:
+            run.sample_idx = shuffle(run.sample_idx, random_state=self._random_state)
+        return run.sample_idx.astype(np.int32)
+
+    def _hyper(self, run: _Run) -> dict:
+        """The epoch's numbers (``objective.HYPERPARAMETERS``): the current learning rate and
+        the optimizer's settings, which ``partial_fit`` keeps from the first call."""
+        _, momentum, _, beta_1, beta_2, epsilon = self._optimizer.solver
+        values = (self._optimizer.learning_rate, self.alpha, momentum, beta_1, beta_2, epsilon)
+        return {k: np.asarray(v, run.dtype) for k, v in zip(objective.HYPERPARAMETERS, values)}
+
+    def _end_epoch(self, run: _Run, params, mean: float, finite: bool) -> bool:
+        """scikit-learn's bookkeeping after an epoch; True when training stops."""
+        self.n_iter_ += 1
+        self.loss_ = mean * run.n_batches / run.X.shape[0]  # Σ_b rows_b loss_b / n
+        self.t_ += run.X.shape[0]
+        self.loss_curve_.append(self.loss_)
+        if self.verbose:
+            print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+        if self.early_stopping or not finite:
+            self._store(params)  # the validation score reads coefs_
+        if not finite:
+            return True  # scikit-learn's _fit raises: "Solver produced non-finite parameter weights"
+        self._update_no_improvement_count(self.early_stopping, *run.validation)
+        self._optimizer.iteration_ends(self.t_)
+        if self._no_improvement_count > self.n_iter_no_change:
+            if self.early_stopping:
+                msg = ("Validation score did not improve more than tol=%f for %d consecutive epochs."
+                       % (self.tol, self.n_iter_no_change))
+            else:
+                msg = ("Training loss did not improve more than tol=%f for %d consecutive epochs."
+                       % (self.tol, self.n_iter_no_change))
+            if self._optimizer.trigger_stopping(msg, self.verbose):
+                return True
+            self._no_improvement_count = 0
+        if run.incremental:
+            return True
+        if self.n_iter_ == self.max_iter:
+            warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                          "optimization hasn't converged yet." % self.max_iter, ConvergenceWarning)
+        return False
+
+    def _finish(self, run: _Run, params, state) -> None:
+        self._optimizer.state = jax.device_get(state)  # numpy leaves: the estimator pickles without JAX arrays
         self._store(params)
-        if early_stopping:
+        if self.early_stopping:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
 
@@ -189,7 +228,7 @@ class _FnannMLP:
         """The training rows, and with ``early_stopping`` scikit-learn's validation split
         (``train_test_split`` on its ``RandomState``, stratified for one-output classifiers)."""
         if not self.early_stopping:
-            return X, y, sample_weight, None, None, None
+            return X, y, sample_weight, (None, None, None)
         stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
         arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
         parts = train_test_split(*arrays, random_state=self._random_state, test_size=self.validation_fraction,
@@ -200,7 +239,7 @@ class _FnannMLP:
             raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of your dataset.")
         if is_classifier(self):
             y_val = self._label_binarizer.inverse_transform(y_val)
-        return X_train, y_train, sw_train, X_val, y_val, sw_val
+        return X_train, y_train, sw_train, (X_val, y_val, sw_val)
 
     def _batch_size(self, n_samples: int) -> int:
         if self.batch_size == "auto":

@@ -127,44 +127,54 @@ def loss_and_grad(net: MLP, loss_name: str, out_activation: str, method: str = "
     return manual if method == "manual" else autodiff
 
 
-def optimizer(solver: str, lr, momentum: float, nesterovs_momentum: bool,
-              beta_1: float, beta_2: float, epsilon: float):
-    """scikit-learn's optimizer for ``solver`` at the epoch's learning rate ``lr`` (traced)."""
+HYPERPARAMETERS = ("learning_rate", "alpha", "momentum", "beta_1", "beta_2", "epsilon")
+"""The numbers an epoch takes as arguments (traced): changing one, per epoch (scikit-learn's
+``invscaling`` and ``adaptive`` rates) or per model (a sweep), never recompiles."""
+
+
+def optimizer(solver: str, nesterovs_momentum: bool, hyper: dict):
+    """scikit-learn's optimizer for ``solver`` at the epoch's ``hyper`` (traced numbers)."""
     if solver == "sgd":
-        return sklearn_sgd(lr, momentum, nesterovs_momentum)
-    return sklearn_adam(lr, beta_1, beta_2, epsilon)
+        return sklearn_sgd(hyper["learning_rate"], hyper["momentum"], nesterovs_momentum)
+    return sklearn_adam(hyper["learning_rate"], hyper["beta_1"], hyper["beta_2"], hyper["epsilon"])
 
 
-@compiled_cache(maxsize=32)
-def compiled_epoch(net: MLP, loss_name: str, out_activation: str, method: str, solver: tuple,
-                   batch_size: int) -> Callable:
-    """One epoch of scikit-learn's stochastic training, jitted (cached by configuration).
+def epoch_program(net: MLP, loss_name: str, out_activation: str, method: str, solver: str,
+                  nesterovs_momentum: bool, batch_size: int) -> Callable:
+    """One epoch of scikit-learn's stochastic training, not yet jitted (a sweep vmaps it).
 
-    ``epoch(params, opt_state, order, X, (Y, s), lr, alpha) -> (params, opt_state,
+    ``epoch(params, opt_state, order, X, (Y, s), hyper) -> (params, opt_state,
     Σ_batches rows_b · loss_b / n_batches, finite)``: the batches of ``gen_batches`` over
-    ``X[order]`` (the last one ragged), each step one update of ``solver`` =
-    ``(name, momentum, nesterovs_momentum, beta_1, beta_2, epsilon)``. The learning rate
-    and α are arguments, so scikit-learn's per-epoch schedules and a sweep never recompile.
+    ``X[order]`` (the last one ragged), each step one update of scikit-learn's ``solver``;
+    ``hyper`` maps each of ``HYPERPARAMETERS`` to a number.
     """
     value_and_grad = loss_and_grad(net, loss_name, out_activation, method)
 
-    def epoch(params, opt_state, order, X, target, lr, alpha):
-        opt = optimizer(solver[0], lr, *solver[1:])
+    def epoch(params, opt_state, order, X, target, hyper):
+        opt = optimizer(solver, nesterovs_momentum, hyper)
 
         def step(params, opt_state, x, batch_target):
-            value, grads = value_and_grad(params, x, batch_target, alpha)
+            value, grads = value_and_grad(params, x, batch_target, hyper["alpha"])
             updates, opt_state = opt.update(grads, opt_state, params)
             return apply_updates(params, updates), opt_state, value * x.shape[0]  # rows_b · loss_b
 
         return epoch_function(step, batch_size)(params, opt_state, order, X, target)
 
-    return jax.jit(epoch)
+    return epoch
 
 
 @compiled_cache(maxsize=32)
-def compiled_init(solver: tuple) -> Callable:
-    """``opt.init`` of ``solver`` as one program (the state does not depend on the rate)."""
-    return jax.jit(lambda params: optimizer(solver[0], 1.0, *solver[1:]).init(params))
+def compiled_epoch(*config) -> Callable:
+    """``epoch_program(*config)``, jitted; cached by configuration, so a new estimator with the
+    same network, solver and batch size (and data shapes) compiles nothing."""
+    return jax.jit(epoch_program(*config))
+
+
+@compiled_cache(maxsize=32)
+def compiled_init(solver: str, nesterovs_momentum: bool) -> Callable:
+    """``opt.init`` of ``solver`` as one program (the state does not depend on the numbers)."""
+    hyper = dict.fromkeys(HYPERPARAMETERS, 0.5)
+    return jax.jit(lambda params: optimizer(solver, nesterovs_momentum, hyper).init(params))
 
 
 @compiled_cache(maxsize=32)
