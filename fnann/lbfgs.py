@@ -351,6 +351,7 @@ def lbfgs(fun: Callable, x0, *, max_iter: int, max_fun: int, gtol: float = 1e-5,
                             f"has dtype {dtype if dtype is not None else type(leaf).__name__}.")
     if not isinstance(args, tuple):
         raise TypeError(f"args must be a tuple; got {type(args).__name__}.")
+    leaves = [jnp.asarray(leaf, dtype=leaf.dtype) for leaf in leaves]  # not weak-typed: one jit entry per dtype
     try:
         run = compiled_lbfgs(fun, history, treedef)
     except TypeError:  # an unhashable fun: compiled afresh each call
