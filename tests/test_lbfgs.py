@@ -164,7 +164,7 @@ def test_nan_beyond_a_radius_backtracks():
 
 def test_nan_everywhere_but_x0_stops_cleanly_with_status_3():
     with jax.enable_x64(True):
-        x0 = jnp.full(2, 0.5)  # the shape of the test above: compiled once
+        x0 = jnp.full(2, 0.5, dtype=jnp.float64)  # not weak-typed (args are jit arguments): the shape of the test above: compiled once
         res = lbfgs(nan_outside, x0, max_iter=50, max_fun=100, args=(x0, jnp.float64(1e-30)))  # compiled once
         assert res.status == 3 and res.n_iter == 0 and "LNSRCH" in res.message
         assert res.n_fun == 1 + 20  # x0, then one line search of max_linesearch trials (no memory to drop)
@@ -184,12 +184,16 @@ def test_float32():
 
 
 def test_a_second_call_does_not_recompile():
-    x0 = jnp.array([-1.2, 1.0, -1.2])  # a shape no other test uses
-    first = lbfgs(rosenbrock, x0, max_iter=100, max_fun=200)
-    n = TRACES.count((3,))
-    second = lbfgs(rosenbrock, x0 + 0.1, max_iter=50, max_fun=150, gtol=1e-6)  # the settings are traced too
-    assert n >= 1 and TRACES.count((3,)) == n
-    assert first.status == 0 and second.status in (0, 1)
+    """rosenbrock is traced twice per compile (at x0 and in the line search), then never again."""
+    with jax.enable_x64(True):
+        x0 = jnp.full(6, -1.2).at[1::2].set(1.0)  # compiled here or by an earlier test
+        before = len(TRACES)
+        first = lbfgs(rosenbrock, x0, max_iter=100, max_fun=200)
+        assert len(TRACES) - before in (0, 2)
+        n = len(TRACES)
+        second = lbfgs(rosenbrock, x0 + 0.1, max_iter=20, max_fun=150, gtol=1e-6)  # the settings are traced too
+        assert len(TRACES) == n
+        assert first.status == 0 and (second.status, second.n_iter) == (1, 20)
 
 
 # --- the door ------------------------------------------------------------------------------
