@@ -43,10 +43,13 @@ function evaluation = one call of ``fun``), tested in this order after each iter
     max_i |g_{k,i}| <= gtol                                 status 0  (also tested at x_0: 0 iterations)
     (f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= ftol     status 0
 
-Status 3: a non-finite f or ∇f at x_0, or a line search that found no step with sufficient
-decrease (reported as status 0, the ftol rule, where its best trial differed from f_k by
-rounding only, as scipy's line search then reports). scipy's ``status`` is 1 for both
-limits; here 1 is ``max_iter`` and 2 ``max_fun``.
+Status 3: a non-finite f or ∇f at x_0, or a line search, along -g too, that found no step
+with sufficient decrease; except where every trial was finite and none lowered f by more
+than the ftol rule allows, (f_k - min φ) / max(|f_k|, |min φ|, 1) <= ftol: then f cannot be
+reduced beyond rounding and the run stops by the ftol rule, status 0 (scipy's line search
+then typically accepts a trial with a rounding warning and stops by the same rule; where
+it instead reports "ABNORMAL", its status 2, the two statuses differ). scipy's ``status``
+is 1 for both limits; here 1 is ``max_iter`` and 2 ``max_fun``.
 
 The whole run is one compiled program: a ``lax.while_loop`` over iterations whose body holds
 the line search's own ``lax.while_loop``. It is cached by (fun, history, x0's structure) and

@@ -174,10 +174,31 @@ def test_nan_everywhere_but_x0_stops_cleanly_with_status_3():
         assert (res.status, res.n_iter, res.n_fun) == (3, 0, 1)
 
 
+def test_rounding_that_stops_progress_is_the_ftol_rule():
+    """Near the minimum no trial lowers f beyond rounding (f64 with gtol = 1e-12 and ftol = 0,
+    f rounded to 1e-6, float32): stop by the ftol rule at the same point as scipy. scipy's
+    status there is 0 (the ftol rule) for the first and third, "ABNORMAL" (2) for the second."""
+    def rounded(x):
+        scale = jnp.array([1.0, 100.0], x.dtype)
+        return jnp.round(jnp.sum(scale * (x - 1.0) ** 2) * 1e6) / 1e6, 2 * scale * (x - 1.0)
+
+    with jax.enable_x64(True):
+        x0 = {"u": jnp.zeros(3), "v": jnp.zeros(2)}  # the quadratic test's problem, compiled once
+        res = lbfgs(quadratic, x0, max_iter=200, max_fun=400, gtol=1e-12, ftol=0.0)
+        ref = scipy_lbfgsb(quadratic, x0, maxiter=200, maxfun=400, gtol=1e-12, ftol=0.0)
+        assert (res.status, ref.status) == (0, 0) and "REDUCTION" in res.message and res.n_iter == ref.nit
+        res = lbfgs(rounded, jnp.zeros(2), max_iter=100, max_fun=500)
+        ref = scipy_lbfgsb(rounded, jnp.zeros(2), maxiter=100, maxfun=500)
+        assert (res.status, ref.status) == (0, 2) and "REDUCTION" in res.message and res.n_iter == ref.nit
+        np.testing.assert_allclose(res.x, ref.x, atol=1e-8)
+
+
 def test_float32():
     x0 = {"u": jnp.zeros(3, jnp.float32), "v": jnp.zeros(2, jnp.float32)}
     res = lbfgs(quadratic, x0, max_iter=100, max_fun=200)
-    assert res.status == 0, res.message
+    ref = scipy_lbfgsb(quadratic, x0, maxiter=100, maxfun=200)  # scipy: f32 values, float64 iterates
+    assert res.status == 0 and ref.status == 0, (res.message, ref.message)
+    assert "REDUCTION" in res.message and "REDUCTION" in ref.message
     assert res.x["u"].dtype == jnp.float32 and res.value.dtype == jnp.float32
     # f resolves x to about sqrt(eps_float32) ~ 3e-4 near a minimum: then the ftol rule stops it
     np.testing.assert_allclose(np.concatenate([res.x["u"], res.x["v"]]), B / A_DIAG, atol=1e-3)
