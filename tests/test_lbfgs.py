@@ -164,20 +164,22 @@ def test_nan_beyond_a_radius_backtracks():
 
 def test_nan_everywhere_but_x0_stops_cleanly_with_status_3():
     with jax.enable_x64(True):
-        x0 = jnp.full(2, 0.5, dtype=jnp.float64)  # not weak-typed (args are jit arguments): the shape of the test above: compiled once
-        res = lbfgs(nan_outside, x0, max_iter=50, max_fun=100, args=(x0, jnp.float64(1e-30)))  # compiled once
+        # the shape and dtypes of the test above (x0 not weak-typed: args are jit arguments): compiled once
+        x0 = jnp.full(2, 0.5, dtype=jnp.float64)
+        res = lbfgs(nan_outside, x0, max_iter=50, max_fun=100, args=(x0, jnp.float64(1e-30)))
         assert res.status == 3 and res.n_iter == 0 and "LNSRCH" in res.message
         assert res.n_fun == 1 + 20  # x0, then one line search of max_linesearch trials (no memory to drop)
         np.testing.assert_array_equal(res.x, x0)
-        assert float(res.value) == float(rosenbrock(x0)[0])
+        assert float(res.value) == 100 * (0.5 - 0.25) ** 2 + 0.25  # Rosenbrock at (0.5, 0.5)
         res = lbfgs(nan_outside, x0, max_iter=50, max_fun=100, args=(x0, jnp.float64(0.0)))  # NaN at x0 itself
         assert (res.status, res.n_iter, res.n_fun) == (3, 0, 1)
 
 
 def test_rounding_that_stops_progress_is_the_ftol_rule():
-    """Near the minimum no trial lowers f beyond rounding (f64 with gtol = 1e-12 and ftol = 0,
-    f rounded to 1e-6, float32): stop by the ftol rule at the same point as scipy. scipy's
-    status there is 0 (the ftol rule) for the first and third, "ABNORMAL" (2) for the second."""
+    """Near the minimum no trial lowers f beyond rounding (the quadratic with gtol = 1e-12 and
+    ftol = 0; f rounded to 1e-6): stop by the ftol rule after as many iterations as scipy.
+    scipy's status there is 0 (the ftol rule) for the first, "ABNORMAL" (2) for the second;
+    test_float32 is a third such stop."""
     def rounded(x):
         scale = jnp.array([1.0, 100.0], x.dtype)
         return jnp.round(jnp.sum(scale * (x - 1.0) ** 2) * 1e6) / 1e6, 2 * scale * (x - 1.0)
