@@ -280,12 +280,22 @@ def compiled_lbfgs(fun: Callable, history: int, treedef) -> Callable:
 
         def fx(x):
             value, grad = fun(unravel(x), *args)
+            check_output(value, grad, treedef, [jnp.shape(leaf) for leaf in leaves])
             return jnp.asarray(value, x.dtype), ravel_pytree(grad)[0].astype(x.dtype)
 
         st = minimize(fx, x0, max_iter, max_fun, gtol.astype(x0.dtype), ftol.astype(x0.dtype), max_ls, history)
         return unravel(st.x), st.f, unravel(st.g), st.k, st.n_fun, st.reason
 
     return jax.jit(run)
+
+
+def check_output(value, grad, treedef, shapes) -> None:
+    """fun's output, checked once, when it is traced: a scalar value and a gradient like x."""
+    if jnp.shape(value) != ():
+        raise TypeError(f"fun must return (value, grad) with a scalar value; got a value of shape {jnp.shape(value)}.")
+    if jax.tree.structure(grad) != treedef or [jnp.shape(g) for g in jax.tree.leaves(grad)] != shapes:
+        raise TypeError(f"fun's grad must be a pytree like x; got {jax.tree.map(jnp.shape, grad)} for x of "
+                        f"{jax.tree.unflatten(treedef, shapes)}.")
 
 
 def _positive_int(value: Any, name: str) -> int:

@@ -237,3 +237,10 @@ def test_non_float_leaves_raise_type_error():
         lbfgs(rosenbrock, {"a": jnp.zeros(2), "b": jnp.arange(3)}, max_iter=10, max_fun=10)
     with pytest.raises(TypeError, match="fun"):
         lbfgs("f", jnp.zeros(2), max_iter=10, max_fun=10)
+
+
+def test_a_fun_that_returns_the_wrong_shapes_raises_type_error():
+    with pytest.raises(TypeError, match="scalar"):
+        lbfgs(lambda x: (x, x), jnp.zeros(2), max_iter=10, max_fun=10)
+    with pytest.raises(TypeError, match="grad must be a pytree like x"):
+        lbfgs(lambda x: (jnp.sum(x["a"] ** 2), 2 * x["a"]), {"a": jnp.zeros(2)}, max_iter=10, max_fun=10)
