@@ -360,8 +360,8 @@ def lbfgs(fun: Callable, x0, *, max_iter: int, max_fun: int, gtol: float = 1e-5,
     for path, leaf in jax.tree_util.tree_flatten_with_path(x0)[0]:
         dtype = getattr(leaf, "dtype", None)
         if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
-            raise TypeError(f"x0 must be a pytree of float arrays; the leaf x0{jax.tree_util.keystr(path)} "
-                            f"has dtype {dtype if dtype is not None else type(leaf).__name__}.")
+            kind = f"dtype {dtype}" if dtype is not None else f"type {type(leaf).__name__}"
+            raise TypeError(f"x0 must be a pytree of float arrays; the leaf x0{jax.tree_util.keystr(path)} has {kind}.")
     if not isinstance(args, tuple):
         raise TypeError(f"args must be a tuple; got {type(args).__name__}.")
     leaves = [jnp.asarray(leaf, dtype=leaf.dtype) for leaf in leaves]  # not weak-typed: one jit entry per dtype
