@@ -52,7 +52,8 @@ it instead reports "ABNORMAL", its status 2, the two statuses differ). scipy's `
 is 1 for both limits; here 1 is ``max_iter`` and 2 ``max_fun``.
 
 The whole run is one compiled program: a ``lax.while_loop`` over iterations whose body holds
-the line search's own ``lax.while_loop``. It is cached by (fun, history, x0's structure) and
+the line search's own ``lax.while_loop``, the one place ``fun`` is called (its first pass is
+the evaluation at x_0), so the program holds one copy of ``fun``. It is cached by (fun, history, x0's structure) and
 jitted over the shapes and dtypes of x0 and over the numeric settings, so a second call
 with the same ``fun`` and shapes compiles nothing.
 """
@@ -240,30 +241,33 @@ def line_search(fx: Callable, x, f, g, d, alpha0, max_ls):
 def minimize(fx: Callable, x0, max_iter, max_fun, gtol, ftol, max_ls, history: int):
     """The unchecked L-BFGS iteration on a flat vector: the final ``_State``."""
     n, dtype = x0.shape[0], x0.dtype
-    f0, g0 = fx(x0)
     empty = _Memory(jnp.zeros((history, n), dtype), jnp.zeros((history, n), dtype), jnp.zeros(history, dtype),
                     jnp.int32(0), jnp.int32(0))
-    reason = jnp.where(~(jnp.isfinite(f0) & jnp.all(jnp.isfinite(g0))), NOT_FINITE,
-                       jnp.where(jnp.max(jnp.abs(g0), initial=0.0) <= gtol, GTOL, RUNNING))
-    start = _State(x0, f0, g0, empty, jnp.int32(0), jnp.int32(1), reason.astype(jnp.int32))
+    # The loop's first pass evaluates f at x0, so that fun is traced (and compiled) once: with
+    # f = NaN and g = 0 there, d = 0, and the line search's one trial, x0 + α 0 = x0, meets
+    # the Wolfe conditions (φ'(0) = φ'(α) = 0) if f(x0) and ∇f(x0) are finite.
+    start = _State(x0, jnp.full((), jnp.nan, dtype), jnp.zeros_like(x0), empty, jnp.int32(0), jnp.int32(0),
+                   jnp.int32(RUNNING))
 
     def iteration(st: _State) -> _State:
+        first = st.n_fun == 0  # the evaluation at x0
         d = two_loop(st.g, st.memory)
         descent = st.g @ d < 0  # else (rounding, or NaN): drop the memory and go along -g
         memory = jax.tree.map(lambda a, b: jnp.where(descent, a, b), st.memory, empty)
         d = jnp.where(descent, d, -st.g)
         alpha0 = jnp.where(st.k == 0, jnp.minimum(1 / jnp.linalg.norm(d), STPMAX), 1.0).astype(dtype)
-        ok, x, f, g, n_ls, f_min, finite = line_search(fx, st.x, st.f, st.g, d, alpha0, max_ls)
+        ok, x, f, g, n_ls, f_min, finite = line_search(fx, st.x, st.f, st.g, d, alpha0, jnp.where(first, 1, max_ls))
         n_fun = st.n_fun + n_ls
-        k = st.k + ok.astype(jnp.int32)
+        k = st.k + (ok & ~first).astype(jnp.int32)
         scale = lambda a, b: jnp.maximum(jnp.maximum(jnp.abs(a), jnp.abs(b)), 1.0)
-        reason = jnp.select(
+        reason = jnp.select(  # at x0 only the gtol rule can hold (f_k = NaN, k = 0, n_fun = 1)
             [k >= max_iter, n_fun > max_fun, jnp.max(jnp.abs(g), initial=0.0) <= gtol,
              st.f - f <= ftol * scale(st.f, f)],
             [MAX_ITER, MAX_FUN, GTOL, FTOL], RUNNING)
         # a failed line search: retry along -g with no memory, or stop at x_k
         rounding = finite & (st.f - f_min <= ftol * scale(st.f, f_min))
-        failed = jnp.where(memory.count > 0, RUNNING, jnp.where(rounding, FTOL, LINE_SEARCH))
+        failed = jnp.where(first, NOT_FINITE,
+                           jnp.where(memory.count > 0, RUNNING, jnp.where(rounding, FTOL, LINE_SEARCH)))
         memory = jax.tree.map(lambda a, b: jnp.where(ok, a, b), remember(memory, x - st.x, g - st.g), empty)
         return _State(x, f, g, memory, k, n_fun, jnp.where(ok, reason, failed).astype(jnp.int32))
 
@@ -284,7 +288,8 @@ def compiled_lbfgs(fun: Callable, history: int, treedef) -> Callable:
             return jnp.asarray(value, x.dtype), ravel_pytree(grad)[0].astype(x.dtype)
 
         st = minimize(fx, x0, max_iter, max_fun, gtol.astype(x0.dtype), ftol.astype(x0.dtype), max_ls, history)
-        return unravel(st.x), st.f, unravel(st.g), st.k, st.n_fun, st.reason
+        g = jnp.where(st.reason == NOT_FINITE, jnp.nan, st.g)  # f(x0) is NaN then too
+        return unravel(st.x), st.f, unravel(g), st.k, st.n_fun, st.reason
 
     return jax.jit(run)
 

@@ -172,7 +172,8 @@ def test_nan_everywhere_but_x0_stops_cleanly_with_status_3():
         np.testing.assert_array_equal(res.x, x0)
         assert float(res.value) == 100 * (0.5 - 0.25) ** 2 + 0.25  # Rosenbrock at (0.5, 0.5)
         res = lbfgs(nan_outside, x0, max_iter=50, max_fun=100, args=(x0, jnp.float64(0.0)))  # NaN at x0 itself
-        assert (res.status, res.n_iter, res.n_fun) == (3, 0, 1)
+        assert (res.status, res.n_iter, res.n_fun) == (3, 0, 1) and "x0" in res.message
+        assert np.isnan(float(res.value)) and np.all(np.isnan(res.grad))
 
 
 def test_rounding_that_stops_progress_is_the_ftol_rule():
@@ -207,12 +208,12 @@ def test_float32():
 
 
 def test_a_second_call_does_not_recompile():
-    """rosenbrock is traced twice per compile (at x0 and in the line search), then never again."""
+    """rosenbrock is traced once per compile (the program holds one copy of fun), then never again."""
     with jax.enable_x64(True):
         x0 = jnp.full(6, -1.2).at[1::2].set(1.0)  # compiled here or by an earlier test
         before = len(TRACES)
         first = lbfgs(rosenbrock, x0, max_iter=100, max_fun=200)
-        assert len(TRACES) - before in (0, 2)
+        assert len(TRACES) - before in (0, 1)
         n = len(TRACES)
         second = lbfgs(rosenbrock, x0 + 0.1, max_iter=20, max_fun=150, gtol=1e-6)  # the settings are traced too
         assert len(TRACES) == n
