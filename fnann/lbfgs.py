@@ -28,15 +28,17 @@ every stored rho_i is positive and H_k stays positive definite.
 
 found by N&W Alg. 3.5 (bracket, extrapolating by a cubic fit within [1.1, 4] times the
 last stride) and Alg. 3.6 (zoom: the cubic's minimizer between the bracket's ends, kept
-inside its middle 80%, else bisection). A trial whose value or gradient is not finite counts as too long
-a step (it bounds the bracket from above), so NaN never reaches the state. The first trial is
-α = 1, except at the first iteration, where it is 1/‖g_0‖ (L-BFGS-B's choice). If no trial
+inside its middle 80%, else bisection). A trial whose value or gradient is not finite
+counts as too long a step (it bounds the bracket from above), so NaN never reaches the
+state. The first trial is α = 1, except at the first iteration, where it is 1/‖g_0‖
+(L-BFGS-B's choice). If no trial
 meets both conditions within ``max_linesearch`` evaluations, the best trial with sufficient
 decrease is taken; if there is none, the memory is dropped and the iteration retried along
 -g (as L-BFGS-B does), and if that fails too the run stops (status 3) at x_k.
 
 **Stopping rules**, as scipy's L-BFGS-B counts them (one iteration = one accepted step; a
-function evaluation = one call of ``fun``), tested in this order after each iteration:
+function evaluation = one call of ``fun``), tested in this order after each iteration (so
+a run that converges at its ``max_iter``-th iteration reports status 1, as scipy's does):
 
     k >= max_iter                                           status 1
     n_fun > max_fun                                         status 2  (a line search is never cut short)
@@ -53,9 +55,9 @@ is 1 for both limits; here 1 is ``max_iter`` and 2 ``max_fun``.
 
 The whole run is one compiled program: a ``lax.while_loop`` over iterations whose body holds
 the line search's own ``lax.while_loop``, the one place ``fun`` is called (its first pass is
-the evaluation at x_0), so the program holds one copy of ``fun``. It is cached by (fun, history, x0's structure) and
-jitted over the shapes and dtypes of x0 and over the numeric settings, so a second call
-with the same ``fun`` and shapes compiles nothing.
+the evaluation at x_0), so the program holds one copy of ``fun``. It is cached by (fun,
+history, x0's structure) and jitted over the shapes and dtypes of x0 and ``args`` and over
+the numeric settings, so a second call with the same ``fun`` and shapes compiles nothing.
 """
 
 from __future__ import annotations
