@@ -33,8 +33,9 @@ counts as too long a step (it bounds the bracket from above), so NaN never reach
 state. The first trial is α = 1, except at the first iteration, where it is 1/‖g_0‖
 (L-BFGS-B's choice). If no trial
 meets both conditions within ``max_linesearch`` evaluations, the best trial with sufficient
-decrease is taken; if there is none, the memory is dropped and the iteration retried along
--g (as L-BFGS-B does), and if that fails too the run stops (status 3) at x_k.
+decrease is taken; if there is none, the run stops by the ftol rule where f changed by
+rounding only (below), else the memory is dropped and the iteration retried along -g (as
+L-BFGS-B does), and if that fails too the run stops (status 3) at x_k.
 
 **Stopping rules**, as scipy's L-BFGS-B counts them (one iteration = one accepted step; a
 function evaluation = one call of ``fun``), tested in this order after each iteration (so
@@ -48,7 +49,7 @@ a run that converges at its ``max_iter``-th iteration reports status 1, as scipy
 Status 3: a non-finite f or ∇f at x_0, or a line search, along -g too, that found no step
 with sufficient decrease; except where every trial was finite and none lowered f by more
 than the ftol rule allows, (f_k - min φ) / max(|f_k|, |min φ|, 1) <= ftol: then f cannot be
-reduced beyond rounding and the run stops by the ftol rule, status 0 (scipy's line search
+reduced beyond rounding and the run stops at x_k by the ftol rule, status 0 (scipy's line search
 then typically accepts a trial with a rounding warning and stops by the same rule; where
 it instead reports "ABNORMAL", its status 2, the two statuses differ). scipy's ``status``
 is 1 for both limits; here 1 is ``max_iter`` and 2 ``max_fun``.
@@ -266,10 +267,10 @@ def minimize(fx: Callable, x0, max_iter, max_fun, gtol, ftol, max_ls, history: i
             [k >= max_iter, n_fun > max_fun, jnp.max(jnp.abs(g), initial=0.0) <= gtol,
              st.f - f <= ftol * scale(st.f, f)],
             [MAX_ITER, MAX_FUN, GTOL, FTOL], RUNNING)
-        # a failed line search: retry along -g with no memory, or stop at x_k
+        # a failed line search: stop by the ftol rule if f changed by rounding only, else retry
+        # along -g with no memory, or stop at x_k
         rounding = finite & (st.f - f_min <= ftol * scale(st.f, f_min))
-        failed = jnp.where(first, NOT_FINITE,
-                           jnp.where(memory.count > 0, RUNNING, jnp.where(rounding, FTOL, LINE_SEARCH)))
+        failed = jnp.select([first, rounding, memory.count > 0], [NOT_FINITE, FTOL, RUNNING], LINE_SEARCH)
         memory = jax.tree.map(lambda a, b: jnp.where(ok, a, b), remember(memory, x - st.x, g - st.g), empty)
         return _State(x, f, g, memory, k, n_fun, jnp.where(ok, reason, failed).astype(jnp.int32))
 

@@ -8,6 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.optimize
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fnann
 from fnann.lbfgs import LBFGSResult, lbfgs
@@ -87,6 +89,29 @@ def test_quadratic_reaches_the_known_minimum():
         np.testing.assert_allclose(ref.x, x_star, rtol=0, atol=1e-8)
         assert res.x["u"].dtype == jnp.float64 and res.grad["v"].shape == (2,)
         assert res.n_iter <= 2 * ref.nit + 2
+
+
+def dense_quadratic(x, A, b):
+    """½ xᵀAx - bᵀx with A and b as traced arguments: one compile for every draw."""
+    return 0.5 * x @ A @ x - b @ x, A @ x - b
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), log_cond=st.floats(0.0, 3.0))
+def test_random_convex_quadratics_like_scipy(seed, log_cond):
+    """A = Q diag(λ) Qᵀ, λ from 1 to 10^log_cond: the minimizer A⁻¹b, and scipy's iteration count."""
+    rng = np.random.default_rng(seed)
+    Q = np.linalg.qr(rng.normal(size=(6, 6)))[0]
+    A = Q @ np.diag(np.logspace(0, log_cond, 6)) @ Q.T
+    b = rng.normal(size=6)
+    with jax.enable_x64(True):
+        res = lbfgs(dense_quadratic, jnp.zeros(6), max_iter=200, max_fun=400, gtol=1e-10, ftol=0.0,
+                    args=(A, b))
+    ref = scipy.optimize.minimize(lambda x: (0.5 * x @ A @ x - b @ x, A @ x - b), np.zeros(6), jac=True,
+                                  method="L-BFGS-B", options=dict(maxiter=200, maxfun=400, gtol=1e-10, ftol=0.0))
+    assert res.status == 0, res.message
+    np.testing.assert_allclose(res.x, np.linalg.solve(A, b), rtol=0, atol=1e-8)
+    assert res.n_iter <= 2 * ref.nit + 2, (res.n_iter, ref.nit)
 
 
 @pytest.mark.parametrize("n", [2, 6])  # 6: the shape the stopping-rule tests reuse
