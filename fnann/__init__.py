@@ -38,8 +38,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "fnann.summaries": ("Summary", "summary"),
     "fnann.sweep": ("FitManyResult", "fit_many"),
     "fnann.checkpoint": ("Checkpoint", "load", "save"),
+    "fnann.lbfgs": ("LBFGSResult",),  # the function is fnann.lbfgs.lbfgs: the submodule owns the name
 }
-_MODULES = {"diagnostics": "fnann.diagnostics", "optim": "fnann.optim", "parallel": "fnann.parallel",
+_MODULES = {"diagnostics": "fnann.diagnostics", "lbfgs": "fnann.lbfgs", "optim": "fnann.optim", "parallel": "fnann.parallel",
             "schedules": "fnann.optim.schedules", "datasets": "fnann.app.datasets",
             "plots": "fnann.app.plots"}
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
