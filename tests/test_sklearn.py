@@ -198,3 +198,52 @@ def test_bad_input_gets_sklearns_errors_and_names_the_argument():
         MLPRegressor(solver="sgd", learning_rate_init=10.0, max_iter=5).fit(X * 1e6, y == "a")
     one = MLPClassifier(max_iter=2).fit(X[:2], y[:2])  # two rows (one per class), batch of 2
     assert one.predict(X[:1]).shape == (1,)
+
+
+def test_sweep_models_equal_their_own_fits_and_cv_results_match_gridsearchcv():
+    from sklearn.model_selection import GridSearchCV
+
+    from fnann.sklearn import GridSweepCV
+    from fnann.sklearn.sweep import fit_together
+    X, y = _data("multiclass", n=60)
+    base = MLPClassifier((5,), solver="sgd", batch_size=16, max_iter=8, random_state=0, n_iter_no_change=2)
+    grid = {"learning_rate_init": [0.01, 0.2], "tol": [1e-4, 0.5], "random_state": [0, 1],
+            "learning_rate": ["constant", "adaptive"]}  # tol=0.5 stalls: stops, or divides the rate by 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        together = [sklearn.base.clone(base).set_params(**p) for p in sklearn.model_selection.ParameterGrid(grid)]
+        together += [sklearn.base.clone(base).set_params(hidden_layer_sizes=(4,))]  # a second program
+        assert fit_together(together, X, y) == [None] * len(together)
+        for est in together:
+            alone = sklearn.base.clone(est).fit(X, y)
+            assert_same_fit(est, alone, tol=1e-10)
+        assert len({est.n_iter_ for est in together}) > 1  # models stopped at different epochs
+        ours = GridSweepCV(base, grid, cv=3).fit(X, y)
+        theirs = GridSearchCV(base, grid, cv=3).fit(X, y)
+    assert set(ours.cv_results_) == set(theirs.cv_results_) - {"split0_train_score"}
+    for key in ("mean_test_score", "std_test_score", "split1_test_score", "rank_test_score"):
+        np.testing.assert_allclose(ours.cv_results_[key], theirs.cv_results_[key], rtol=1e-10)
+    assert ours.cv_results_["params"] == theirs.cv_results_["params"] and ours.best_params_ == theirs.best_params_
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    with pytest.raises(ValueError, match="early_stopping"):
+        GridSweepCV(MLPClassifier(early_stopping=True), {"alpha": [1e-4]}).fit(X, y)
+    with pytest.raises(TypeError, match="fnann.sklearn estimator"):
+        fit_together([sk.MLPClassifier()], X, y)
+
+
+@pytest.mark.parametrize("kind, options", [
+    ("multiclass", dict(hidden_layer_sizes=())),  # logistic regression: convex, one minimum
+    ("regression", dict(hidden_layer_sizes=())),
+    ("multiclass", dict(activation="tanh")),  # a small network that both runs take to the same minimum
+])
+def test_lbfgs_reaches_sklearns_final_loss(kind, options):
+    X, y = _data(kind)
+    ours, theirs = _pair(kind, solver="lbfgs", max_iter=2000, tol=1e-10, alpha=1e-2, **options)
+    theirs.fit(X, y)
+    ours.fit(X, y)
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-6)
+    assert theirs.n_iter_ / 2 <= ours.n_iter_ <= 2 * theirs.n_iter_
+    short = _pair(kind, solver="lbfgs", max_iter=3, **options)[0]
+    with pytest.warns(ConvergenceWarning, match="lbfgs"):
+        short.fit(X, y)
+    assert short.n_iter_ == 3

@@ -13,5 +13,6 @@ fnann[sklearn]``); the core never imports this package.
 """
 
 from fnann.sklearn.estimators import MLPClassifier, MLPRegressor
+from fnann.sklearn.sweep import GridSweepCV
 
-__all__ = ["MLPClassifier", "MLPRegressor"]
+__all__ = ["GridSweepCV", "MLPClassifier", "MLPRegressor"]

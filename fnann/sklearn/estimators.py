@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import inspect
 import warnings
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -38,6 +39,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from fnann.lbfgs import lbfgs
 from fnann.mlp import MLP, Params
 from fnann.sklearn import objective
 from fnann.sklearn.objective import to_params
@@ -138,13 +140,16 @@ class _FnannMLP:
         dtype = self._dtype(X)
         with _x64(dtype):
             run = self._start(X, y, sample_weight, incremental, dtype)
+            if getattr(self, "_sweep_capture", False):
+                self._captured_run = run  # fnann.sklearn.sweep trains it with its group
+                return
             epoch = objective.compiled_epoch(*run.config)
             X_dev, target = jax.device_put((run.X, run.target))
             params, state = run.params, run.state
             try:
                 for _ in range(self.max_iter):
                     params, state, mean, finite = epoch(params, state, self._order(run), X_dev, target, self._hyper(run))
-                    if self._end_epoch(run, params, float(mean), bool(finite)):
+                    if self._end_epoch(run, lambda: params, float(mean), bool(finite)):
                         break
             except KeyboardInterrupt:
                 warnings.warn("Training interrupted by user.")
@@ -186,8 +191,9 @@ class _FnannMLP:
         values = (self._optimizer.learning_rate, self.alpha, momentum, beta_1, beta_2, epsilon)
         return {k: np.asarray(v, run.dtype) for k, v in zip(objective.HYPERPARAMETERS, values)}
 
-    def _end_epoch(self, run: _Run, params, mean: float, finite: bool) -> bool:
-        """scikit-learn's bookkeeping after an epoch; True when training stops."""
+    def _end_epoch(self, run: _Run, current: Callable[[], Params], mean: float, finite: bool) -> bool:
+        """scikit-learn's bookkeeping after an epoch (``current()``: the params now, fetched
+        only where early stopping scores them); True when training stops."""
         self.n_iter_ += 1
         self.loss_ = mean * run.n_batches / run.X.shape[0]  # Σ_b rows_b loss_b / n
         self.t_ += run.X.shape[0]
@@ -195,7 +201,7 @@ class _FnannMLP:
         if self.verbose:
             print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
         if self.early_stopping or not finite:
-            self._store(params)  # the validation score reads coefs_
+            self._store(current())  # the validation score reads coefs_
         if not finite:
             return True  # scikit-learn's _fit raises: "Solver produced non-finite parameter weights"
         self._update_no_improvement_count(self.early_stopping, *run.validation)
@@ -251,8 +257,6 @@ class _FnannMLP:
     def _fit_lbfgs(self, X, y, sample_weight, activations, deltas, coef_grads, intercept_grads, layer_units):
         """L-BFGS on the full batch: ``fnann.lbfgs`` (compiled) where scikit-learn calls scipy's,
         minimizing the value scikit-learn reports with J's gradient, as it does."""
-        from fnann.lbfgs import lbfgs  # TODO(merge): top-level import once fnann.lbfgs lands
-
         dtype = self._dtype(X)
         with _x64(dtype):
             fun = objective.full_batch_objective(self._network(), self._loss_name(), self.out_activation_,
