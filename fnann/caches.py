@@ -17,6 +17,11 @@ cache                               size   one entry per
 ``fnann.diagnostics._compiled``       32   (net, loss, optimizer, threshold) of ``diagnose``
 ``fnann.gradcheck._compiled_check``   32   (net, loss) of ``check_grads`` (float64)
 ``fnann.app.explain._compiled_*``     32   (net, loss, ...) of ``fnann explain`` (two caches)
+``fnann.lbfgs.compiled_lbfgs``        32   (fun, history, the params' structure) of ``lbfgs``
+``fnann.sklearn.objective.*``         32   the estimators' epoch, optimizer init, L-BFGS function
+                                           and forward pass, per configuration (four caches,
+                                           listed once ``fnann.sklearn`` is imported)
+``fnann.sklearn.sweep.compiled_sweep`` 16  ``GridSweepCV``'s vmapped epoch, per configuration
 ==================================  =====  ====================================================
 
 Optimizers and schedules compare and hash by their configuration, so a fresh but equal
@@ -41,7 +46,8 @@ F = TypeVar("F", bound=Callable)
 
 _CACHES: dict[str, Callable] = {}  # name -> the cached builder (cache_info, cache_clear)
 _OWNERS = ("fnann.mlp", "fnann.train", "fnann.inference", "fnann.sweep", "fnann.diagnostics",
-           "fnann.gradcheck", "fnann.app.explain")  # import-time registrars
+           "fnann.gradcheck", "fnann.app.explain", "fnann.lbfgs")  # import-time registrars (fnann.sklearn
+# registers its caches when it is imported: it needs scikit-learn, an extra)
 
 
 def compiled_cache(maxsize: int) -> Callable[[F], F]:

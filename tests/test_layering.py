@@ -7,7 +7,9 @@ anywhere in the file (module level, inside functions, under ``if TYPE_CHECKING:`
 * (a) a library module (under ``fnann/`` but not ``fnann/app/``) imports nothing of
   ``fnann.app``;
 * (b) an application module (under ``fnann/app/``) imports no private library module
-  (``fnann._checks``, ``fnann._args``, ``fnann._fit_guards``, ...).
+  (``fnann._checks``, ``fnann._args``, ``fnann._fit_guards``, ...);
+* (c) the core (the library outside ``fnann/sklearn/``) imports neither scikit-learn, nor
+  scipy, nor ``fnann.sklearn``: they are an extra's.
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ def violations(relpath: str, source: str, root: str = ROOT) -> list[str]:
             if not any(_within(name, ok) for ok in ALLOWED_APP_IMPORTS.get(relpath, ())):
                 out.append(f"{relpath}:{line}: the library imports the application ({name})")
         library = _within(name, "fnann") and not _within(name, "fnann.app")
+        if not app and not _within(module_name(relpath), "fnann.sklearn") and any(
+                _within(name, extra) for extra in ("sklearn", "scipy", "fnann.sklearn")):
+            out.append(f"{relpath}:{line}: the core imports an extra ({name})")
         if app and library and _is_private_module(name, root):
             out.append(f"{relpath}:{line}: the application imports a private library module ({name})")
     return out
@@ -94,6 +99,14 @@ def scan(root: str = ROOT) -> list[str]:
 def test_the_library_never_imports_the_application():
     found = [v for v in scan() if "the library imports" in v]
     assert not found, "\n".join(found)
+
+
+def test_the_core_imports_no_extra():
+    found = [v for v in scan() if "the core imports" in v]
+    assert not found, "\n".join(found)
+    assert violations("fnann/train.py", "def f():\n    from sklearn.utils import shuffle\n") == [
+        "fnann/train.py:2: the core imports an extra (sklearn.utils.shuffle)"]
+    assert violations("fnann/sklearn/sweep.py", "import sklearn\nimport scipy.stats\n") == []
 
 
 def test_the_application_imports_no_private_library_module():
