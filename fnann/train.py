@@ -202,24 +202,25 @@ def epoch_function(step: Callable, batch_size: int | None,
     ``epoch(params, opt_state, order, x, y) -> (params, opt_state, mean_batch_loss, finite)``:
     a ``lax.scan`` over the n // b full batches of ``x[order]``, then one step on the last
     n mod b rows. ``shuffled`` is applied to ``x[order]`` and ``y[order]`` (a sharding
-    constraint on a mesh). ``y`` may be a pytree of arrays with n rows (targets and weights).
+    constraint on a mesh).
     """
 
     def epoch(params, opt_state, order, x, y):
         n = x.shape[0]
         b = n if batch_size is None else min(batch_size, n)
         n_full, rest = divmod(n, b)
-        x, y = jax.tree.map(lambda a: shuffled(a[order]), (x, y))  # one gather per epoch; contiguous batches
+        x, y = shuffled(x[order]), shuffled(y[order])  # one gather per epoch; contiguous batches
 
         def body(carry, batch):
             params, opt_state = carry
             params, opt_state, value = step(params, opt_state, *batch)
             return (params, opt_state), value
 
-        full = jax.tree.map(lambda a: a[: n_full * b].reshape(n_full, b, *a.shape[1:]), (x, y))
+        full = (x[: n_full * b].reshape(n_full, b, *x.shape[1:]),
+                y[: n_full * b].reshape(n_full, b, *y.shape[1:]))
         (params, opt_state), values = jax.lax.scan(body, (params, opt_state), full)
         if rest:  # the last n mod b examples: one more step, averaged over their own count
-            (params, opt_state), last = body((params, opt_state), jax.tree.map(lambda a: a[n_full * b:], (x, y)))
+            (params, opt_state), last = body((params, opt_state), (x[n_full * b:], y[n_full * b:]))
             values = jnp.concatenate([values, last[None]])
         mean_loss = jnp.mean(values)
         return params, opt_state, mean_loss, jnp.isfinite(mean_loss) & _all_finite(params)

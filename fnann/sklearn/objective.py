@@ -33,7 +33,6 @@ from fnann.caches import compiled_cache
 from fnann.mlp import MLP, Dense, Params, feedforward
 from fnann.optim import apply_updates
 from fnann.optim.conventions import sklearn_adam, sklearn_sgd
-from fnann.train import epoch_function
 
 Array = jax.Array
 
@@ -144,21 +143,38 @@ def epoch_program(net: MLP, loss_name: str, out_activation: str, method: str, so
     """One epoch of scikit-learn's stochastic training, not yet jitted (a sweep vmaps it).
 
     ``epoch(params, opt_state, order, X, (Y, s), hyper) -> (params, opt_state,
-    Σ_batches rows_b · loss_b / n_batches, finite)``: the batches of ``gen_batches`` over
-    ``X[order]`` (the last one ragged), each step one update of scikit-learn's ``solver``;
-    ``hyper`` maps each of ``HYPERPARAMETERS`` to a number.
+    Σ_batches rows_b · loss_b / n_batches, finite)``: a ``lax.scan`` over the batches of
+    ``gen_batches`` on ``X[order]``, each step one update of scikit-learn's ``solver``;
+    ``hyper`` maps each of ``HYPERPARAMETERS`` to a number. The last, short batch is padded
+    to ``batch_size`` rows of weight 0, which add nothing to J, its gradient or S = Σ s (the
+    padded step is the same arithmetic as the short one), so every batch runs the one
+    compiled step: half the compilation of a scan plus a separate last step.
     """
     value_and_grad = loss_and_grad(net, loss_name, out_activation, method)
 
     def epoch(params, opt_state, order, X, target, hyper):
+        n = X.shape[0]
+        b = min(batch_size, n)
+        n_batches = -(-n // b)
+        pad = n_batches * b - n
         opt = optimizer(solver, nesterovs_momentum, hyper)
+        Y, s = target
+        rows = jnp.concatenate([order, jnp.zeros(pad, order.dtype)])  # padding: row 0 ...
+        weights = jnp.concatenate([s[order], jnp.zeros(pad, s.dtype)])  # ... with weight 0
+        batches = (rows.reshape(n_batches, b), weights.reshape(n_batches, b),
+                   jnp.minimum(b, n - b * jnp.arange(n_batches)))
 
-        def step(params, opt_state, x, batch_target):
-            value, grads = value_and_grad(params, x, batch_target, hyper["alpha"])
+        def step(carry, batch):
+            params, opt_state = carry
+            rows_b, w, count = batch
+            value, grads = value_and_grad(params, X[rows_b], (Y[rows_b], w), hyper["alpha"])  # the batch's rows
             updates, opt_state = opt.update(grads, opt_state, params)
-            return apply_updates(params, updates), opt_state, value * x.shape[0]  # rows_b · loss_b
+            return (apply_updates(params, updates), opt_state), value * count  # rows_b · loss_b
 
-        return epoch_function(step, batch_size)(params, opt_state, order, X, target)
+        (params, opt_state), values = jax.lax.scan(step, (params, opt_state), batches)
+        mean = jnp.mean(values)
+        finite = jnp.isfinite(mean) & jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(params)]))
+        return params, opt_state, mean, finite
 
     return epoch
 
