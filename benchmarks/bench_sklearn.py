@@ -1,5 +1,6 @@
 """fnann.sklearn against scikit-learn itself: fit time and accuracy, side by side in one run.
 
+scikit-learn runs in its own process, which never imports JAX (see ``in_sklearn_process``).
 Equal work on both sides: a fixed number of epochs (``tol=0``, ``n_iter_no_change=max_iter``),
 the same constructor arguments, the same data (float64, as scikit-learn computes). fnann's
 "cold" fit is a fresh estimator's first fit in this process, compilation included (what a
@@ -7,6 +8,9 @@ script pays once); "warm" is the median of ``--repeats`` further fits of new est
 with the same configuration (what every later fit, a cross-validation split or a refit,
 pays). ``f32`` is fnann with ``dtype="float32"`` (scikit-learn's float32 input, computed in
 float32 by both). Accuracy is on a held-out quarter of the rows.
+
+The bundled part scores both estimators, default arguments, on scikit-learn's five bundled
+datasets (digits, iris, wine, breast cancer; diabetes for the regressor) over 5 seeds.
 
 The sweep part times a 16-point ``learning_rate_init`` x ``alpha`` grid with 3-fold
 cross-validation: ``GridSweepCV`` (one program per split) against ``GridSearchCV`` over
@@ -45,28 +49,68 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def compare(rows, hidden, epochs: int, repeats: int) -> dict:
+def sklearn_fit(rows, args: dict):
+    """scikit-learn's fit, run in the scikit-learn process: (seconds, held-out score, coefs_)."""
     from sklearn import neural_network as sk
 
+    X, X_test, y, y_test = dataset(rows)
+    theirs = sk.MLPClassifier(**args)
+    seconds = timed(lambda: theirs.fit(X, y))
+    return seconds, theirs.score(X_test, y_test), theirs.coefs_
+
+
+def sklearn_search(args: dict, grid: dict) -> float:
+    from sklearn import neural_network as sk
+    from sklearn.model_selection import GridSearchCV
+
+    X, _, y, _ = dataset(None)
+    return timed(lambda: GridSearchCV(sk.MLPClassifier(**args), grid, cv=3).fit(X, y))
+
+
+def sklearn_bundled(name: str, seed: int, max_iter: int):
+    X_train, X_test, y_train, y_test = bundled_split(name, seed)
+    from sklearn import neural_network as sk
+
+    est = (sk.MLPRegressor if name == "diabetes" else sk.MLPClassifier)(random_state=seed, max_iter=max_iter)
+    return timed(lambda: est.fit(X_train, y_train)), est.score(X_test, y_test)
+
+
+def in_sklearn_process(fn, *args):
+    """``fn(*args)`` in a separate process that never imports JAX: XLA's CPU threads keep
+    spinning for a moment after each program, and numpy's BLAS threads in the same process
+    then run several times slower (measured: 1.0 s alone, 6-10 s right after a fnann fit)."""
+    global _POOL
+    if _POOL is None:
+        import concurrent.futures
+        import multiprocessing
+
+        _POOL = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                                       initializer=warnings.simplefilter, initargs=("ignore",))
+    return _POOL.submit(fn, *args).result()
+
+
+_POOL = None
+
+
+def compare(rows, hidden, epochs: int, repeats: int) -> dict:
     from fnann.sklearn import MLPClassifier
 
     X, X_test, y, y_test = dataset(rows)
     args = dict(hidden_layer_sizes=hidden, max_iter=epochs, tol=0.0, n_iter_no_change=epochs, random_state=0)
-    theirs = sk.MLPClassifier(**args)
+    seconds, score, coefs = in_sklearn_process(sklearn_fit, rows, args)
     ours = [MLPClassifier(**args) for _ in range(repeats + 1)]
     f32 = [MLPClassifier(**args, dtype="float32") for _ in range(repeats + 1)]
-    row = {"sklearn": timed(lambda: theirs.fit(X, y)), "cold": timed(lambda: ours[0].fit(X, y))}
+    row = {"sklearn": seconds, "cold": timed(lambda: ours[0].fit(X, y))}
     row["warm"] = statistics.median(timed(lambda e=e: e.fit(X, y)) for e in ours[1:])
     timed(lambda: f32[0].fit(X, y))
     row["f32"] = statistics.median(timed(lambda e=e: e.fit(X, y)) for e in f32[1:])
-    row["acc sklearn"], row["acc fnann"] = theirs.score(X_test, y_test), ours[0].score(X_test, y_test)
+    row["acc sklearn"], row["acc fnann"] = score, ours[0].score(X_test, y_test)
     row["acc f32"] = f32[0].score(X_test, y_test)
-    row["same weights"] = max(np.max(np.abs(a - b)) / np.max(np.abs(b)) for a, b in zip(ours[0].coefs_, theirs.coefs_))
+    row["same weights"] = max(np.max(np.abs(a - b)) / np.max(np.abs(b)) for a, b in zip(ours[0].coefs_, coefs))
     return row
 
 
 def sweep(epochs: int) -> dict:
-    from sklearn import neural_network as sk
     from sklearn.model_selection import GridSearchCV
 
     from fnann.sklearn import GridSweepCV, MLPClassifier
@@ -74,11 +118,47 @@ def sweep(epochs: int) -> dict:
     X, _, y, _ = dataset(None)
     grid = {"learning_rate_init": [1e-3, 3e-3, 1e-2, 3e-2], "alpha": [1e-5, 1e-4, 1e-3, 1e-2]}
     args = dict(hidden_layer_sizes=(100,), max_iter=epochs, tol=0.0, n_iter_no_change=epochs, random_state=0)
-    out = {"GridSearchCV(sklearn)": timed(lambda: GridSearchCV(sk.MLPClassifier(**args), grid, cv=3).fit(X, y))}
+    out = {"GridSearchCV(sklearn)": in_sklearn_process(sklearn_search, args, grid)}
     out["GridSearchCV(fnann)"] = timed(lambda: GridSearchCV(MLPClassifier(**args), grid, cv=3).fit(X, y))
     out["GridSweepCV cold"] = timed(lambda: GridSweepCV(MLPClassifier(**args), grid, cv=3).fit(X, y))
     out["GridSweepCV warm"] = timed(lambda: GridSweepCV(MLPClassifier(**args), grid, cv=3).fit(X, y))
     return out
+
+
+LOADERS = ("digits", "iris", "wine", "breast_cancer", "diabetes")
+
+
+def bundled_split(name: str, seed: int):
+    """A bundled dataset's standardized 75/25 split for ``seed``."""
+    from sklearn import datasets
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = getattr(datasets, f"load_{name}")(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=seed)
+    scaler = StandardScaler().fit(X_train)
+    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+
+
+def bundled(seeds: int = 5) -> None:
+    """Held-out accuracy (R² for diabetes) over ``seeds`` seeds on scikit-learn's bundled
+    datasets, default arguments (adam, at most 200 epochs, 500 for diabetes, tol 1e-4) on
+    standardized features, both estimators from the same ``random_state``."""
+    from fnann.sklearn import MLPClassifier, MLPRegressor
+
+    for name in LOADERS:
+        scores, times = {"fnann": [], "sklearn": []}, {"fnann": 0.0, "sklearn": 0.0}
+        max_iter = 500 if name == "diabetes" else 200
+        for seed in range(seeds):
+            X_train, X_test, y_train, y_test = bundled_split(name, seed)
+            est = (MLPRegressor if name == "diabetes" else MLPClassifier)(random_state=seed, max_iter=max_iter)
+            times["fnann"] += timed(lambda est=est: est.fit(X_train, y_train))
+            scores["fnann"].append(est.score(X_test, y_test))
+            seconds, score = in_sklearn_process(sklearn_bundled, name, seed, max_iter)
+            times["sklearn"] += seconds
+            scores["sklearn"].append(score)
+        print(f"{name:>14}: " + "  ".join(f"{k} {np.mean(v):.4f} ± {np.std(v):.4f} ({times[k]:.1f} s)"
+                                        for k, v in scores.items()), flush=True)
 
 
 def main() -> None:
@@ -88,6 +168,7 @@ def main() -> None:
     parser.add_argument("--hidden", default="100;256,256", help="networks, ';'-separated")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-sweep", action="store_true")
+    parser.add_argument("--no-datasets", action="store_true", help="skip the bundled datasets' scores")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     import jax
@@ -105,6 +186,8 @@ def main() -> None:
                   f"{r['warm']:7.2f} {r['f32']:7.2f} {r['sklearn'] / r['warm']:8.2f} {r['sklearn'] / r['cold']:8.2f} "
                   f"{r['sklearn'] / r['f32']:7.2f}  {r['acc sklearn']:.4f}/{r['acc fnann']:.4f}/{r['acc f32']:.4f}"
                   f"  {r['same weights']:.1e}", flush=True)
+    if not args.no_datasets:
+        bundled()
     if not args.no_sweep:
         out = sweep(30)
         base = out["GridSearchCV(sklearn)"]

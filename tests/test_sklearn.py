@@ -36,9 +36,11 @@ def test_constructor_is_the_installed_sklearns_plus_extras():
     import inspect
     for ours, theirs in ((MLPClassifier, sk.MLPClassifier), (MLPRegressor, sk.MLPRegressor)):
         mine = inspect.signature(ours).parameters
-        assert list(mine)[:-2] == list(inspect.signature(theirs).parameters)
+        assert list(mine)[:-3] == list(inspect.signature(theirs).parameters)
         assert all(mine[k].default == p.default for k, p in inspect.signature(theirs).parameters.items())
-        assert {k: mine[k].default for k in ("method", "dtype")} == {"method": "manual", "dtype": None}
+        extras = ("method", "dtype", "compute_dtype")
+        assert {k: mine[k].default for k in extras} == {"method": "manual", "dtype": None, "compute_dtype": None}
+        assert all(mine[k].kind == inspect.Parameter.KEYWORD_ONLY for k in extras)
         assert isinstance(ours(), theirs)
 
 
@@ -79,7 +81,7 @@ def _pair(kind, **options):
     common = {**dict(hidden_layer_sizes=(6,), max_iter=12, shuffle=False, random_state=3), **options}
     cls = (MLPRegressor, sk.MLPRegressor) if kind in ("regression", "multioutput", "poisson") else (
         MLPClassifier, sk.MLPClassifier)
-    return cls[0](**common), cls[1](**{k: v for k, v in common.items() if k not in ("dtype", "method")})
+    return cls[0](**common), cls[1](**{k: v for k, v in common.items() if k not in ("dtype", "method", "compute_dtype")})
 
 
 def assert_same_fit(ours, theirs, tol=1e-8):
@@ -172,6 +174,28 @@ def test_hand_derived_gradient_equals_jax_grad_and_finite_differences(out):
         np.testing.assert_allclose(manual[0].W, fd, rtol=1e-7, atol=1e-9 * np.max(np.abs(fd)))
 
 
+def test_bfloat16_compute_keeps_float32_weights_and_float32_accuracy():
+    from sklearn.datasets import load_digits
+    X, y = load_digits(return_X_y=True)
+    X = X / 16
+    args = dict(hidden_layer_sizes=(32,), max_iter=15, random_state=0, dtype="float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        full = MLPClassifier(**args).fit(X[:1200], y[:1200])
+        mixed = MLPClassifier(**args, compute_dtype="bfloat16").fit(X[:1200], y[:1200])
+    assert mixed.coefs_[0].dtype == np.float32  # master weights
+    assert not np.array_equal(mixed.coefs_[0], full.coefs_[0])  # the products really ran in bfloat16
+    assert abs(mixed.score(X[1200:], y[1200:]) - full.score(X[1200:], y[1200:])) <= 0.01
+    net = objective.network([64, 32, 10], "relu", "softmax")
+    params = fnann.init(jax.random.key(0), net)
+    target = (jnp.asarray(np.eye(10)[y[:100]], jnp.float32), jnp.ones(100, jnp.float32))
+    exact = objective.loss_and_grad(net, "log_loss", "softmax")(params, jnp.asarray(X[:100], jnp.float32), target, 1e-4)[1]
+    low = objective.loss_and_grad(net, "log_loss", "softmax", compute_dtype="bfloat16")(
+        params, jnp.asarray(X[:100], jnp.float32), target, 1e-4)[1]
+    for g, h in zip(jax.tree.leaves(exact), jax.tree.leaves(low)):  # bfloat16's 8 bits, through 2 layers
+        assert h.dtype == jnp.float32 and np.max(np.abs(g - h)) <= 0.05 * np.max(np.abs(g))
+
+
 def test_to_fnann_pickle_and_save_round_trip(tmp_path):
     X, y = _data("multiclass")
     clf = _pair("multiclass", solver="adam")[0]
@@ -194,6 +218,8 @@ def test_bad_input_gets_sklearns_errors_and_names_the_argument():
         MLPClassifier(method="symbolic").fit(X, y)
     with pytest.raises(ValueError, match="dtype"):
         MLPClassifier(dtype="float16").fit(X, y)
+    with pytest.raises(ValueError, match="compute_dtype"):
+        MLPClassifier(compute_dtype="float16").fit(X, y)
     with pytest.raises(ValueError, match="non-finite parameter weights"):  # a huge value diverges, as in scikit-learn
         MLPRegressor(solver="sgd", learning_rate_init=10.0, max_iter=5).fit(X * 1e6, y == "a")
     one = MLPClassifier(max_iter=2).fit(X[:2], y[:2])  # two rows (one per class), batch of 2

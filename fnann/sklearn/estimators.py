@@ -12,10 +12,12 @@ scikit-learn's own, on the host: the shuffle (its ``RandomState``), ``tol`` and
 ``n_iter_no_change``, the ``invscaling``/``adaptive`` learning rates, early stopping on a
 (stratified) validation split, the ``ConvergenceWarning``.
 
-Two keyword-only extras: ``method`` (``"manual"``: the hand-derived backward, or
-``"autodiff"``: ``jax.grad`` of the same objective) and ``dtype`` (``None``: the data's
-dtype, float64 or float32, as scikit-learn computes; ``"float32"``: faster, and what a GPU
-wants). float64 runs with ``jax.enable_x64`` switched on around fnann's calls only.
+Three keyword-only extras: ``method`` (``"manual"``: the hand-derived backward, or
+``"autodiff"``: ``jax.grad`` of the same objective), ``dtype`` (``None``: the data's dtype,
+float64 or float32, as scikit-learn computes; ``"float32"``: faster, and what a GPU wants)
+and ``compute_dtype`` (``"bfloat16"``: mixed precision, the params and optimizer state
+staying in ``dtype``; float16 would need loss scaling, which the estimators do not offer).
+float64 runs with ``jax.enable_x64`` switched on around fnann's calls only.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from fnann.mlp import MLP, Params
 from fnann.sklearn import objective
 from fnann.sklearn.objective import to_params
 
-EXTRAS = {"method": "manual", "dtype": None}
+EXTRAS = {"method": "manual", "dtype": None, "compute_dtype": None}
 """fnann's keyword-only constructor arguments and their defaults."""
 
 
@@ -101,7 +103,8 @@ class _FnannMLP:
     """What the two estimators share: fnann in place of scikit-learn's numpy mathematics."""
 
     _extra_constraints = {"method": [StrOptions({"manual", "autodiff"})],
-                          "dtype": [None, StrOptions({"float32", "float64"})]}
+                          "dtype": [None, StrOptions({"float32", "float64"})],
+                          "compute_dtype": [None, StrOptions({"bfloat16"})]}
 
     def to_fnann(self) -> tuple[MLP, Params]:
         """The fitted network as fnann's ``(net, params)``, for ``fnann.explain``-style
@@ -168,7 +171,8 @@ class _FnannMLP:
         n_samples = X_train.shape[0]
         batch_size = self._batch_size(n_samples)
         name, _, nesterov = self._optimizer.solver[:3]
-        config = (self._network(), self._loss_name(), self.out_activation_, self.method, name, nesterov, batch_size)
+        config = (self._network(), self._loss_name(), self.out_activation_, self.method, name, nesterov, batch_size,
+                  self.compute_dtype)
         params = to_params(self.coefs_, self.intercepts_, dtype)
         state = self._optimizer.state
         if state is None:
@@ -260,7 +264,7 @@ class _FnannMLP:
         dtype = self._dtype(X)
         with _x64(dtype):
             fun = objective.full_batch_objective(self._network(), self._loss_name(), self.out_activation_,
-                                                 self.method)
+                                                 self.method, self.compute_dtype)
             weights = np.ones(X.shape[0], dtype) if sample_weight is None else np.asarray(sample_weight, dtype)
             data = jax.device_put((_dense(X, dtype), (np.asarray(y, dtype), weights), np.asarray(self.alpha, dtype)))
             result = lbfgs(fun, to_params(self.coefs_, self.intercepts_, dtype), args=data,
@@ -300,7 +304,7 @@ def _with_extras(parent):
             setattr(self, name, value)
 
     __init__.__signature__ = signature
-    __init__.__doc__ = f"scikit-learn's ``{parent.__name__}`` arguments, plus ``method`` and ``dtype``."
+    __init__.__doc__ = f"scikit-learn's ``{parent.__name__}`` arguments, plus fnann's {', '.join(EXTRAS)}."
     return __init__
 
 

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from jax.scipy.special import xlogy
 
 from fnann.activations import elementwise, get_activation
-from fnann.backprop import delta_recursion
+from fnann.backprop import delta_recursion, widened
 from fnann.caches import compiled_cache
 from fnann.mlp import MLP, Dense, Params, feedforward
 from fnann.optim import apply_updates
@@ -97,26 +97,36 @@ def canonical_loss(out_activation: str, z: Array, Y: Array) -> Array:
     return jnp.sum(jnp.exp(z) - Y * z, axis=-1)
 
 
-def loss_and_grad(net: MLP, loss_name: str, out_activation: str, method: str = "manual") -> Callable:
+def loss_and_grad(net: MLP, loss_name: str, out_activation: str, method: str = "manual",
+                  compute_dtype: str | None = None) -> Callable:
     """``f(params, X, (Y, s), alpha) -> (scikit-learn's reported loss, ∂J/∂θ)``, unchecked.
 
     ``"manual"``: δ^(L) = s ⊙ (A^(L) - Y) / S, then the delta recursion, then + α W / S;
     ``"autodiff"``: ``jax.grad`` of J written from ``canonical_loss`` and ``penalty``.
+    ``compute_dtype="bfloat16"`` (mixed precision): the forward pass and the recursion run on
+    θ_c = cast(θ), X_c = cast(X); A^(L), δ^(L) and the loss are float32 (``widened``), the
+    gradients come back in θ's dtype, and the L2 term and its gradient use θ itself.
     """
+    cast = (lambda tree: tree) if compute_dtype is None else (
+        lambda tree: jax.tree.map(lambda a: a.astype(compute_dtype), tree))
 
     def manual(params: Params, X, target, alpha):
         Y, s = target
         S = jnp.sum(s)
-        p, trace = feedforward(net, params, X)
+        low = cast(params)
+        p, trace = feedforward(net, low, cast(X))
+        p = widened(p)
         delta_L = s[:, None] * (p - Y) / S  # δ^(L) = s ⊙ (A^(L) - Y) / S
-        grads, _ = delta_recursion(net, params, trace, delta_L)
-        grads = tuple(Dense(g.W + alpha * layer.W / S, g.b) for g, layer in zip(grads, params))  # + α W / S
+        grads, _ = delta_recursion(net, low, trace, delta_L)
+        grads = tuple(Dense(g.W.astype(layer.W.dtype) + alpha * layer.W / S, g.b.astype(layer.b.dtype))
+                      for g, layer in zip(grads, params))  # + α W / S
         return reported_loss(loss_name, out_activation, p, Y, s) + penalty(params, alpha, S), grads
 
     def objective(params: Params, X, Y, s, alpha):  # J(θ)
-        p, trace = feedforward(net, params, X)
+        p, trace = feedforward(net, cast(params), cast(X))
         S = jnp.sum(s)
-        return jnp.sum(s * canonical_loss(out_activation, trace.Z[-1], Y)) / S + penalty(params, alpha, S), p
+        ell = canonical_loss(out_activation, widened(trace.Z[-1]), Y)
+        return jnp.sum(s * ell) / S + penalty(params, alpha, S), widened(p)
 
     def autodiff(params: Params, X, target, alpha):
         Y, s = target
@@ -139,7 +149,7 @@ def optimizer(solver: str, nesterovs_momentum: bool, hyper: dict):
 
 
 def epoch_program(net: MLP, loss_name: str, out_activation: str, method: str, solver: str,
-                  nesterovs_momentum: bool, batch_size: int) -> Callable:
+                  nesterovs_momentum: bool, batch_size: int, compute_dtype: str | None = None) -> Callable:
     """One epoch of scikit-learn's stochastic training, not yet jitted (a sweep vmaps it).
 
     ``epoch(params, opt_state, order, X, (Y, s), hyper) -> (params, opt_state,
@@ -150,7 +160,7 @@ def epoch_program(net: MLP, loss_name: str, out_activation: str, method: str, so
     padded step is the same arithmetic as the short one), so every batch runs the one
     compiled step: half the compilation of a scan plus a separate last step.
     """
-    value_and_grad = loss_and_grad(net, loss_name, out_activation, method)
+    value_and_grad = loss_and_grad(net, loss_name, out_activation, method, compute_dtype)
 
     def epoch(params, opt_state, order, X, target, hyper):
         n = X.shape[0]
@@ -194,10 +204,11 @@ def compiled_init(solver: str, nesterovs_momentum: bool) -> Callable:
 
 
 @compiled_cache(maxsize=32)
-def full_batch_objective(net: MLP, loss_name: str, out_activation: str, method: str) -> Callable:
+def full_batch_objective(net: MLP, loss_name: str, out_activation: str, method: str,
+                         compute_dtype: str | None = None) -> Callable:
     """``loss_and_grad`` for a configuration, one function object per configuration: L-BFGS's
     function (``fnann.lbfgs`` compiles it into its loop and keys its cache by it)."""
-    return loss_and_grad(net, loss_name, out_activation, method)
+    return loss_and_grad(net, loss_name, out_activation, method, compute_dtype)
 
 
 @compiled_cache(maxsize=32)
