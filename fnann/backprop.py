@@ -201,7 +201,8 @@ def value_and_grad(net: MLP, loss: Loss, method: str = "manual",
 
     def manual(params: Params, x, y, scale=None) -> tuple[Array, Params]:
         y_hat, trace = feedforward(net, params, x)
-        return loss_value(net, loss, y_hat, trace, y), backpropagate(net, params, trace, y, loss, True, scale)[0]
+        scaled = {} if scale is None else {"scale": scale}  # S·δ^(L) only under loss scaling
+        return loss_value(net, loss, y_hat, trace, y), backpropagate(net, params, trace, y, loss, **scaled)[0]
 
     def autodiff(params: Params, x, y, scale=None) -> tuple[Array, Params]:
         if scale is None:

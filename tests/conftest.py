@@ -23,3 +23,40 @@ COMMON = dict(
 settings.register_profile("dev", max_examples=10, **COMMON)
 settings.register_profile("ci", max_examples=12, **COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def _emulate_reduced_precision_matmuls() -> None:
+    """``FNANN_TEST_MATMUL=bfloat16``: every float32 matrix product that does not ask for full
+    precision (``Precision.HIGHEST``, or ``jax.default_matmul_precision("highest"/"float32")``)
+    rounds its operands to bfloat16 first, as TPUs do by default (and, with 10 bits, GPUs' TF32).
+    The CPU ignores ``jax_default_matmul_precision="bfloat16"``, so this is how a CPU run finds the
+    tests whose float32 tolerances assume exact products. Off unless the variable is set."""
+    if os.environ.get("FNANN_TEST_MATMUL") != "bfloat16":
+        return
+    import jax
+    import jax.numpy as jnp
+    from jax._src import config
+    from jax._src.lax import lax as lax_internal
+
+    exact = (jax.lax.Precision.HIGHEST, "highest", "float32", "F32_F32_F32", "F64_F64_F64")
+    original = lax_internal.dot_general
+
+    def full(precision) -> bool:
+        chosen = precision if precision is not None else config.default_matmul_precision.value
+        if isinstance(chosen, (tuple, list)):
+            return all(full(p) for p in chosen)
+        return chosen in exact or getattr(chosen, "name", None) in ("HIGHEST", "F32_F32_F32")
+
+    def rounded(a):
+        return a.astype(jnp.bfloat16).astype(a.dtype) if jnp.result_type(a) == jnp.float32 else a
+
+    def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None, **kw):
+        if not full(precision):
+            lhs, rhs = rounded(jnp.asarray(lhs)), rounded(jnp.asarray(rhs))
+        return original(lhs, rhs, dimension_numbers, precision, preferred_element_type, **kw)
+
+    lax_internal.dot_general = dot_general
+    jax.lax.dot_general = dot_general
+
+
+_emulate_reduced_precision_matmuls()
