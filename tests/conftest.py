@@ -12,6 +12,7 @@ import os
 # workers (pytest -n) would exhaust it. Set before any test module imports jax.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
+import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 COMMON = dict(
@@ -60,3 +61,33 @@ def _emulate_reduced_precision_matmuls() -> None:
 
 
 _emulate_reduced_precision_matmuls()
+
+
+@pytest.fixture
+def exact_matmuls():
+    """Full float32 matrix products, ``jax.default_matmul_precision("highest")``, for a test that
+    compares float32 results with a reference at a tolerance tighter than the rounding of the
+    backend's default products (TF32 on GPUs, about 2^-11; bfloat16 passes on TPUs, 2^-8)."""
+    import jax
+
+    with jax.default_matmul_precision("highest"):
+        yield
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cpu_numbers: asserts numbers measured on a CPU with exact float32 "
+                                       "products (the README's); skipped on other backends and under "
+                                       "FNANN_TEST_MATMUL")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not any("cpu_numbers" in item.keywords for item in items):
+        return
+    import jax
+
+    if jax.default_backend() == "cpu" and not os.environ.get("FNANN_TEST_MATMUL"):
+        return
+    skip = pytest.mark.skip(reason="the numbers were measured on a CPU with exact float32 matrix products")
+    for item in items:
+        if "cpu_numbers" in item.keywords:
+            item.add_marker(skip)
