@@ -31,7 +31,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "fnann.mlp": ("MLP", "Dense", "Trace", "dense_forward", "forward", "forward_trace", "init"),
     "fnann.optim": ("AdamState", "EmptyState", "MomentumState", "Optimizer", "RMSPropState", "SGDState",
                     "adam", "adamw", "add_decayed_weights", "apply_updates", "as_optimizer", "chain",
-                    "clip_by_global_norm", "momentum", "nesterov", "rmsprop", "sgd", "weights_only"),
+                    "clip_by_global_norm", "LossScaleState", "loss_scaling", "momentum", "nesterov", "rmsprop", "sgd", "weights_only"),
     "fnann.inference": ("accuracy", "compile_inference", "evaluate", "predict"),
     "fnann.train": ("TrainingDivergedError", "TrainState", "compile_fit", "fit", "train_step"),
     "fnann.caches": ("cache_info", "clear_caches"),

@@ -72,13 +72,17 @@ def widened(a: Array) -> Array:
 
 
 def backpropagate(net: MLP, params: Params, trace: Trace, y, loss: Loss,
-                  fused: bool = True) -> tuple[Params, Deltas]:
+                  fused: bool = True, scale: Array | None = None) -> tuple[Params, Deltas]:
     """The delta recursion, unchecked (callers check at their door): ``(grads, deltas)``.
 
     Indices are the textbook's, 1-based: ``sigma[l]``, ``W[l]``, ``Z[l]`` belong to layer
     l = 1..L and ``A[0]`` is the input (section 5.4 of the textbook, line by line).
+    ``scale`` S (loss scaling) gives the gradients of S·L: δ^(L) <- S δ^(L), in float32,
+    before the cast to the params' dtype (the recursion is linear in δ^(L)).
     """
     delta_L = output_delta(net.output, loss, trace.Z[-1], trace.A[-1], y, fused)  # δ^(L) = ∂L/∂A^(L) ⊙ σ'(Z^(L))
+    if scale is not None:
+        delta_L = delta_L * scale  # δ^(L) of S·L, still float32 (loss scaling)
     return delta_recursion(net, params, trace, delta_L)
 
 
@@ -182,32 +186,45 @@ def objective(net: MLP, loss: Loss | str, params: Params, x, y,
 
 
 def value_and_grad(net: MLP, loss: Loss, method: str = "manual",
-                   compute_dtype=None) -> Callable[[Params, Array, Array], tuple[Array, Params]]:
-    """``f(params, x, y) -> (L, ∂L/∂params)``, unchecked: the delta recursion (``"manual"``)
-    or ``jax.value_and_grad`` of the same scalar (``"autodiff"``).
+                   compute_dtype=None) -> Callable[..., tuple[Array, Params]]:
+    """``f(params, x, y, scale=None) -> (L, ∂L/∂params)``, unchecked: the delta recursion
+    (``"manual"``) or ``jax.value_and_grad`` of the same scalar (``"autodiff"``).
 
     ``compute_dtype`` (mixed precision, e.g. bfloat16 with float32 params, the "master
     weights"): θ_c = cast(θ), x_c = cast(x); the forward pass and the delta recursion run in
     the compute dtype (the matrix products accumulate in float32 on every XLA backend), the
     loss and δ^(L) in float32 (``widened``); the gradients come back in the params' dtype:
     g = cast_back(∂L/∂θ_c). ``None``: the params' dtype throughout.
+
+    ``scale`` S (dynamic loss scaling, ``fnann.optim.loss_scale``): the gradients are those
+    of S·L, g_S = cast_back(∂(S·L)/∂θ_c), S multiplying the float32 δ^(L) (``"manual"``) or
+    the float32 loss (``"autodiff"``) before the backward pass; L itself is returned unscaled.
     """
     if compute_dtype is not None:
         f = value_and_grad(net, loss, method)
 
-        def mixed(params: Params, x, y) -> tuple[Array, Params]:
+        def mixed(params: Params, x, y, scale=None) -> tuple[Array, Params]:
             low = jax.tree.map(lambda a: a.astype(compute_dtype), params)  # θ_c = cast(θ)
-            value, grads = f(low, jnp.asarray(x).astype(compute_dtype), y)
+            value, grads = f(low, jnp.asarray(x).astype(compute_dtype), y, scale)
             return value, jax.tree.map(lambda g, p: g.astype(p.dtype), grads, params)  # back to the params' dtype
 
         return mixed
 
-    def manual(params: Params, x, y) -> tuple[Array, Params]:
+    def manual(params: Params, x, y, scale=None) -> tuple[Array, Params]:
         y_hat, trace = feedforward(net, params, x)
-        return loss_value(net, loss, y_hat, trace, y), backpropagate(net, params, trace, y, loss)[0]
+        scaled = {} if scale is None else {"scale": scale}  # S·δ^(L) only under loss scaling
+        return loss_value(net, loss, y_hat, trace, y), backpropagate(net, params, trace, y, loss, **scaled)[0]
 
-    def autodiff(params: Params, x, y) -> tuple[Array, Params]:
-        return jax.value_and_grad(lambda p: objective_value(net, loss, p, x, y))(params)
+    def autodiff(params: Params, x, y, scale=None) -> tuple[Array, Params]:
+        if scale is None:
+            return jax.value_and_grad(lambda p: objective_value(net, loss, p, x, y))(params)
+
+        def scaled(p):  # (S·L, L): the gradient of S·L, the value L
+            value = objective_value(net, loss, p, x, y)
+            return value * scale, value
+
+        (_, value), grads = jax.value_and_grad(scaled, has_aux=True)(params)
+        return value, grads
 
     return manual if method == "manual" else autodiff
 

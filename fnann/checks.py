@@ -180,28 +180,26 @@ def check_dtype(dtype: Any, name: str = "dtype") -> jnp.dtype:
     return out
 
 
-COMPUTE_DTYPES = ("bfloat16",)
-"""The compute dtypes of mixed precision (float16 would need dynamic loss scaling: not yet)."""
+COMPUTE_DTYPES = ("bfloat16", "float16")
+"""The compute dtypes of mixed precision (float16 with dynamic loss scaling: ``fnann.optim.loss_scale``)."""
 
 
 def check_compute_dtype(compute_dtype: Any, param_dtype: Any = None) -> str | None:
     """``compute_dtype`` as its name, or None: mixed precision's dtype of the steps' arithmetic.
 
     None, or the params' own dtype, is plain precision. bfloat16 needs no loss scaling (its
-    exponent range is float32's); float16 would (small gradients flush to 0), which fnann does
-    not have yet, so it is refused, as is a compute dtype wider than the params'.
+    exponent range is float32's); float16 does (small gradients flush to 0), which the
+    training entry points add (``fnann.loss_scaling``). A compute dtype wider than the
+    params' is refused.
     """
     if compute_dtype is None:
         return None
     out = check_dtype(compute_dtype, "compute_dtype")
     if param_dtype is not None and out == jnp.dtype(param_dtype):
         return None
-    if out.name == "float16":
-        raise ValueError("compute_dtype='float16' needs dynamic loss scaling (small gradients flush to 0 in "
-                         "float16), which fnann does not have yet; use compute_dtype='bfloat16'.")
     if param_dtype is not None and jnp.finfo(param_dtype).bits <= jnp.finfo(out).bits:
         raise ValueError(f"compute_dtype={out.name!r} is not narrower than the params' {jnp.dtype(param_dtype).name}: "
-                         "mixed precision keeps float32 (or float64) params and computes in bfloat16.")
+                         "mixed precision keeps float32 (or float64) params and computes in bfloat16 or float16.")
     if out.name not in COMPUTE_DTYPES:
         raise ValueError(f"compute_dtype must be one of {COMPUTE_DTYPES} (or None: the params' dtype); "
                          f"got {out.name!r}.")

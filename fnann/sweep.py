@@ -39,6 +39,7 @@ from fnann.inference import _chunk_fns, accuracy_metric, as_device, chunks
 from fnann.losses import Loss, get_loss
 from fnann.mlp import MLP, Params
 from fnann.optim import Optimizer, as_optimizer
+from fnann.optim.loss_scale import with_loss_scaling
 from fnann.train import (DIVERGENCE_FACTOR, TrainingDivergedError, epoch_function, permutation,
                          check_optimizer, reference_loss, state_step, update_step)
 
@@ -115,8 +116,9 @@ def _hyperparams(hyperparams) -> tuple[tuple[str, ...], tuple[np.ndarray, ...], 
     return names, tuple(values), sizes.pop()
 
 
-def _optimizer(opt, names: tuple[str, ...], values) -> Optimizer:
-    return as_optimizer(opt(**dict(zip(names, values))) if names else opt)
+def _optimizer(opt, names: tuple[str, ...], values, compute_dtype: str | None = None) -> Optimizer:
+    """Model k's optimizer, ``opt(**hyperparams_k)`` (or ``opt``), loss-scaled for float16 as ``fit`` does."""
+    return with_loss_scaling(as_optimizer(opt(**dict(zip(names, values))) if names else opt), compute_dtype)
 
 
 def _check_optimizers(opt, names, values, K: int, first_step: int, n_steps: int) -> None:
@@ -170,7 +172,7 @@ def compiled_many(net: MLP, loss: Loss, opt, names: tuple[str, ...], method: str
     """
 
     def one(params, opt_state, order, hyper, active, limit, x, y):
-        step = update_step(net, loss, _optimizer(opt, names, hyper), method, compute_dtype)
+        step = update_step(net, loss, _optimizer(opt, names, hyper, compute_dtype), method, compute_dtype)
         shuffled = lambda a: a
         if data_axis is not None:
             step, shuffled = parallel.sharded_step(step, mesh, data_axis), parallel.replicated_rows(mesh)
@@ -311,12 +313,13 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
         parallel.check_mesh(mesh, data_axis, "data_axis")
 
     dtype = one_params[0].W.dtype
+    compute_dtype = checks.check_compute_dtype(compute_dtype, dtype)
     x, y = as_device(x, y, dtype)
     val = None if validation_data is None else as_device(*validation_data, dtype)
     params = _stacked(params, K, stacked)
     keys = keys if k_keys is not None else np.broadcast_to(keys, (K, *keys.shape))
     hyper = tuple(np.asarray(v, jnp.promote_types(dtype, jnp.float32)) for v in values)
-    init_all = jax.vmap(lambda p, h: _optimizer(opt, names, h).init(p))
+    init_all = jax.vmap(lambda p, h: _optimizer(opt, names, h, compute_dtype).init(p))
     if opt_state is None:
         opt_state = init_all(params, hyper)
     elif not _same_shapes(opt_state, jax.eval_shape(init_all, params, hyper)):
@@ -327,7 +330,7 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
         mesh, model_axis, data_axis, K, (params, opt_state, hyper, active), (x, y, val))
     shared = k_keys is None  # one key: every model shuffles alike, with shared batches
     run = compiled_many(net, loss, opt, names, method, batch_size, mesh, model_axis, data_axis,
-                        shared, checks.check_compute_dtype(compute_dtype, dtype))
+                        shared, compute_dtype)
     n = x.shape[0]
 
     def orders(epoch):  # model k: epoch_order(key[k], epoch, n)

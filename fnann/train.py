@@ -34,6 +34,7 @@ from fnann.inference import accuracy_metric, as_device, compile_inference, evalu
 from fnann.losses import Loss, constant_loss, get_loss
 from fnann.mlp import MLP, Params, feedforward
 from fnann.optim import Optimizer, apply_updates, as_optimizer, descends
+from fnann.optim.loss_scale import LossScaleState, LossScaling, all_finite, with_loss_scaling
 
 Array = jax.Array
 
@@ -84,9 +85,12 @@ def train_step(net: MLP, loss: Loss | str, opt: Optimizer, method: str = "manual
       loss: a ``Loss`` or its name.
       opt: an ``fnann.optim.Optimizer``, or any object with optax's ``init``/``update``.
       method: ``"manual"`` (hand-derived backward) or ``"autodiff"``.
-      compute_dtype: ``"bfloat16"`` for mixed precision: the params and optimizer state keep
-        their dtype (float32 master weights), the forward and backward passes run in
-        bfloat16, the loss and δ^(L) in float32 (see ``fnann.backprop.value_and_grad``).
+      compute_dtype: ``"bfloat16"`` or ``"float16"`` for mixed precision: the params and
+        optimizer state keep their dtype (float32 master weights), the forward and backward
+        passes run in the compute dtype, the loss and δ^(L) in float32 (see
+        ``fnann.backprop.value_and_grad``). float16 needs ``opt = fnann.loss_scaling(opt)``
+        (dynamic loss scaling, ``fnann.optim.loss_scale``): a step whose gradient overflows
+        leaves the params and inner state as they were.
 
     Returns:
       ``step(params, opt_state, x, y) -> (params, opt_state, loss_value)``, where
@@ -110,6 +114,9 @@ def train_step(net: MLP, loss: Loss | str, opt: Optimizer, method: str = "manual
         check_batch(net, loss, params, x, y)
         checks.check_opt_state(opt, opt_state, params)  # static: once per trace
         wanted = checks.check_compute_dtype(compute_dtype, params[0].W.dtype)
+        if wanted == "float16" and not isinstance(opt, LossScaling):
+            raise ValueError("compute_dtype='float16' needs dynamic loss scaling: pass opt=fnann.loss_scaling(opt) "
+                             "(and its init's state), or use compute_dtype='bfloat16'.")
         return update_step(net, loss, opt, method, wanted)(params, opt_state, x, y)
 
     return checked
@@ -120,19 +127,26 @@ def update_step(net: MLP, loss: Loss, opt: Optimizer, method: str = "manual", co
 
     Math: L, g = L(θ; x, y), ∂L/∂θ;  (u, s) = opt.update(g, s, θ);  θ <- θ + u
           (g in the params' dtype; with ``compute_dtype``, computed from cast(θ), cast(x)).
+    With a loss-scaled state (``LossScaleState``, float16): g_S = ∂(S·L)/∂θ for the state's S,
+    (u, s) = opt.update(g_S, s, θ), and θ is kept, bit for bit, when g_S is not finite.
     """
     loss_and_grads = value_and_grad(net, loss, method, compute_dtype)
 
     def step(params: Params, opt_state, x, y):
+        if isinstance(opt_state, LossScaleState):
+            return scaled_step(params, opt_state, x, y)
         value, grads = loss_and_grads(params, x, y)
         updates, opt_state = opt.update(grads, opt_state, params)
         return apply_updates(params, updates), opt_state, value
 
+    def scaled_step(params: Params, opt_state: LossScaleState, x, y):
+        value, scaled_grads = loss_and_grads(params, x, y, opt_state.scale)  # g_S = ∂(S·L)/∂θ
+        updates, opt_state = opt.update(scaled_grads, opt_state, params)  # g = g_S / S; skip if not finite
+        finite = all_finite(scaled_grads)
+        new = apply_updates(params, updates)
+        return jax.tree.map(lambda p, q: jnp.where(finite, q, p), params, new), opt_state, value
+
     return step
-
-
-def _all_finite(tree) -> Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
 def epoch_order(key: Array, epoch: int, n: int) -> Array:
@@ -223,7 +237,7 @@ def epoch_function(step: Callable, batch_size: int | None,
             (params, opt_state), last = body((params, opt_state), (x[n_full * b:], y[n_full * b:]))
             values = jnp.concatenate([values, last[None]])
         mean_loss = jnp.mean(values)
-        return params, opt_state, mean_loss, jnp.isfinite(mean_loss) & _all_finite(params)
+        return params, opt_state, mean_loss, jnp.isfinite(mean_loss) & all_finite(params)
 
     return epoch
 
@@ -249,12 +263,13 @@ def compile_fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y
     checks.check_batch_size(batch_size)
     checks.check_data(net, loss, x, y)
     dtype = params[0].W.dtype
+    compute_dtype = checks.check_compute_dtype(compute_dtype, dtype)
+    opt = with_loss_scaling(opt, compute_dtype)  # as fit wraps it
     x, y = as_device(x, y, dtype)
     params = jax.tree.map(_on_device, params)
     compiled_start(net, loss, opt).lower(params, x, y).compile()
     opt_state = jax.eval_shape(opt.init, params)
     order = to_device(np.arange(x.shape[0], dtype=np.int32))
-    compute_dtype = checks.check_compute_dtype(compute_dtype, dtype)
     run_epoch = compiled_epoch(net, loss, opt, method, batch_size, None, "data", compute_dtype)  # fit's cache key
     run_epoch.lower(params, opt_state, order, x, y).compile()
     if validation_data is not None:
@@ -319,10 +334,13 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         ``fnann.parallel``; under ``jax.distributed`` pass each process's own shard of
         ``x``, ``y`` and ``validation_data``). The result equals the one-device ``fit``.
       data_axis: the mesh axis that splits the batches.
-      compute_dtype: ``"bfloat16"``: mixed precision. The params and optimizer state keep
-        their dtype (float32 master weights); every step computes the forward pass and the
-        delta recursion in bfloat16 from cast(θ), cast(x), the loss and δ^(L) in float32, and
-        hands float32 gradients to the optimizer. ``None``: the params' dtype throughout.
+      compute_dtype: ``"bfloat16"`` or ``"float16"``: mixed precision. The params and
+        optimizer state keep their dtype (float32 master weights); every step computes the
+        forward pass and the delta recursion in the compute dtype from cast(θ), cast(x), the
+        loss and δ^(L) in float32, and hands float32 gradients to the optimizer. float16
+        adds dynamic loss scaling: ``opt`` is wrapped in ``fnann.loss_scaling(opt)`` (unless
+        it is one), whose state ``LossScaleState(scale, good_steps, inner)`` is the
+        ``opt_state`` this returns and takes back. ``None``: the params' dtype throughout.
 
     Returns:
       ``(params, history)``, or ``(params, history, state)`` with ``return_state``.
@@ -355,6 +373,7 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
 
     dtype = params[0].W.dtype
     compute_dtype = checks.check_compute_dtype(compute_dtype, dtype)
+    opt = with_loss_scaling(opt, compute_dtype)  # float16: the state holds the loss scale
     checks.check_representable(x, dtype, "x")
     x, y = as_device(x, y, dtype)
     if validation_data is not None:

@@ -87,6 +87,7 @@ def test_unfused_textbook_chain_equals_fused(output, loss):
         assert max_rel_error(chain, fused) <= 1e-12
 
 
+@pytest.mark.usefixtures("exact_matmuls")  # float32 against a reference at 1e-5: full products
 def test_autodiff_method_equals_manual():
     net = fnann.MLP([3, 8, 8, 4], hidden="relu")
     params, x, y = problem(net, "cross_entropy", 9, 3)
@@ -121,6 +122,7 @@ def test_vmap_over_a_stack_of_parameter_sets():
         assert max_rel_error(jax.tree.map(lambda a: a[i], grads), g_i) <= 1e-6
 
 
+@pytest.mark.usefixtures("exact_matmuls")  # float32 against a reference at 1e-5: full products
 def test_vmap_over_examples_gives_per_example_gradients_whose_mean_is_the_batch_gradient():
     net = fnann.MLP([4, 5, 3], hidden="sigmoid")
     params, x, y = problem(net, "cross_entropy", 6, 2)
@@ -130,6 +132,7 @@ def test_vmap_over_examples_gives_per_example_gradients_whose_mean_is_the_batch_
     assert max_rel_error(mean, f(params, x, y)[1]) <= 1e-5
 
 
+@pytest.mark.usefixtures("exact_matmuls")  # float32 against a reference at 1e-5: full products
 def test_backward_under_jit_with_trace_crossing_the_boundary():
     net = fnann.MLP([3, 4, 2], hidden="relu", output="identity")
     params, x, y = problem(net, "mse", 5, 4)

@@ -8,6 +8,7 @@ pass with respect to Z).
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -68,6 +69,7 @@ def test_every_delta_is_dL_dZ_by_autodiff_float64(arch, batch, seed, fused):
             np.testing.assert_array_equal(g, h)
 
 
+@pytest.mark.usefixtures("exact_matmuls")  # float32 against a reference at 1e-5: full products
 def test_deltas_cross_jit_and_give_the_gradients():
     net = fnann.MLP([3, 5, 4, 2], hidden="sigmoid", output="softmax")
     params, x, y = numpy_problem(net, "cross_entropy", 6, 0, np.float32)

@@ -45,6 +45,7 @@ def test_forward_trace_matches_numpy(arch, batch, seed):
         assert trace.Z[l].shape == (batch, net.sizes[l + 1])
 
 
+@pytest.mark.usefixtures("exact_matmuls")  # float32 against a reference at 1e-5: full products
 def test_forward_float32_matches_numpy_and_keeps_dtype():
     net = fnann.MLP([6, 9, 4], hidden="sigmoid")
     params, x, _ = problem(net, "cross_entropy", 5, 0)

@@ -115,7 +115,7 @@ def test_fit_many_in_mixed_precision_trains_each_model_as_its_fit():
 
 
 @pytest.mark.parametrize("compute_dtype, dtype, error, message", [
-    ("float16", jnp.float32, ValueError, "needs dynamic loss scaling"),
+    ("float16", jnp.bfloat16, ValueError, "not narrower than the params' bfloat16"),
     ("int8", jnp.float32, TypeError, "compute_dtype must be a floating dtype"),
     ("float32", jnp.bfloat16, ValueError, "not narrower than the params' bfloat16"),
     ("float64", jnp.float32, ValueError, "not narrower than the params' float32"),

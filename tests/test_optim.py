@@ -427,6 +427,7 @@ X_STAR = np.linalg.solve(np.asarray(A, np.float64), np.asarray(B, np.float64))
     ],
     ids=["sgd", "momentum", "rmsprop", "adam", "clip+adam"],
 )
+@pytest.mark.usefixtures("exact_matmuls")  # A x - b exactly: the optimiser is under test, not the product
 def test_minimises_a_convex_quadratic(opt):
     def grad(params):  # A x - b, split back into the tree
         x = jnp.concatenate([params["x"][0], params["x"][1]])

@@ -32,6 +32,7 @@ def reference_grad(net, loss, params, x, y):
     return jax.grad(L)(params)
 
 
+@pytest.mark.usefixtures("exact_matmuls")  # float32 against a reference at 1e-5: full products
 def test_train_step_manual_and_autodiff_agree_after_20_steps():
     net = fnann.MLP([2, 16, 16, 2], hidden="relu")
     x, y = xor_data()
@@ -60,6 +61,7 @@ def test_train_step_loss_is_at_the_params_that_went_in_and_donation_works():
     assert all(bool(jnp.all(jnp.isfinite(l))) for l in jax.tree.leaves(params2))
 
 
+@pytest.mark.usefixtures("exact_matmuls")  # float32 against a reference at 1e-5: full products
 def test_full_batch_epoch_with_sgd_is_one_gradient_step():
     net = fnann.MLP([2, 5, 2], hidden="tanh", output="softmax")
     x, y = xor_data()
@@ -72,6 +74,7 @@ def test_full_batch_epoch_with_sgd_is_one_gradient_step():
     assert max_rel_error(got, want) <= 1e-5
 
 
+@pytest.mark.usefixtures("exact_matmuls")  # float32 against a reference at 1e-5: full products
 def test_batch_size_one_is_n_sequential_single_example_steps_in_shuffled_order():
     net = fnann.MLP([3, 4, 1], hidden="tanh", output="identity")
     params, x, y = problem(net, "mse", 9, 1)
@@ -85,6 +88,7 @@ def test_batch_size_one_is_n_sequential_single_example_steps_in_shuffled_order()
     assert max_rel_error(got, want) <= 1e-5
 
 
+@pytest.mark.usefixtures("exact_matmuls")  # float32 against a reference at 1e-5: full products
 def test_minibatches_and_the_partial_last_batch():
     net = fnann.MLP([3, 4, 1], hidden="tanh", output="identity")
     params, x, y = problem(net, "mse", 10, 2)

@@ -237,9 +237,10 @@ class TrainOptions:
                                 "targets are built from the labels (one-hot, or 0/1 for one output)",
                                 metavar="NAME")
     dtype: str = _network("float32", "parameter and data dtype (default {default})", choices=DTYPES)
-    compute_dtype: str | None = _network(None, "mixed precision: the steps compute in this dtype (bfloat16), the "
-                                         "params and optimizer state stay --dtype, the loss is float32 "
-                                         "(default: --dtype throughout)", choices=("bfloat16",), resume="noted",
+    compute_dtype: str | None = _network(None, "mixed precision: the steps compute in this dtype (bfloat16, or "
+                                         "float16 with dynamic loss scaling), the params and optimizer state "
+                                         "stay --dtype, the loss is float32 (default: --dtype throughout)",
+                                         choices=("bfloat16", "float16"), resume="noted",
                                          note="the params and optimizer state are kept; only the steps' "
                                          "arithmetic changes")
     optimizer: str = _optimizer("adam", "(default {default})", choices=OPTIMIZERS)

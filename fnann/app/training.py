@@ -316,8 +316,8 @@ def _start(run: Run, ckpt: Path | None):
     params = fnann.init(k_init, run.net, dtype=np.dtype(run.opts.dtype))
     if not ckpt:
         return params, None, 0, k_fit, {}
-    ck = fnann.load(ckpt, net=run.net)
-    return ck.params, ck.opt_state, ck.epoch, ck.key, ck.history
+    ck = fnann.load(ckpt, net=run.net)  # a changed --compute-dtype adds or drops the loss scale:
+    return ck.params, fnann.optim.state_for(ck.opt_state, run.opts.compute_dtype), ck.epoch, ck.key, ck.history
 
 
 def _gradients_pass(run: Run, params) -> bool:
@@ -339,6 +339,7 @@ def _recorder(run: Run, every: int | None, first: int, params, opt_state):
 
     x, t = (a[:256] for a in run.train)
     recorder = fnann.diagnostics.Recorder(run.net, run.loss, x, t, run.opt, every=every)
+    opt_state = fnann.optim.inner_state(opt_state)  # run.opt's own state, without a loss scale
     recorder.record(first, params, opt_state if opt_state is not None else run.opt.init(params))
     return recorder
 
@@ -387,7 +388,9 @@ def _fit(run: Run, params, opt_state, first: int, key, history: dict, recorder, 
         params, new, state = fnann.fit(
             run.net, run.loss, run.opt, params, *run.train, key=key, epochs=o.epochs, batch_size=run.batch,
             method=o.method, validation_data=run.val, opt_state=opt_state, initial_epoch=first,
-            patience=o.patience, callback=each_epoch, return_state=True, params_callback=recorder,
+            patience=o.patience, callback=each_epoch, return_state=True,
+            params_callback=None if recorder is None else (
+                lambda e, p, s: recorder(e, p, fnann.optim.inner_state(s))),  # the unscaled optimizer's state
             compute_dtype=o.compute_dtype)
     except fnann.TrainingDivergedError as e:
         progress.close()

@@ -291,6 +291,8 @@ def descends(opt: Any) -> bool | None:
     name, args = config
     if name in _GRADIENT_ONLY:
         return False
+    if name == "loss_scaling":  # descends as the optimizer it wraps
+        return descends(dict(args)["opt"])
     if name == "chain":
         inner = [descends(t) for _, value in args for t in (value if isinstance(value, tuple) else (value,))]
         return None if None in inner and True not in inner else any(inner)
