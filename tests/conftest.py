@@ -11,6 +11,13 @@ import os
 # On a GPU, JAX reserves most of the device's memory per process by default: parallel test
 # workers (pytest -n) would exhaust it. Set before any test module imports jax.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# The suite's time is mostly XLA compiling thousands of small programs, a third of which is
+# the backend's (LLVM's) optimization passes; they change how fast a program runs, not what
+# it computes beyond rounding. The tests compile without them (the benchmarks, and users,
+# keep them): XLA_FLAGS given by the caller win, and FNANN_TEST_OPTIMIZED=1 keeps them on.
+_flags = os.environ.get("XLA_FLAGS", "")
+if "xla_backend_optimization_level" not in _flags and os.environ.get("FNANN_TEST_OPTIMIZED") != "1":
+    os.environ["XLA_FLAGS"] = f"{_flags} --xla_backend_optimization_level=0".strip()
 
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402

@@ -273,3 +273,20 @@ def test_lbfgs_reaches_sklearns_final_loss(kind, options):
     with pytest.warns(ConvergenceWarning, match="lbfgs"):
         short.fit(X, y)
     assert short.n_iter_ == 3
+
+
+def test_pipeline_cross_val_score_and_joblib_work_as_with_sklearns(tmp_path):
+    import joblib
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    X, y = _data("multiclass", n=60)
+    args = dict(hidden_layer_sizes=(5,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = cross_val_score(make_pipeline(StandardScaler(), MLPClassifier(**args)), X, y, cv=2)
+        theirs = cross_val_score(make_pipeline(StandardScaler(), sk.MLPClassifier(**args)), X, y, cv=2)
+        fitted = make_pipeline(StandardScaler(), MLPClassifier(**args)).fit(X, y)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    joblib.dump(fitted, tmp_path / "pipe.joblib")
+    np.testing.assert_array_equal(joblib.load(tmp_path / "pipe.joblib").predict_proba(X), fitted.predict_proba(X))
