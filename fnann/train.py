@@ -34,7 +34,7 @@ from fnann.inference import accuracy_metric, as_device, compile_inference, evalu
 from fnann.losses import Loss, constant_loss, get_loss
 from fnann.mlp import MLP, Params, feedforward
 from fnann.optim import Optimizer, apply_updates, as_optimizer, descends
-from fnann.optim.loss_scale import LossScaleState, LossScaling, all_finite, with_loss_scaling
+from fnann.optim.loss_scale import LossScaleState, LossScaling, all_finite, state_for, with_loss_scaling
 
 Array = jax.Array
 
@@ -315,7 +315,9 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
       method: ``"manual"`` or ``"autodiff"`` gradients.
       validation_data: optional ``(x_val, y_val)``; adds ``val_loss`` (and, for
         classification, ``val_accuracy``) to the history.
-      opt_state: optimizer state to continue from (default ``opt.init(params)``).
+      opt_state: optimizer state to continue from (default ``opt.init(params)``); across compute
+        dtypes it is converted as ``fnann.optim.loss_scale.state_for`` says (float16 adds a fresh
+        loss scale to a plain state, another dtype unwraps a loss-scaled one; the moments stay).
       initial_epoch: index of the first epoch (to resume: the number already done).
       patience: stop after this many epochs without improvement of ``monitor``.
       monitor: ``"val_loss"``, ``"val_accuracy"`` or ``"loss"``.
@@ -381,6 +383,7 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         x_val, y_val = as_device(*validation_data, dtype)
     params = jax.tree.map(to_device, params)
     if opt_state is not None:
+        opt_state = state_for(opt_state, compute_dtype)  # a float16 run's state holds a scale; others none
         checks.check_opt_state(opt, opt_state, params)
     if mesh is not None:  # batches sharded over data_axis; params and opt_state replicated
         mesh = parallel.check_mesh(mesh, data_axis)

@@ -149,3 +149,19 @@ def test_fit_many_and_the_command_line_train_in_float16_and_keep_the_scale(tmp_p
     assert cli.main(["train", "--resume", "--epochs", "1", *args[args.index("--no-gradcheck"):]]) == 0
     resumed = fnann.load(tmp_path / "checkpoint.npz").opt_state
     assert isinstance(resumed, LossScaleState) and state_step(resumed) > state_step(ck.opt_state)
+
+
+def test_fit_continues_a_float32_state_in_float16_and_back():
+    """fit converts a given opt_state across compute dtypes, as --resume does: a fresh scale
+    around the moments for float16, the inner state for the others."""
+    net = fnann.MLP([4, 6, 3])
+    params = fnann.init(jax.random.key(0), net)
+    x = jax.random.normal(jax.random.key(1), (16, 4))
+    y = jax.random.randint(jax.random.key(2), (16,), 0, 3)
+    run = dict(key=jax.random.key(3), epochs=1, batch_size=8, return_state=True)
+    _, _, state = fnann.fit(net, "cross_entropy", fnann.adam(1e-2), params, x, y, **run)
+    _, _, half = fnann.fit(net, "cross_entropy", fnann.adam(1e-2), state.params, x, y, opt_state=state.opt_state,
+                           compute_dtype="float16", **run)
+    assert isinstance(half.opt_state, LossScaleState)
+    _, _, back = fnann.fit(net, "cross_entropy", fnann.adam(1e-2), half.params, x, y, opt_state=half.opt_state, **run)
+    assert not isinstance(back.opt_state, LossScaleState) and int(back.opt_state.step) == 6
