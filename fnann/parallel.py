@@ -156,11 +156,13 @@ def sharded_step(step, mesh: Mesh, axis: str):
     """Wraps a training step ``step(params, opt_state, x, y)`` so that its batch is split.
 
     The rows of ``x`` and ``y`` are sharded over ``axis``; everything else follows from
-    the replicated parameters (XLA all-reduces the gradient sums).
+    the replicated parameters (XLA all-reduces the gradient sums). A dropout key (a fifth
+    argument) is replicated: the masks are drawn for the global batch, and JAX's
+    partitionable threefry gives every device its rows of them, the one-device masks.
     """
 
-    def split(params, opt_state, x, y):
-        return step(params, opt_state, constrain_rows(x, mesh, axis), constrain_rows(y, mesh, axis))
+    def split(params, opt_state, x, y, *key):  # key: the step's dropout key, replicated
+        return step(params, opt_state, constrain_rows(x, mesh, axis), constrain_rows(y, mesh, axis), *key)
 
     return split
 

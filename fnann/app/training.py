@@ -202,7 +202,7 @@ def _network(opts: TrainOptions, data):
         output = (needs.name if needs is not None else "softmax") if classify else "identity"
     n_out = _n_outputs(data.n_classes, fnann.ACTIVATIONS.get(output)) if classify else data.n_outputs
     net = fnann.MLP((data.n_features, *opts.hidden_sizes, n_out), hidden=hidden_activations(opts.hidden),
-                     output=output, residual=opts.residual)
+                     output=output, residual=opts.residual, dropout=opts.dropout)
     loss = fnann.get_loss(opts.loss) if opts.loss is not None else (
         default_loss(net.output) if classify else fnann.mse)
     lr = opts.lr if opts.lr is not None else optimizer_factory(opts.optimizer).default_lr
@@ -267,7 +267,8 @@ def build_optimizer(opts: TrainOptions | Mapping[str, Any], steps_per_epoch: int
 def describe(net) -> str:
     """``64-128-64-10 relu/softmax``: a readable name for a network."""
     return f"{'-'.join(map(str, net.sizes))} {net.hidden_name}/{net.output.name}" + (
-        f", skips at layers {','.join(map(str, net.residual))}" if net.residual else "")
+        f", skips at layers {','.join(map(str, net.residual))}" if net.residual else "") + (
+        f", dropout {','.join(f'{p:g}' for p in net.dropout_rates)}" if net.has_dropout else "")
 
 
 def describe_optimizer(o: TrainOptions) -> str:
