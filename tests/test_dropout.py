@@ -247,3 +247,11 @@ def test_a_dropout_net_round_trips_and_trains_from_the_command_line(tmp_path, ca
     assert ck.net.dropout == 0.1 and ck.meta["run"]["dropout"] == 0.1
     assert cli.main(["train", "--resume", "--epochs", "1", *args[args.index("--no-gradcheck"):]]) == 0
     assert fnann.load(tmp_path / "run" / "checkpoint.npz").net.dropout == 0.1
+    assert cli.main(["explain", "--sizes", "2,3,3,2", "--residual", "--dropout", "0.5", "--no-cache"]) == 0
+    out = capsys.readouterr().out
+    assert "M^(1) ~ Bernoulli(1 - 0.5)" in out and "A^(2) = A^(1) + sigmoid(Z^(2)) ⊙ M^(2) / (1 - 0.5)" in out
+    assert "∂L/∂σ^(2) = ∂L/∂A^(2) ⊙ M^(2) / (1 - 0.5)" in out and "δ^(1) = ∂L/∂σ^(1) ⊙ σ'(Z^(1))" in out
+    assert float(out.split("over every δ and gradient: ")[1].split()[0]) < 1e-12
+    s = fnann.summary(fnann.MLP([4, 8, 8, 3], dropout=[0.5, 0.0], residual=True))
+    assert [layer.activation for layer in s.layers] == ["relu + dropout 0.5", "relu + skip", "softmax"]
+    assert s.flops == fnann.summary(fnann.MLP([4, 8, 8, 3], residual=True)).flops  # evaluation: no mask

@@ -26,7 +26,7 @@ import sys
 from fnann.app.common import UsageError, class_names, class_targets, default_cache_dir, \
     enable_compilation_cache, file_digest, is_file, label_column, load_checkpoint, load_data, standardize, x64
 from fnann.app.options import ACTIVATIONS as ACTIVATION_NAMES, LOSSES as LOSS_NAMES, OPTIMIZERS, SCHEDULES, \
-    TRAIN_DEFAULTS, Help, TrainOptions, add_train_options, count, given_options, hidden_activations, number, \
+    TRAIN_DEFAULTS, Help, TrainOptions, add_train_options, count, decay, given_options, hidden_activations, number, \
     parse_delimiter, optimizer_factory, parse_seed, parse_sizes, positive, train_options
 from fnann.app.training import DEFAULT_OUT, build_optimizer, run_training
 
@@ -351,6 +351,9 @@ def _add_explain(sub) -> None:
     p.add_argument("--sizes", type=parse_sizes, default=(2, 3, 2), help="layer widths (default 2,3,2)")
     p.add_argument("--residual", action="store_true",
                    help="skip connections A^(l) = A^(l-1) + σ(Z^(l)) on every hidden layer as wide as its input")
+    p.add_argument("--dropout", type=decay, default=0.0, metavar="P",
+                   help="inverted dropout rate p in [0, 1) of every hidden layer: the training pass, with "
+                   "masks M ~ Bernoulli(1 - p) drawn from --seed (default 0: off)")
     p.add_argument("--hidden", default="sigmoid", metavar="NAME[,NAME...]", help="hidden activation: "
                    "{activations}, or one per hidden layer, comma-separated (default sigmoid)")
     p.add_argument("--output", default="softmax", help="output activation (default softmax)")
