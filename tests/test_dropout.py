@@ -126,6 +126,17 @@ def test_the_gradient_equals_central_differences_with_the_mask_fixed():
         np.testing.assert_allclose(np.asarray(fd), np.asarray(g), rtol=1e-6, atol=1e-9)
 
 
+def test_check_grads_checks_the_training_pass_and_catches_a_backward_without_the_mask(monkeypatch):
+    net = fnann.MLP([3, 6, 6, 2], hidden="tanh", dropout=[0.5, 0.3], residual=True)
+    with jax.enable_x64(True):
+        params, x, y = problem(net, "cross_entropy", 5, 11, jnp.float64)
+    report = fnann.check_grads(net, "cross_entropy", params, x, y, key=KEY, n_fd=8)
+    assert report.passed, report
+    wrong = fnann.MLP([3, 6, 6, 2], hidden="tanh", dropout=[0.5, 0.35], residual=True)  # not compiled yet
+    monkeypatch.setattr(fnann.backprop, "dropout_backward", lambda da, mask, p: da)  # forgets M / (1 - p)
+    assert not fnann.check_grads(wrong, "cross_entropy", params, x, y, key=KEY, n_fd=8).passed
+
+
 def test_the_mask_keeps_a_fraction_1_minus_p_within_five_sigma():
     net = fnann.MLP([3, 400, 300, 2], dropout=[0.3, 0.75])
     masks = dropout_masks(net, KEY, 250)
