@@ -87,6 +87,9 @@ def spans_processes(mesh: Mesh) -> bool:
 def _put(a, sharding: NamedSharding, spans: bool) -> Array:
     if isinstance(a, jax.Array) and a.sharding == sharding:
         return a
+    if spans and isinstance(a, jax.Array) and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+        # a typed key (fit's dropout keys): its raw bits placed, then wrapped again
+        return jax.random.wrap_key_data(_put(jax.random.key_data(a), sharding, spans), impl=jax.random.key_impl(a))
     if not spans:
         return jax.device_put(a, sharding)
     # Each process holds the same values (replicated) or its own rows (sharded).

@@ -325,7 +325,12 @@ def _gradients_pass(run: Run, params) -> bool:
     import fnann
 
     x, t = (a[:16] for a in run.train)
-    report = fnann.check_grads(run.net, run.loss, params, x, t, n_fd=8, seed=run.opts.seed)
+    key = None  # dropout: the training pass, masks drawn from the seed
+    if run.net.has_dropout:
+        import jax
+
+        key = jax.random.fold_in(jax.random.key(run.opts.seed), 1)
+    report = fnann.check_grads(run.net, run.loss, params, x, t, n_fd=8, seed=run.opts.seed, key=key)
     print(report.summary())
     if not report.passed:
         print(report)
