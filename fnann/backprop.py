@@ -138,7 +138,9 @@ def backward(net: MLP, params: Params, trace: Trace, y, loss: Loss | str,
     Args:
       net: the network.
       params: its parameters.
-      trace: from ``forward_trace(net, params, x)``.
+      trace: from ``forward_trace(net, params, x)``; ``forward_trace(..., key=key)`` gives a
+        dropout net's training pass, whose masks ``trace.M`` the recursion applies:
+        ∂L/∂σ^(l) = ∂L/∂A^(l) ⊙ M^(l) / (1 - p_l) before σ'.
       y: targets (one-hot rows, integer labels or values; see ``fnann.losses``).
       loss: a ``Loss`` or its name.
       precision: matmul precision (``"highest"`` for gradient checks on GPU/TPU).
