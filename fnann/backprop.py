@@ -12,6 +12,10 @@ equations read
 A skip at layer l (A^(l) = A^(l-1) + σ(Z^(l)), ``MLP(residual=...)``) adds its path to
 ∂L/∂A^(l-1): δ^(l-1) = ((W^(l))ᵀ δ^(l) + ∂L/∂A^(l)) ⊙ σ'(Z^(l-1)).
 
+Dropout at hidden layer l in training (A^(l) = σ(Z^(l)) ⊙ M^(l) / (1 - p_l), the mask in
+``trace.M``) multiplies the path into σ by the same mask: ∂L/∂σ^(l) = ∂L/∂A^(l) ⊙ M^(l) / (1 - p_l),
+δ^(l) = ∂L/∂σ^(l) ⊙ σ'(Z^(l)); a skip's path ∂L/∂A^(l) -> ∂L/∂A^(l-1) is not dropped.
+
 The sum over the batch in ``db`` (and the matrix product in ``dW``) adds the per-example
 gradients; the 1/m of the batch-mean loss already sits in ∂L/∂A^(L) (``loss.grad``), so
 no layer divides again. Some texts (Ng) put the 1/m into dW instead; the totals agree.
@@ -31,7 +35,7 @@ import jax.numpy as jnp
 from fnann import checks
 from fnann.activations import Activation
 from fnann.losses import Loss, get_loss, is_fused
-from fnann.mlp import MLP, Dense, Params, Precision, Trace, feedforward, precision_scope
+from fnann.mlp import MLP, Dense, Params, Precision, Trace, dropout_masks, feedforward, precision_scope
 
 Array = jax.Array
 Deltas = tuple[Array, ...]  # (δ^(1), ..., δ^(L)), δ^(l) = ∂L/∂Z^(l) of shape (batch, n_l)
@@ -49,6 +53,17 @@ def dense_backward(layer: Dense, a_prev: Array, delta: Array,
     """
     with precision_scope(precision):
         return Dense(delta.T @ a_prev, jnp.sum(delta, axis=0)), delta @ layer.W
+
+
+def dropout_backward(da: Array, mask: Array | None, p: float) -> Array:
+    """The backward of inverted dropout A = σ ⊙ M / (1 - p): ∂L/∂σ = ∂L/∂A ⊙ M / (1 - p).
+
+    The same product as the forward (``fnann.mlp.dropout_forward``, with the same mask M):
+    dropout is linear in σ and diagonal, so its VJP is itself. No mask (evaluation): the identity.
+    """
+    if mask is None:
+        return da
+    return da * mask / (1.0 - p)
 
 
 def output_delta(output: Activation, loss: Loss, z: Array, a: Array, y,
@@ -89,7 +104,8 @@ def backpropagate(net: MLP, params: Params, trace: Trace, y, loss: Loss,
 def delta_recursion(net: MLP, params: Params, trace: Trace, delta_L: Array) -> tuple[Params, Deltas]:
     """The delta recursion from a given δ^(L) = ∂L/∂Z^(L), unchecked: ``(grads, deltas)``.
 
-    Math: δ^(l-1) = (W^(l))ᵀ δ^(l) ⊙ σ'(Z^(l-1));  ∂L/∂W^(l) = δ^(l) (A^(l-1))ᵀ;  ∂L/∂b^(l) = Σ δ^(l).
+    Math: δ^(l-1) = (W^(l))ᵀ δ^(l) ⊙ σ'(Z^(l-1));  ∂L/∂W^(l) = δ^(l) (A^(l-1))ᵀ;  ∂L/∂b^(l) = Σ δ^(l);
+          with dropout masks in ``trace.M``: δ^(l-1) = (∂L/∂A^(l-1) ⊙ M^(l-1) / (1 - p_(l-1))) ⊙ σ'(Z^(l-1)).
     :func:`backpropagate` starts it from a loss's δ^(L); ``fnann.sklearn`` from scikit-learn's
     weighted δ^(L) = s ⊙ (A^(L) - Y) / Σ s.
     """
@@ -97,6 +113,8 @@ def delta_recursion(net: MLP, params: Params, trace: Trace, delta_L: Array) -> t
     sigma = (None, *net.activations)  # σ^(1), ..., σ^(L)
     layer = (None, *params)  # (W^(1), b^(1)), ..., (W^(L), b^(L))
     Z, A = (None, *trace.Z), trace.A  # Z^(1), ..., Z^(L);  A^(0) = x, ..., A^(L) = ŷ
+    M = (None, *trace.M) if trace.M else (None,) * L  # M^(1), ..., M^(L-1): dropout masks (training)
+    p = (None, *net.dropout_rates)  # p_1, ..., p_(L-1)
     delta, grads, dA = [None] * (L + 1), [None] * (L + 1), [None] * (L + 1)  # dA[l] = ∂L/∂A^(l)
     delta[L] = delta_L
     for l in range(L, 0, -1):
@@ -105,7 +123,8 @@ def delta_recursion(net: MLP, params: Params, trace: Trace, delta_L: Array) -> t
         if l in net.residual:
             dA[l - 1] = dA[l - 1] + dA[l]  # + ∂L/∂A^(l), through the skip A^(l) = A^(l-1) + σ(Z^(l))
         if l > 1:
-            delta[l - 1] = sigma[l - 1].backward(Z[l - 1], dA[l - 1])  # δ^(l-1) = (W^(l))ᵀ δ^(l) ⊙ σ'(Z^(l-1))
+            d_sigma = dropout_backward(dA[l - 1], M[l - 1], p[l - 1])  # ∂L/∂σ^(l-1) = ∂L/∂A^(l-1) ⊙ M / (1 - p)
+            delta[l - 1] = sigma[l - 1].backward(Z[l - 1], d_sigma)  # δ^(l-1) = (W^(l))ᵀ δ^(l) ⊙ σ'(Z^(l-1))
     return tuple(grads[1:]), tuple(delta[1:])
 
 
@@ -119,7 +138,9 @@ def backward(net: MLP, params: Params, trace: Trace, y, loss: Loss | str,
     Args:
       net: the network.
       params: its parameters.
-      trace: from ``forward_trace(net, params, x)``.
+      trace: from ``forward_trace(net, params, x)``; ``forward_trace(..., key=key)`` gives a
+        dropout net's training pass, whose masks ``trace.M`` the recursion applies:
+        ∂L/∂σ^(l) = ∂L/∂A^(l) ⊙ M^(l) / (1 - p_l) before σ'.
       y: targets (one-hot rows, integer labels or values; see ``fnann.losses``).
       loss: a ``Loss`` or its name.
       precision: matmul precision (``"highest"`` for gradient checks on GPU/TPU).
@@ -170,9 +191,10 @@ def loss_value(net: MLP, loss: Loss, y_hat: Array, trace: Trace, y) -> Array:
     return loss.fn(widened(y_hat), y)
 
 
-def objective_value(net: MLP, loss: Loss, params: Params, x, y) -> Array:
-    """L(params; x, y), unchecked: the scalar both gradient methods differentiate."""
-    y_hat, trace = feedforward(net, params, x)
+def objective_value(net: MLP, loss: Loss, params: Params, x, y, masks=None) -> Array:
+    """L(params; x, y), unchecked: the scalar both gradient methods differentiate
+    (with dropout ``masks``, the training pass's loss for those masks)."""
+    y_hat, trace = feedforward(net, params, x, masks=masks)
     return loss_value(net, loss, y_hat, trace, y)
 
 
@@ -187,8 +209,12 @@ def objective(net: MLP, loss: Loss | str, params: Params, x, y,
 
 def value_and_grad(net: MLP, loss: Loss, method: str = "manual",
                    compute_dtype=None) -> Callable[..., tuple[Array, Params]]:
-    """``f(params, x, y, scale=None) -> (L, ∂L/∂params)``, unchecked: the delta recursion
-    (``"manual"``) or ``jax.value_and_grad`` of the same scalar (``"autodiff"``).
+    """``f(params, x, y, scale=None, key=None) -> (L, ∂L/∂params)``, unchecked: the delta
+    recursion (``"manual"``) or ``jax.value_and_grad`` of the same scalar (``"autodiff"``).
+
+    ``key`` (a net with dropout, training): the masks M^(l) = ``dropout_masks(net, key, batch)``
+    are drawn once, outside the differentiation, and both methods use them: L is the loss of
+    the dropped-out pass and the gradients are its exact ones. Ignored without dropout.
 
     ``compute_dtype`` (mixed precision, e.g. bfloat16 with float32 params, the "master
     weights"): θ_c = cast(θ), x_c = cast(x); the forward pass and the delta recursion run in
@@ -203,24 +229,30 @@ def value_and_grad(net: MLP, loss: Loss, method: str = "manual",
     if compute_dtype is not None:
         f = value_and_grad(net, loss, method)
 
-        def mixed(params: Params, x, y, scale=None) -> tuple[Array, Params]:
+        def mixed(params: Params, x, y, scale=None, key=None) -> tuple[Array, Params]:
             low = jax.tree.map(lambda a: a.astype(compute_dtype), params)  # θ_c = cast(θ)
-            value, grads = f(low, jnp.asarray(x).astype(compute_dtype), y, scale)
+            value, grads = f(low, jnp.asarray(x).astype(compute_dtype), y, scale, key)
             return value, jax.tree.map(lambda g, p: g.astype(p.dtype), grads, params)  # back to the params' dtype
 
         return mixed
 
-    def manual(params: Params, x, y, scale=None) -> tuple[Array, Params]:
-        y_hat, trace = feedforward(net, params, x)
+    def masks_for(params: Params, x, key):
+        if key is None or not net.has_dropout:
+            return None
+        return dropout_masks(net, key, jnp.shape(x)[0], params[0].W.dtype)
+
+    def manual(params: Params, x, y, scale=None, key=None) -> tuple[Array, Params]:
+        y_hat, trace = feedforward(net, params, x, masks=masks_for(params, x, key))
         scaled = {} if scale is None else {"scale": scale}  # S·δ^(L) only under loss scaling
         return loss_value(net, loss, y_hat, trace, y), backpropagate(net, params, trace, y, loss, **scaled)[0]
 
-    def autodiff(params: Params, x, y, scale=None) -> tuple[Array, Params]:
+    def autodiff(params: Params, x, y, scale=None, key=None) -> tuple[Array, Params]:
+        masks = masks_for(params, x, key)  # drawn once, outside jax.grad: the same masks as "manual"
         if scale is None:
-            return jax.value_and_grad(lambda p: objective_value(net, loss, p, x, y))(params)
+            return jax.value_and_grad(lambda p: objective_value(net, loss, p, x, y, masks))(params)
 
         def scaled(p):  # (S·L, L): the gradient of S·L, the value L
-            value = objective_value(net, loss, p, x, y)
+            value = objective_value(net, loss, p, x, y, masks)
             return value * scale, value
 
         (_, value), grads = jax.value_and_grad(scaled, has_aux=True)(params)
@@ -260,6 +292,8 @@ def loss_and_grad(net: MLP, loss: Loss | str, method: str = "manual",
 
     Returns:
       A pure function, safe to ``jit`` and ``vmap``; ``grads`` has the structure of params.
+      A net with dropout takes ``f(params, x, y, key)``: the loss and gradients of the pass
+      with the masks ``dropout_masks(net, key, batch)``; without ``key``, of the evaluation pass.
       Called on concrete arrays it first checks them (shapes, targets, no NaN/inf, at least
       one row); under ``jit`` only the shapes are checked, once, at trace time.
 
@@ -280,9 +314,11 @@ def loss_and_grad(net: MLP, loss: Loss | str, method: str = "manual",
     loss = check_loss_and_grad(net, loss, method, precision)
     f = value_and_grad(net, loss, method)
 
-    def checked(params: Params, x, y) -> tuple[Array, Params]:
+    def checked(params: Params, x, y, key=None) -> tuple[Array, Params]:
         check_batch(net, loss, params, x, y)
+        if key is not None:
+            checks.check_key(key)
         with precision_scope(precision):
-            return f(params, x, y)
+            return f(params, x, y, None, key)
 
     return checked

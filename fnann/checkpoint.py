@@ -73,7 +73,11 @@ def _net_spec(net: MLP) -> dict:
                                 f"{act.name!r}: only the built-in activations can be saved by name.")
     hidden = net.hidden.name if isinstance(net.hidden, Activation) else [a.name for a in net.hidden]
     spec = {"sizes": list(net.sizes), "hidden": hidden, "output": net.output.name}
-    return {**spec, "residual": list(net.residual)} if net.residual else spec  # the plain MLP's header as before
+    if net.residual:
+        spec["residual"] = list(net.residual)
+    if net.has_dropout:  # the plain MLP's header as before
+        spec["dropout"] = net.dropout if isinstance(net.dropout, float) else list(net.dropout)
+    return spec
 
 
 def _key_spec(key, arrays: dict):
@@ -248,8 +252,11 @@ def _load_net(header: dict, where: Where) -> MLP:
         _require(spec, field, where.at("net."), kinds, what)
     if "residual" in spec:
         _require(spec, "residual", where.at("net."), (list,), "a list of layer numbers")
+    if "dropout" in spec:
+        _require(spec, "dropout", where.at("net."), (float, int, list), "a dropout rate or a list of them")
     try:
-        return MLP(spec["sizes"], spec["hidden"], spec["output"], residual=spec.get("residual", False))
+        return MLP(spec["sizes"], spec["hidden"], spec["output"], residual=spec.get("residual", False),
+                   dropout=spec.get("dropout", 0.0))
     except (TypeError, ValueError) as e:
         raise where.at("net").error(str(e)) from None
 

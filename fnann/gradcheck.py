@@ -54,7 +54,7 @@ from fnann.checks import check_has_rows, check_head, check_inputs, check_targets
 from fnann.inference import to_device
 from fnann.losses import Loss, get_loss
 from fnann.activations import Activation
-from fnann.mlp import MLP, Dense, Params, Trace, feedforward
+from fnann.mlp import MLP, Dense, Params, Trace, dropout_masks, feedforward
 
 HIGHEST = jax.lax.Precision.HIGHEST
 U = float(np.finfo(np.float64).eps) / 2  # the float64 unit roundoff
@@ -179,9 +179,11 @@ def _magnitudes(net: MLP, loss: Loss, params: Params, trace: Trace, y, value):
 
     Math: D^(L) = |∂L/∂Z^(L)| (by ``jax.grad`` of L in Z^(L)), D^(l) = (D^(l+1) |W^(l+1)|) ⊙ |σ'(Z^(l))|;
           T(W^(l)) = D^(l)ᵀ |A^(l-1)|, T(b^(l)) = Σ_batch D^(l);
-          R = |L| + Σ_l Σ D^(l) ⊙ (|A^(l-1)| |W^(l)|ᵀ + |b^(l)| + |Z^(l)|).
+          R = |L| + Σ_l Σ D^(l) ⊙ (|A^(l-1)| |W^(l)|ᵀ + |b^(l)| + |Z^(l)|);
+          with dropout masks in the trace, D^(l) = (D^(l+1) |W^(l+1)| ⊙ M^(l) / (1 - p_l)) ⊙ |σ'(Z^(l))|.
     """
     Z, A = trace.Z, trace.A
+    M, p = (trace.M or (None,) * (net.n_layers - 1)), net.dropout_rates
 
     def loss_of_output(z):
         a = net.output.fn(z)
@@ -199,28 +201,30 @@ def _magnitudes(net: MLP, loss: Loss, params: Params, trace: Trace, y, value):
             R = R + jnp.sum(skip * (a_prev + jnp.abs(A[l + 1])))
         if l > 0:
             D_A = D @ W if skip is None else D @ W + skip
-            D = _abs_backward(net.activations[l - 1], Z[l - 1], D_A)
+            D_sigma = D_A if M[l - 1] is None else D_A * M[l - 1] / (1 - p[l - 1])
+            D = _abs_backward(net.activations[l - 1], Z[l - 1], D_sigma)
     return tuple(T), R
 
 
 @compiled_cache(maxsize=32)
 def _compiled_check(net: MLP, loss: Loss):
     """The whole check as one float64 program (one trace, one compilation-cache entry):
-    ``(params, x, y, idx, eps) -> (L, manual grads, jax.grad's grads, T, R, central differences
+    ``(params, x, y, idx, eps, key) -> (L, manual grads, jax.grad's grads, T, R, central differences
     with steps ε and 2ε at the flat indices idx, whether each of their steps crossed a kink)``.
 
     A step crosses a kink when some Z^(l) of a kinked σ^(l) lies on different sides of a
     kink k at two of θ ± ε e_i, θ ± 2ε e_i: the difference quotient then mixes the two
     one-sided slopes and is no evidence about the gradient."""
 
-    def check(params, x, y, idx, eps):
-        value, manual = value_and_grad(net, loss, "manual")(params, x, y)
-        _, auto = value_and_grad(net, loss, "autodiff")(params, x, y)
-        T, R = _magnitudes(net, loss, params, feedforward(net, params, x)[1], y, value)
+    def check(params, x, y, idx, eps, key=None):  # key: the dropout masks, fixed for every θ ± ε e_i
+        masks = None if key is None else dropout_masks(net, key, x.shape[0], params[0].W.dtype)
+        value, manual = value_and_grad(net, loss, "manual")(params, x, y, None, key)
+        _, auto = value_and_grad(net, loss, "autodiff")(params, x, y, None, key)
+        T, R = _magnitudes(net, loss, params, feedforward(net, params, x, masks=masks)[1], y, value)
         flat, unravel = ravel_pytree(params)
 
         def evaluate(theta):
-            y_hat, trace = feedforward(net, unravel(theta), x)
+            y_hat, trace = feedforward(net, unravel(theta), x, masks=masks)
             sides = _kink_sides(net, trace) + ([loss.sides(y_hat, y)] if loss.sides is not None else [])
             return loss_value(net, loss, y_hat, trace, y), sides
 
@@ -247,7 +251,7 @@ def _compiled_check(net: MLP, loss: Loss):
 
 def check_grads(net: MLP, loss: Loss | str, params: Params, x, y, *, eps: float = 1e-6,
                 n_fd: int | None = 32, autodiff_rtol: float = 1e-10, fd_rtol: float = 1e-6,
-                atol: float = 0.0, seed: int = 0) -> GradCheckReport:
+                atol: float = 0.0, seed: int = 0, key=None) -> GradCheckReport:
     """Compares the manual gradients with ``jax.grad`` and central finite differences.
 
     Math: dL/dθ_i ≈ (L(θ + ε e_i) - L(θ - ε e_i)) / (2ε), error O(ε²).
@@ -270,6 +274,9 @@ def check_grads(net: MLP, loss: Loss | str, params: Params, x, y, *, eps: float 
         and truncation allowances are in the module doc). ``atol`` is 0 by default: a fixed
         absolute allowance would pass any bug in a leaf whose gradients are below it.
       seed: picks the sampled entries (an int in [0, 2**31 - 1]).
+      key: for a net with dropout, checks the training pass of the masks
+        ``dropout_masks(net, key, batch)`` (fixed for every finite difference); ``None``
+        (default): the evaluation pass, which drops nothing.
 
     Returns:
       A :class:`GradCheckReport`; ``print(report)`` shows the table, ``report.passed`` the
@@ -294,6 +301,9 @@ def check_grads(net: MLP, loss: Loss | str, params: Params, x, y, *, eps: float 
     for name, tol in (("autodiff_rtol", autodiff_rtol), ("fd_rtol", fd_rtol), ("atol", atol)):
         checks.real(tol, name, 0)
     checks.seed(seed)
+    if key is not None:
+        checks.check_key(key)
+    key = key if net.has_dropout else None
     with jax.enable_x64(True):
         p64 = jax.tree.map(lambda a: to_device(np.asarray(a, np.float64)), params)  # cast on the host
         x64 = to_device(np.asarray(x, np.float64))
@@ -305,7 +315,7 @@ def check_grads(net: MLP, loss: Loss | str, params: Params, x, y, *, eps: float 
         picks = _fd_indices(np.random.default_rng(seed), sizes, n_fd)
         idx = to_device(np.concatenate([o + p for o, p in zip(offsets, picks)]).astype(np.int64))
         value, manual, auto, T, R, fd, fd2, crossed = jax.device_get(
-            _compiled_check(net, loss)(p64, x64, y64, idx, eps))
+            _compiled_check(net, loss)(p64, x64, y64, idx, eps, key))
         man_leaves, auto_leaves, T_leaves = ([np.asarray(v).ravel() for v in jax.tree.leaves(tree)]
                                              for tree in (manual, auto, T))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import numbers
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -44,10 +45,14 @@ class Trace(NamedTuple):
     Attributes:
       Z: ``(Z^(1), ..., Z^(L))``, each of shape ``(batch, n_l)``.
       A: ``(A^(0), A^(1), ..., A^(L))`` with ``A^(0) = x`` and ``A^(L) = y_hat``.
+      M: the dropout masks of a training pass, ``(M^(1), ..., M^(L-1))``, M^(l) of shape
+        ``(batch, n_l)`` with entries 0 or 1 in the params' dtype (``None`` for a layer
+        with p_l = 0); ``()`` at evaluation or without dropout: no mask anywhere.
     """
 
     Z: tuple[Array, ...]
     A: tuple[Array, ...]
+    M: tuple[Array | None, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -62,6 +67,12 @@ class MLP:
       residual: skip connections A^(l) = A^(l-1) + σ^(l)(Z^(l)): ``True`` for every hidden
         layer l >= 2 as wide as its input, or the layers l (1-based, 2 <= l <= L-1, each as
         wide as layer l - 1) that have one; ``False`` (default): none, the textbook MLP.
+      dropout: inverted dropout on the hidden activations in training, one rate p in [0, 1)
+        for every hidden layer or one per hidden layer: A^(l) = σ(Z^(l)) ⊙ M^(l) / (1 - p_l),
+        M^(l) ~ Bernoulli(1 - p_l) per entry (``dropout_masks``), the identity at evaluation.
+        With a skip the skip is kept: A^(l) = A^(l-1) + σ(Z^(l)) ⊙ M^(l) / (1 - p_l).
+        ``0.0`` (default): none, the textbook MLP. Training a net with dropout needs a key
+        per step (``train_step``'s ``key``; ``fit`` derives them from its ``key``).
 
     Two ``MLP`` built alike compare and hash equal, so a net can be a static argument of
     ``jax.jit`` and a compiled step is reused. A sequence of one activation repeated is
@@ -77,19 +88,26 @@ class MLP:
       ['relu', 'tanh', 'softmax']
       >>> MLP([40, 100, 100, 10], residual=True).residual  # MNIST-1D's residual MLP
       (2,)
+      >>> MLP([4, 8, 8, 3], dropout=[0.5, 0.1]).dropout_rates
+      (0.5, 0.1)
     """
 
     sizes: tuple[int, ...]
     hidden: Activation | tuple[Activation, ...]
     output: Activation
     residual: tuple[int, ...] = ()
+    # Left out of the hash, so that hash(MLP(sizes)) is what it was before dropout existed
+    # (equal nets still hash equal; nets that differ only in dropout share a hash bucket).
+    dropout: float | tuple[float, ...] = dataclasses.field(default=0.0, hash=False)
 
     def __init__(self, sizes: Sequence[int], hidden: str | Activation | Sequence[str | Activation] = "relu",
-                 output: str | Activation = "softmax", residual: bool | Sequence[int] = False):
+                 output: str | Activation = "softmax", residual: bool | Sequence[int] = False,
+                 dropout: float | Sequence[float] = 0.0):
         object.__setattr__(self, "sizes", checks.check_sizes(sizes))
         object.__setattr__(self, "hidden", _hidden(hidden, len(self.sizes) - 2))
         object.__setattr__(self, "output", get_activation(output, argname="output"))
         object.__setattr__(self, "residual", _residual(residual, self.sizes))
+        object.__setattr__(self, "dropout", _dropout(dropout, len(self.sizes) - 2))
 
     @property
     def n_layers(self) -> int:
@@ -117,6 +135,18 @@ class MLP:
         return (*self.hidden_activations, self.output)
 
     @property
+    def dropout_rates(self) -> tuple[float, ...]:
+        """p_1, ..., p_(L-1): each hidden layer's dropout rate (0.0: no dropout there)."""
+        if isinstance(self.dropout, float):
+            return (self.dropout,) * (self.n_layers - 1)
+        return self.dropout
+
+    @property
+    def has_dropout(self) -> bool:
+        """Whether some hidden layer drops units in training (a training step needs a key)."""
+        return any(p > 0 for p in self.dropout_rates)
+
+    @property
     def hidden_name(self) -> str:
         """The hidden activations' names, ``"relu"`` or one per layer: ``"relu,tanh"``."""
         if isinstance(self.hidden, Activation):
@@ -126,7 +156,37 @@ class MLP:
     def __repr__(self) -> str:
         hidden = self.hidden.name if isinstance(self.hidden, Activation) else tuple(a.name for a in self.hidden)
         skips = f", residual={self.residual}" if self.residual else ""
-        return f"MLP(sizes={self.sizes}, hidden={hidden!r}, output={self.output.name!r}{skips})"
+        drop = f", dropout={self.dropout!r}" if self.has_dropout else ""
+        return f"MLP(sizes={self.sizes}, hidden={hidden!r}, output={self.output.name!r}{skips}{drop})"
+
+
+def _dropout(dropout, n_hidden: int) -> float | tuple[float, ...]:
+    """One rate p in [0, 1) for every hidden layer, or one per hidden layer (equal ones: one)."""
+    def rate(p, name: str) -> float:
+        if isinstance(p, bool) or not isinstance(p, numbers.Real):
+            raise TypeError(f"{name} must be a dropout rate p, a number in [0, 1); got {p!r}.")
+        p = float(p)
+        if not (0.0 <= p < 1.0):  # NaN fails too
+            raise ValueError(f"{name} = {p!r}: a dropout rate p must be in [0, 1) (the probability of "
+                             "dropping a unit; p = 1 would drop them all and divide by 1 - p = 0).")
+        return p
+
+    if isinstance(dropout, (str, bytes)) or not isinstance(dropout, (numbers.Real, Sequence)):
+        raise TypeError(f"dropout must be a rate p in [0, 1) or a sequence of them, one per hidden layer; "
+                        f"got {dropout!r}.")
+    if isinstance(dropout, Sequence):
+        if len(dropout) != n_hidden:
+            raise ValueError(f"dropout: {len(dropout)} rates given for {n_hidden} hidden layer"
+                             f"{'s' if n_hidden != 1 else ''}; give one per hidden layer, or one rate for all.")
+        rates = tuple(rate(p, f"dropout[{i}]") for i, p in enumerate(dropout))
+        if not rates:
+            return 0.0
+        return rates[0] if all(p == rates[0] for p in rates) else rates
+    p = rate(dropout, "dropout")
+    if p > 0 and n_hidden == 0:
+        raise ValueError(f"dropout = {p!r}: this net has no hidden layer to drop units from; "
+                         "dropout applies to hidden activations only.")
+    return p
 
 
 def _residual(residual, sizes: tuple[int, ...]) -> tuple[int, ...]:
@@ -263,14 +323,48 @@ def precision_scope(precision: Precision = None):
     return jax.default_matmul_precision(jax.lax.Precision(precision).name.lower())
 
 
-def feedforward(net: MLP, params: Params, x: Array, shifts=None) -> tuple[Array, Trace]:
-    """The forward pass, unchecked (callers check at their door): ``(ŷ, Trace(Z, A))``.
+def dropout_masks(net: MLP, key: Array, batch: int, dtype=jnp.float32) -> tuple[Array | None, ...]:
+    """The dropout masks of one training pass: ``(M^(1), ..., M^(L-1))``, unchecked.
+
+    Math: M^(l)_ij ~ Bernoulli(1 - p_l), independent entries of shape ``(batch, n_l)``, 0 or 1
+          in ``dtype``; ``None`` for a layer with p_l = 0. Layer l draws from
+          ``jax.random.fold_in(key, l)``, so a layer's mask does not depend on the others'
+          rates, and the masks of a batch do not depend on how its rows are sharded.
+    """
+    masks = []
+    for l, p in enumerate(net.dropout_rates, start=1):
+        if p == 0:
+            masks.append(None)
+        else:
+            keep = jax.random.bernoulli(jax.random.fold_in(key, l), 1.0 - p, (batch, net.sizes[l]))
+            masks.append(keep.astype(dtype))
+    return tuple(masks)
+
+
+def dropout_forward(a: Array, mask: Array | None, p: float) -> Array:
+    """Inverted dropout of one layer's activations: A = σ(Z) ⊙ M / (1 - p).
+
+    The expectation over M is σ(Z) itself, so evaluation (no mask) is the identity.
+    Its backward is :func:`fnann.backprop.dropout_backward`, the same product.
+    """
+    if mask is None:
+        return a
+    return a * mask / (1.0 - p)
+
+
+def feedforward(net: MLP, params: Params, x: Array, shifts=None, masks=None) -> tuple[Array, Trace]:
+    """The forward pass, unchecked (callers check at their door): ``(ŷ, Trace(Z, A, M))``.
 
     Math: A^(0) = X;  Z^(l) = W^(l) A^(l-1) + b^(l);  A^(l) = σ^(l)(Z^(l)), l = 1..L;  ŷ = A^(L);
-          with a skip at layer l (``net.residual``): A^(l) = A^(l-1) + σ^(l)(Z^(l)).
+          with a skip at layer l (``net.residual``): A^(l) = A^(l-1) + σ^(l)(Z^(l));
+          with dropout masks (training): A^(l) = σ^(l)(Z^(l)) ⊙ M^(l) / (1 - p_l) on hidden
+          layers, the skip's A^(l-1) not dropped.
     ``shifts``: optional s^(l) added to each Z^(l); ``jax.grad`` in them at 0 is ∂L/∂Z^(l)
     (autodiff's δ, for ``fnann explain`` and the tests).
+    ``masks``: ``dropout_masks(net, key, batch)``, or ``None``/``()``: evaluation, no dropout.
     """
+    masks = tuple(masks) if masks else ()
+    rates = net.dropout_rates
     A = [jnp.asarray(x, dtype=params[0].W.dtype)]  # A[l] = A^(l)
     Z = [None]  # Z[l] = Z^(l), 1-based like the textbook
     for l, (layer, sigma) in enumerate(zip(params, net.activations), start=1):
@@ -278,16 +372,23 @@ def feedforward(net: MLP, params: Params, x: Array, shifts=None) -> tuple[Array,
         if shifts is not None:
             Z[l] = Z[l] + shifts[l - 1]
         A.append(sigma.fn(Z[l]))  # A^(l) = σ^(l)(Z^(l))
+        if masks and l < net.n_layers:
+            A[l] = dropout_forward(A[l], masks[l - 1], rates[l - 1])  # σ(Z^(l)) ⊙ M^(l) / (1 - p_l)
         if l in net.residual:
             A[l] = A[l - 1] + A[l]  # A^(l) = A^(l-1) + σ^(l)(Z^(l)): the skip
-    return A[-1], Trace(tuple(Z[1:]), tuple(A))
+    return A[-1], Trace(tuple(Z[1:]), tuple(A), masks)
 
 
-def forward_trace(net: MLP, params: Params, x, precision: Precision = None) -> tuple[Array, Trace]:
+def forward_trace(net: MLP, params: Params, x, precision: Precision = None,
+                  key: Array | None = None) -> tuple[Array, Trace]:
     """Forward pass that keeps every Z^(l) and A^(l) for the backward pass.
 
     Math: A^(0) = X;  Z^(l) = W^(l) A^(l-1) + b^(l);  A^(l) = sigma^(l)(Z^(l));  ŷ = A^(L).
     Shapes: x (batch, n_in) -> y_hat (batch, n_out); trace.Z[l-1], trace.A[l] (batch, n_l).
+
+    ``key``: a training pass of a net with dropout: the masks M^(l) = ``dropout_masks(net,
+    key, batch)`` are drawn, applied (A^(l) = σ(Z^(l)) ⊙ M^(l) / (1 - p_l)) and kept in
+    ``trace.M`` for ``backward``. ``None`` (default): evaluation, no dropout.
 
     Returns:
       ``(y_hat, trace)``; ``trace`` is a pytree and can cross a ``jit`` boundary.
@@ -297,8 +398,12 @@ def forward_trace(net: MLP, params: Params, x, precision: Precision = None) -> t
         (concrete arrays), or ``precision`` is not a matmul precision.
     """
     checks.check_inputs(net, params, x)
+    masks = None
+    if key is not None and net.has_dropout:
+        checks.check_key(key)
+        masks = dropout_masks(net, key, jnp.shape(x)[0], params[0].W.dtype)
     with precision_scope(precision):
-        return feedforward(net, params, x)
+        return feedforward(net, params, x, masks=masks)
 
 
 def forward(net: MLP, params: Params, x, precision: Precision = None) -> Array:

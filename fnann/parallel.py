@@ -87,6 +87,9 @@ def spans_processes(mesh: Mesh) -> bool:
 def _put(a, sharding: NamedSharding, spans: bool) -> Array:
     if isinstance(a, jax.Array) and a.sharding == sharding:
         return a
+    if spans and isinstance(a, jax.Array) and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+        # a typed key (fit's dropout keys): its raw bits placed, then wrapped again
+        return jax.random.wrap_key_data(_put(jax.random.key_data(a), sharding, spans), impl=jax.random.key_impl(a))
     if not spans:
         return jax.device_put(a, sharding)
     # Each process holds the same values (replicated) or its own rows (sharded).
@@ -156,11 +159,13 @@ def sharded_step(step, mesh: Mesh, axis: str):
     """Wraps a training step ``step(params, opt_state, x, y)`` so that its batch is split.
 
     The rows of ``x`` and ``y`` are sharded over ``axis``; everything else follows from
-    the replicated parameters (XLA all-reduces the gradient sums).
+    the replicated parameters (XLA all-reduces the gradient sums). A dropout key (a fifth
+    argument) is replicated: the masks are drawn for the global batch, and JAX's
+    partitionable threefry gives every device its rows of them, the one-device masks.
     """
 
-    def split(params, opt_state, x, y):
-        return step(params, opt_state, constrain_rows(x, mesh, axis), constrain_rows(y, mesh, axis))
+    def split(params, opt_state, x, y, *key):  # key: the step's dropout key, replicated
+        return step(params, opt_state, constrain_rows(x, mesh, axis), constrain_rows(y, mesh, axis), *key)
 
     return split
 

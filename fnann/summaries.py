@@ -123,8 +123,14 @@ def summary(net: MLP, params: Params | None = None, dtype=jnp.float32) -> Summar
     if params is not None:
         checks.check_params(params, net.sizes)
         dtype = params[0].W.dtype
+    rates = (*net.dropout_rates, 0.0)  # the output layer drops nothing
+
+    def label(l: int, act) -> str:  # dropout: training only, so no FLOPs in the forward pass counted here
+        return (act.name + (f" + dropout {rates[l - 1]:g}" if rates[l - 1] > 0 else "")
+                + (" + skip" if l in net.residual else ""))
+
     layers = tuple(
-        LayerSummary(l, n_in, n_out, act.name + (" + skip" if l in net.residual else ""), n_out * n_in + n_out,
+        LayerSummary(l, n_in, n_out, label(l, act), n_out * n_in + n_out,
                      2 * n_in * n_out + n_out + (n_out if l in net.residual else 0))
         for l, (n_in, n_out, act) in enumerate(zip(net.sizes[:-1], net.sizes[1:], net.activations), 1)
     )

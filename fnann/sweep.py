@@ -40,8 +40,8 @@ from fnann.losses import Loss, get_loss
 from fnann.mlp import MLP, Params
 from fnann.optim import Optimizer, as_optimizer
 from fnann.optim.loss_scale import with_loss_scaling
-from fnann.train import (DIVERGENCE_FACTOR, TrainingDivergedError, epoch_function, permutation,
-                         check_optimizer, reference_loss, state_step, update_step)
+from fnann.train import (DIVERGENCE_FACTOR, TrainingDivergedError, dropout_epoch_key, epoch_function,
+                         permutation, check_optimizer, reference_loss, state_step, update_step)
 
 Array = jax.Array
 
@@ -91,6 +91,17 @@ def _fold_all(n_keys: int, impl) -> Callable[[Array, Any], Array]:
         return jax.random.key_data(jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, epoch))
 
     return jax.jit(fold)
+
+
+@compiled_cache(maxsize=32)
+def _dropout_keys_all(n_keys: int, impl) -> Callable[[Array, Any], Array]:
+    """``keys(bits, epoch)``: the bits of ``fnann.train.dropout_epoch_key(key[k], epoch)`` for
+    each of ``n_keys`` models (dropout; model k's masks are those of ``fit`` with ``key[k]``)."""
+    def keys(bits: Array, epoch) -> Array:
+        k = jax.random.wrap_key_data(bits, impl=impl)
+        return jax.random.key_data(jax.vmap(dropout_epoch_key, in_axes=(0, None))(k, epoch))
+
+    return jax.jit(keys)
 
 
 def _hyperparams(hyperparams) -> tuple[tuple[str, ...], tuple[np.ndarray, ...], int | None]:
@@ -158,7 +169,8 @@ def _model_count(counts: dict) -> int:
 @compiled_cache(maxsize=32)
 def compiled_many(net: MLP, loss: Loss, opt, names: tuple[str, ...], method: str,
                   batch_size: int | None, mesh: Mesh | None, model_axis: str | None,
-                  data_axis: str | None, shared_order: bool = False, compute_dtype: str | None = None):
+                  data_axis: str | None, shared_order: bool = False, compute_dtype: str | None = None,
+                  dropout_impl: Any = None):
     """The jitted, vmapped epoch of K models (cached: one compilation per configuration).
 
     ``run(params, opt_state, orders, hyper, active, limit, x, y) -> (params, opt_state,
@@ -168,22 +180,24 @@ def compiled_many(net: MLP, loss: Loss, opt, names: tuple[str, ...], method: str
     models, rather than K small ones); a model that is not
     ``active``, or whose epoch diverged (loss or params not finite, or the loss above its
     ``limit``: ``fit``'s rule, see ``fnann.train.divergence``) keeps the params and
-    state it came with.
+    state it came with. A net with dropout takes one more argument, each model's epoch
+    dropout key as raw bits (``dropout_epoch_key``, of the key implementation ``dropout_impl``).
     """
 
-    def one(params, opt_state, order, hyper, active, limit, x, y):
+    def one(params, opt_state, order, hyper, active, limit, x, y, *dkey):
         step = update_step(net, loss, _optimizer(opt, names, hyper, compute_dtype), method, compute_dtype)
         shuffled = lambda a: a
         if data_axis is not None:
             step, shuffled = parallel.sharded_step(step, mesh, data_axis), parallel.replicated_rows(mesh)
-        new = epoch_function(step, batch_size, shuffled)(params, opt_state, order, x, y)
+        key = (jax.random.wrap_key_data(dkey[0], impl=dropout_impl),) if dkey else ()
+        new = epoch_function(step, batch_size, shuffled)(params, opt_state, order, x, y, *key)
         ok = new[3] & (new[2] <= limit)
         keep = active & ok
         params, opt_state = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new[:2],
                                          (params, opt_state))
         return params, opt_state, new[2], ok
 
-    axes = (0, 0, None if shared_order else 0, 0, 0, 0, None, None)
+    axes = (0, 0, None if shared_order else 0, 0, 0, 0, None, None) + ((0,) if net.has_dropout else ())
     return jax.jit(jax.vmap(one, in_axes=axes, spmd_axis_name=model_axis))
 
 
@@ -330,8 +344,13 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
         mesh, model_axis, data_axis, K, (params, opt_state, hyper, active), (x, y, val))
     shared = k_keys is None  # one key: every model shuffles alike, with shared batches
     run = compiled_many(net, loss, opt, names, method, batch_size, mesh, model_axis, data_axis,
-                        shared, compute_dtype)
+                        shared, compute_dtype, impl if net.has_dropout else None)
     n = x.shape[0]
+
+    def drop_keys(epoch):  # model k: fnann.train.dropout_epoch_key(key[k], epoch), as fit draws it
+        if not net.has_dropout:
+            return ()
+        return (put(np.asarray(_dropout_keys_all(K, impl)(jnp.asarray(keys), epoch))),)
 
     def orders(epoch):  # model k: epoch_order(key[k], epoch, n)
         folded = keys[:1] if shared else keys
@@ -352,7 +371,8 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
     end = initial_epoch + epochs
     order = orders(initial_epoch) if epochs else None
     for epoch in range(initial_epoch, end):
-        params, opt_state, losses, finite = run(params, opt_state, order, hyper, active, put(limit), x, y)
+        params, opt_state, losses, finite = run(params, opt_state, order, hyper, active, put(limit), x, y,
+                                                *drop_keys(epoch))
         metrics = (_evaluate_many(net, loss, params, *val, mesh, data_axis) if val is not None
                    else dict)  # dispatched: the next epoch's shuffle is drawn while they run
         order = orders(epoch + 1) if epoch + 1 < end else None

@@ -13,6 +13,11 @@ descent, ``None`` the full batch. The epoch function is cached, so neither a new
 nor a new ``fit`` call with the same shapes compiles again. Because epoch ``e`` always
 uses ``fold_in(key, e)``, training N epochs, then M more from ``initial_epoch=N``, gives
 bit-identical params to N + M epochs in one go.
+
+Dropout (``MLP(dropout=...)``): step i of epoch e draws its masks from
+``dropout_key(key, e, i)`` = fold_in(fold_in(fold_in(key, DROPOUT_STREAM), e), i), a stream
+apart from the shuffle's fold_in(key, e), so the same key gives the same run bit for bit and
+resuming stays exact.
 """
 
 from __future__ import annotations
@@ -93,9 +98,12 @@ def train_step(net: MLP, loss: Loss | str, opt: Optimizer, method: str = "manual
         leaves the params and inner state as they were.
 
     Returns:
-      ``step(params, opt_state, x, y) -> (params, opt_state, loss_value)``, where
+      ``step(params, opt_state, x, y, key=None) -> (params, opt_state, loss_value)``, where
       ``loss_value`` is the loss at the params that went in. Jit it once and call it many
       times; its buffers can be donated: ``jax.jit(step, donate_argnums=(0, 1))``.
+      ``key``: a net with dropout needs one per step (a traced argument: a new key does
+      not compile again); the masks are ``dropout_masks(net, key, batch)`` and both
+      methods use them. Ignored by a net without dropout.
 
     Example:
       >>> from fnann import MLP, init, optim
@@ -110,14 +118,22 @@ def train_step(net: MLP, loss: Loss | str, opt: Optimizer, method: str = "manual
     check_optimizer(opt)
     checks.check_compute_dtype(compute_dtype)
 
-    def checked(params: Params, opt_state, x, y):
+    def checked(params: Params, opt_state, x, y, key=None):
         check_batch(net, loss, params, x, y)
+        if net.has_dropout:
+            if key is None:
+                raise ValueError(f"{net} has dropout: its training step needs a key, "
+                                 "step(params, opt_state, x, y, key), one per step (e.g. "
+                                 "jax.random.fold_in(key, step_number)).")
+            checks.check_key(key)
+        else:
+            key = None  # no masks to draw: the step is the textbook one
         checks.check_opt_state(opt, opt_state, params)  # static: once per trace
         wanted = checks.check_compute_dtype(compute_dtype, params[0].W.dtype)
         if wanted == "float16" and not isinstance(opt, LossScaling):
             raise ValueError("compute_dtype='float16' needs dynamic loss scaling: pass opt=fnann.loss_scaling(opt) "
                              "(and its init's state), or use compute_dtype='bfloat16'.")
-        return update_step(net, loss, opt, method, wanted)(params, opt_state, x, y)
+        return update_step(net, loss, opt, method, wanted)(params, opt_state, x, y, key)
 
     return checked
 
@@ -129,24 +145,46 @@ def update_step(net: MLP, loss: Loss, opt: Optimizer, method: str = "manual", co
           (g in the params' dtype; with ``compute_dtype``, computed from cast(θ), cast(x)).
     With a loss-scaled state (``LossScaleState``, float16): g_S = ∂(S·L)/∂θ for the state's S,
     (u, s) = opt.update(g_S, s, θ), and θ is kept, bit for bit, when g_S is not finite.
+    ``step(params, opt_state, x, y, key=None)``: ``key`` draws the dropout masks (ignored
+    without dropout).
     """
     loss_and_grads = value_and_grad(net, loss, method, compute_dtype)
 
-    def step(params: Params, opt_state, x, y):
+    def step(params: Params, opt_state, x, y, key=None):
         if isinstance(opt_state, LossScaleState):
-            return scaled_step(params, opt_state, x, y)
-        value, grads = loss_and_grads(params, x, y)
+            return scaled_step(params, opt_state, x, y, key)
+        value, grads = loss_and_grads(params, x, y, None, key)
         updates, opt_state = opt.update(grads, opt_state, params)
         return apply_updates(params, updates), opt_state, value
 
-    def scaled_step(params: Params, opt_state: LossScaleState, x, y):
-        value, scaled_grads = loss_and_grads(params, x, y, opt_state.scale)  # g_S = ∂(S·L)/∂θ
+    def scaled_step(params: Params, opt_state: LossScaleState, x, y, key=None):
+        value, scaled_grads = loss_and_grads(params, x, y, opt_state.scale, key)  # g_S = ∂(S·L)/∂θ
         updates, opt_state = opt.update(scaled_grads, opt_state, params)  # g = g_S / S; skip if not finite
         finite = all_finite(scaled_grads)
         new = apply_updates(params, updates)
         return jax.tree.map(lambda p, q: jnp.where(finite, q, p), params, new), opt_state, value
 
     return step
+
+
+DROPOUT_STREAM = 0xFFFFFFFF
+"""``fit``'s dropout keys fold this into its key first; the shuffle folds in the epoch, 0 <= e < 2^32 - 1."""
+
+
+def dropout_key(key: Array, epoch, step) -> Array:
+    """The key of step ``step`` (0-based, within the epoch) of epoch ``epoch`` in ``fit``.
+
+    Math: k_(e,i) = fold_in(fold_in(fold_in(key, DROPOUT_STREAM), e), i): a function of the
+    key, the epoch and the step only (resume is exact), apart from the shuffle's fold_in(key, e).
+    """
+    return jax.random.fold_in(dropout_epoch_key(key, epoch), step)
+
+
+@jax.jit
+def dropout_epoch_key(key: Array, epoch) -> Array:
+    """fold_in(fold_in(key, DROPOUT_STREAM), epoch): the epoch's dropout key, from which step i
+    folds in i (inside the compiled epoch); one small program for every epoch."""
+    return jax.random.fold_in(jax.random.fold_in(key, DROPOUT_STREAM), epoch)
 
 
 def epoch_order(key: Array, epoch: int, n: int) -> Array:
@@ -179,9 +217,11 @@ def compiled_epoch(net: MLP, loss: Loss, opt: Optimizer, method: str, batch_size
                    mesh: Mesh | None = None, data_axis: str = "data", compute_dtype: str | None = None):
     """The jitted function that runs one epoch; cached so that it compiles once per shape.
 
-    ``epoch(params, opt_state, order, x, y) -> (params, opt_state, mean_batch_loss, finite)``,
-    where ``order`` is the epoch's permutation of the examples (``epoch_order``). With a
-    ``mesh``, every batch's rows are sharded over ``data_axis`` (``fnann.parallel``).
+    ``epoch(params, opt_state, order, x, y, key=None) -> (params, opt_state, mean_batch_loss, finite)``,
+    where ``order`` is the epoch's permutation of the examples (``epoch_order``) and ``key``
+    the epoch's dropout key (``dropout_epoch_key``; nets with dropout). With a ``mesh``, every
+    batch's rows are sharded over ``data_axis`` (``fnann.parallel``); the masks are drawn for
+    the whole batch, so they do not depend on the sharding.
     """
     step = update_step(net, loss, opt, method, compute_dtype)
     if mesh is None:
@@ -213,13 +253,13 @@ def epoch_function(step: Callable, batch_size: int | None,
                    shuffled: Callable = lambda a: a) -> Callable:
     """One epoch of ``step`` over the shuffled data, not yet jitted (``fit_many`` vmaps it).
 
-    ``epoch(params, opt_state, order, x, y) -> (params, opt_state, mean_batch_loss, finite)``:
+    ``epoch(params, opt_state, order, x, y, key=None) -> (params, opt_state, mean_batch_loss, finite)``:
     a ``lax.scan`` over the n // b full batches of ``x[order]``, then one step on the last
     n mod b rows. ``shuffled`` is applied to ``x[order]`` and ``y[order]`` (a sharding
-    constraint on a mesh).
+    constraint on a mesh). ``key`` (dropout): step i gets ``fold_in(key, i)``.
     """
 
-    def epoch(params, opt_state, order, x, y):
+    def epoch(params, opt_state, order, x, y, key=None):
         n = x.shape[0]
         b = n if batch_size is None else min(batch_size, n)
         n_full, rest = divmod(n, b)
@@ -227,14 +267,23 @@ def epoch_function(step: Callable, batch_size: int | None,
 
         def body(carry, batch):
             params, opt_state = carry
-            params, opt_state, value = step(params, opt_state, *batch)
+            if key is None:
+                params, opt_state, value = step(params, opt_state, *batch)
+            else:  # batch = (x_i, y_i, i): the step's dropout key is fold_in(key, i)
+                *xy, i = batch
+                params, opt_state, value = step(params, opt_state, *xy, jax.random.fold_in(key, i))
             return (params, opt_state), value
 
         full = (x[: n_full * b].reshape(n_full, b, *x.shape[1:]),
                 y[: n_full * b].reshape(n_full, b, *y.shape[1:]))
+        if key is not None:
+            full = (*full, jnp.arange(n_full, dtype=jnp.uint32))
         (params, opt_state), values = jax.lax.scan(body, (params, opt_state), full)
         if rest:  # the last n mod b examples: one more step, averaged over their own count
-            (params, opt_state), last = body((params, opt_state), (x[n_full * b:], y[n_full * b:]))
+            last_batch = (x[n_full * b:], y[n_full * b:])
+            if key is not None:
+                last_batch = (*last_batch, jnp.uint32(n_full))
+            (params, opt_state), last = body((params, opt_state), last_batch)
             values = jnp.concatenate([values, last[None]])
         mean_loss = jnp.mean(values)
         return params, opt_state, mean_loss, jnp.isfinite(mean_loss) & all_finite(params)
@@ -271,12 +320,17 @@ def compile_fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y
     opt_state = jax.eval_shape(opt.init, params)
     order = to_device(np.arange(x.shape[0], dtype=np.int32))
     run_epoch = compiled_epoch(net, loss, opt, method, batch_size, None, "data", compute_dtype)  # fit's cache key
-    run_epoch.lower(params, opt_state, order, x, y).compile()
+    if key is not None:
+        checks.check_key(key)
+    dropout = () if not net.has_dropout else (jax.eval_shape(
+        dropout_epoch_key, key if key is not None else jax.random.key(0), 0),)
+    run_epoch.lower(params, opt_state, order, x, y, *dropout).compile()
     if validation_data is not None:
         compile_inference(net, params, validation_data[0], validation_data[1], loss, predicting=False)
     if key is not None:
-        checks.check_key(key)
         _folded_bits.lower(key, 0).compile()
+        if net.has_dropout:
+            dropout_epoch_key.lower(key, 0).compile()
 
 
 def _on_device(a):
@@ -308,7 +362,8 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
       x, y: training data, ``x`` of shape ``(n, n_in)``; ``y`` one-hot rows, integer
         labels or regression targets.
       key: PRNG key; epoch ``e`` is shuffled by ``epoch_order(key, e, n)``, which depends
-        only on ``jax.random.fold_in(key, e)``.
+        only on ``jax.random.fold_in(key, e)``. With dropout, step i of epoch e draws its
+        masks from ``dropout_key(key, e, i)`` (a stream apart from the shuffle's).
       epochs: number of epochs to run in this call.
       batch_size: 1 is SGD, ``None`` the full batch, anything else mini-batches; the last
         batch holds the ``n mod batch_size`` remaining examples and is averaged over them.
@@ -404,6 +459,12 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
     run_epoch = compiled_epoch(net, loss, opt, method, batch_size, mesh, data_axis, compute_dtype)
     shuffle = (lambda e: epoch_order(key, e, n)) if mesh is None else (
         lambda e: parallel.replicate(epoch_order(key, e, n), mesh))
+    if not net.has_dropout:
+        drop_key = lambda e: ()  # noqa: E731 - the textbook epoch takes no key
+    elif mesh is None:
+        drop_key = lambda e: (dropout_epoch_key(key, e),)  # noqa: E731
+    else:
+        drop_key = lambda e: (parallel.replicate(dropout_epoch_key(key, e), mesh),)  # noqa: E731
 
     history: dict[str, list] = {"epoch": [], "loss": []}
     if validation_data is not None:
@@ -414,7 +475,7 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
     best, best_params, best_state, waited = math.inf, params, opt_state, 0
     for epoch in range(initial_epoch, initial_epoch + epochs):
         new_params, new_state, train_loss, finite = run_epoch(
-            params, opt_state, shuffle(epoch), x, y)
+            params, opt_state, shuffle(epoch), x, y, *drop_key(epoch))
         cause = divergence(float(train_loss), bool(finite), reference, dtype)
         if cause is not None:
             raise TrainingDivergedError(

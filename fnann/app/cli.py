@@ -26,7 +26,7 @@ import sys
 from fnann.app.common import UsageError, class_names, class_targets, default_cache_dir, \
     enable_compilation_cache, file_digest, is_file, label_column, load_checkpoint, load_data, standardize, x64
 from fnann.app.options import ACTIVATIONS as ACTIVATION_NAMES, LOSSES as LOSS_NAMES, OPTIMIZERS, SCHEDULES, \
-    TRAIN_DEFAULTS, Help, TrainOptions, add_train_options, count, given_options, hidden_activations, number, \
+    TRAIN_DEFAULTS, Help, TrainOptions, add_train_options, count, decay, given_options, hidden_activations, number, \
     parse_delimiter, optimizer_factory, parse_seed, parse_sizes, positive, train_options
 from fnann.app.training import DEFAULT_OUT, build_optimizer, run_training
 
@@ -287,6 +287,9 @@ def _add_gradcheck(sub) -> None:
                    help="layer widths, inputs first (default 64,128,64,10)")
     p.add_argument("--residual", action="store_true",
                    help="skip connections A^(l) = A^(l-1) + σ(Z^(l)) on every hidden layer as wide as its input")
+    p.add_argument("--dropout", type=decay, default=0.0, metavar="P",
+                   help="inverted dropout rate p in [0, 1) of every hidden layer: checks the training pass, "
+                   "masks M ~ Bernoulli(1 - p) drawn from --seed (default 0: off)")
     p.add_argument("--hidden", default="relu", metavar="NAME[,NAME...]",
                    help="hidden activation: {activations}, or one per hidden layer, comma-separated (default relu)")
     p.add_argument("--output", default="softmax", metavar="NAME",
@@ -320,15 +323,16 @@ def _run_gradcheck(args) -> int:
     from fnann.losses import random_targets
 
     net = fnann.MLP(args.sizes, hidden=hidden_activations(args.hidden), output=args.output,
-                    residual=args.residual)
+                    residual=args.residual, dropout=args.dropout)
     loss = fnann.get_loss(args.loss)
     k_init, k_x, k_y = jax.random.split(jax.random.key(args.seed), 3)
+    k_drop = jax.random.fold_in(jax.random.key(args.seed), 1) if net.has_dropout else None
     params = fnann.init(k_init, net)
     x = jax.random.normal(k_x, (args.batch, net.n_in))
     y = random_targets(loss, k_y, args.batch, net.n_out, x.dtype)
     report = fnann.check_grads(net, loss, params, x, y, eps=args.eps, n_fd=args.n_fd or None,
                                autodiff_rtol=args.autodiff_rtol, fd_rtol=args.fd_rtol, atol=args.atol,
-                               seed=args.seed)
+                               seed=args.seed, key=k_drop)
     print(report)
     return 0 if report.passed else 1
 
@@ -351,6 +355,9 @@ def _add_explain(sub) -> None:
     p.add_argument("--sizes", type=parse_sizes, default=(2, 3, 2), help="layer widths (default 2,3,2)")
     p.add_argument("--residual", action="store_true",
                    help="skip connections A^(l) = A^(l-1) + σ(Z^(l)) on every hidden layer as wide as its input")
+    p.add_argument("--dropout", type=decay, default=0.0, metavar="P",
+                   help="inverted dropout rate p in [0, 1) of every hidden layer: the training pass, with "
+                   "masks M ~ Bernoulli(1 - p) drawn from --seed (default 0: off)")
     p.add_argument("--hidden", default="sigmoid", metavar="NAME[,NAME...]", help="hidden activation: "
                    "{activations}, or one per hidden layer, comma-separated (default sigmoid)")
     p.add_argument("--output", default="softmax", help="output activation (default softmax)")

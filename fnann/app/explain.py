@@ -25,9 +25,9 @@ from fnann.activations import Activation
 from fnann.app.options import hidden_activations
 from fnann.caches import compiled_cache
 from fnann.backprop import backpropagate, dense_backward, loss_value
-from fnann.checks import check_head, check_inputs, check_targets
+from fnann.checks import check_head, check_inputs, check_key, check_targets
 from fnann.losses import Loss, as_targets, default_loss, get_loss, is_fused, random_targets
-from fnann.mlp import MLP, Dense, Params, feedforward
+from fnann.mlp import MLP, Dense, Params, dropout_masks, feedforward
 from fnann.optim import Optimizer, apply_updates, equations
 
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -108,12 +108,13 @@ class _Page:
 # --- the numbers --------------------------------------------------------------------
 
 
-def autodiff_deltas(net: MLP, loss: Loss, params: Params, x, y) -> tuple:
+def autodiff_deltas(net: MLP, loss: Loss, params: Params, x, y, masks=None) -> tuple:
     """∂L/∂Z^(l) for every layer by ``jax.grad``: the loss as a function of a shift s^(l)
-    added to each Z^(l), differentiated at s = 0 (a VJP through the forward pass)."""
+    added to each Z^(l), differentiated at s = 0 (a VJP through the forward pass, with the
+    dropout ``masks`` if given)."""
 
     def objective_of_shifts(shifts):
-        return loss_value(net, loss, *feedforward(net, params, x, shifts), y)
+        return loss_value(net, loss, *feedforward(net, params, x, shifts, masks), y)
 
     shifts = tuple(jnp.zeros((x.shape[0], n), x.dtype) for n in net.sizes[1:])
     with jax.default_matmul_precision("highest"):
@@ -131,7 +132,7 @@ def _jacobian(act: Activation, l: int, rhs: bool) -> str:
 
 
 def explain(net: MLP, loss: Loss | str, params: Params, x, y, opt: Optimizer, opt_name: str = "",
-            *, fused: bool = True, fmt: str = "text", source: str = "") -> str:
+            *, fused: bool = True, fmt: str = "text", source: str = "", key=None) -> str:
     """The forward pass, the loss, the delta recursion and one optimizer step, as text.
 
     Math: Z^(l) = W^(l) A^(l-1) + b^(l); A^(l) = σ(Z^(l)); δ^(L) = ∂L/∂A^(L) ⊙ σ'(Z^(L));
@@ -149,6 +150,8 @@ def explain(net: MLP, loss: Loss | str, params: Params, x, y, opt: Optimizer, op
         chain ∂L/∂A^(L) then σ'.
       fmt: ``"text"`` (aligned, for a terminal) or ``"markdown"``.
       source: a line saying where the parameters come from, printed in the introduction.
+      key: for a net with dropout, the key of the training pass's masks M^(l)
+        (``fnann.mlp.dropout_masks``; default ``jax.random.key(0)``).
 
     Returns:
       The explanation, one string.
@@ -182,7 +185,12 @@ def explain(net: MLP, loss: Loss | str, params: Params, x, y, opt: Optimizer, op
         x = jnp.asarray(x)
         y = jnp.asarray(y if np.issubdtype(y.dtype, np.integer) else y.astype(np.float64))
         check_targets(net, loss, x, y)
-        numbers = jax.device_get(_compiled_compute(net, loss, opt, fused)(params, x, y))
+        if net.has_dropout:
+            key = jax.random.key(0) if key is None else key
+            check_key(key)
+        else:
+            key = None
+        numbers = jax.device_get(_compiled_compute(net, loss, opt, fused)(params, x, y, key))
     page = _Page()
     _forward_and_backward(page, net, loss, fused, numbers)
     _step(page, numbers, opt_name, equations(opt))
@@ -196,17 +204,19 @@ def explain(net: MLP, loss: Loss | str, params: Params, x, y, opt: Optimizer, op
 
 @compiled_cache(maxsize=32)
 def _compiled_compute(net: MLP, loss: Loss, opt: Optimizer, fused: bool):
-    """``_compute`` for this configuration, jitted: ``(params, x, y) -> numbers``."""
+    """``_compute`` for this configuration, jitted: ``(params, x, y, key) -> numbers``."""
     return jax.jit(functools.partial(_compute, net, loss, opt, fused))
 
 
-def _compute(net: MLP, loss: Loss, opt: Optimizer, fused: bool, params: Params, x, y) -> dict:
-    """Every number :func:`explain` prints, from fnann's functions, in one compiled call."""
+def _compute(net: MLP, loss: Loss, opt: Optimizer, fused: bool, params: Params, x, y, key=None) -> dict:
+    """Every number :func:`explain` prints, from fnann's functions, in one compiled call
+    (with dropout, the training pass of the masks drawn from ``key``)."""
     sigma = net.activations
+    masks = dropout_masks(net, key, x.shape[0], x.dtype) if key is not None and net.has_dropout else None
     with jax.default_matmul_precision("highest"):
-        y_hat, trace = feedforward(net, params, x)
+        y_hat, trace = feedforward(net, params, x, masks=masks)
         grads, deltas = backpropagate(net, params, trace, y, loss, fused=fused)
-        ref_grads = jax.grad(lambda p: loss_value(net, loss, *feedforward(net, p, x), y))(params)
+        ref_grads = jax.grad(lambda p: loss_value(net, loss, *feedforward(net, p, x, masks=masks), y))(params)
     state = opt.init(params)
     updates, state = opt.update(grads, state, params)
     one = lambda rows: [r[0] for r in rows]  # the example's row of each (1, n) array, as a vector
@@ -215,7 +225,8 @@ def _compute(net: MLP, loss: Loss, opt: Optimizer, fused: bool, params: Params, 
         "y": as_targets(y_hat, y, one_hot=loss.labels)[0],
         "loss": loss_value(net, loss, y_hat, trace, y), "dL_dA": loss.grad(y_hat, y)[0],
         "grads": grads, "deltas": one(deltas), "ref_grads": ref_grads,
-        "ref_deltas": one(autodiff_deltas(net, loss, params, x, y)),
+        "ref_deltas": one(autodiff_deltas(net, loss, params, x, y, masks)),
+        "M": [None if m is None else m[0] for m in trace.M] or [None] * (net.n_layers - 1),
         "da": [dense_backward(params[l], trace.A[l], deltas[l], HIGHEST)[1][0] for l in range(net.n_layers)],
         "slopes": [act.backward(z, jnp.ones_like(z))[0] for act, z in zip(sigma, trace.Z)],
         "updates": updates, "state": state, "new": apply_updates(params, updates),
@@ -224,6 +235,8 @@ def _compute(net: MLP, loss: Loss, opt: Optimizer, fused: bool, params: Params, 
 
 def _forward_and_backward(page: _Page, net: MLP, loss: Loss, fused: bool, n: dict) -> None:
     L, sigma, params, Z, A = net.n_layers, net.activations, n["params"], n["Z"], n["A"]
+    M, p = (*n["M"], None), (*net.dropout_rates, 0.0)  # M^(l), p_l of the hidden layers; none at L
+    dropped = lambda l: f" ⊙ M^({l}) / (1 - {p[l - 1]:g})" if M[l - 1] is not None else ""  # noqa: E731
     page.section("1. The example and the parameters")
     page.value("x = A^(0)", n["x"], "y" + (" (one-hot)" if loss.labels else ""), n["y"])
     for l in range(1, L + 1):
@@ -233,7 +246,9 @@ def _forward_and_backward(page: _Page, net: MLP, loss: Loss, fused: bool, n: dic
     for l in range(1, L + 1):
         page.value(f"Z^({l}) = W^({l}) A^({l - 1}) + b^({l})", Z[l - 1])
         skip = f"A^({l - 1}) + " if l in net.residual else ""
-        page.value(f"A^({l}) = {skip}{sigma[l - 1].name}(Z^({l}))" + (" = ŷ" if l == L else ""), A[l])
+        if M[l - 1] is not None:
+            page.value(f"M^({l}) ~ Bernoulli(1 - {p[l - 1]:g})   (dropout, training)", M[l - 1])
+        page.value(f"A^({l}) = {skip}{sigma[l - 1].name}(Z^({l})){dropped(l)}" + (" = ŷ" if l == L else ""), A[l])
 
     page.section("3. Loss")
     page.line((loss.formula or f"L = {loss.name}(ŷ, y)") + f" = {float(n['loss']):.6f}")
@@ -258,11 +273,14 @@ def _forward_and_backward(page: _Page, net: MLP, loss: Loss, fused: bool, n: dic
         skip = l + 1 in net.residual
         dA[l] = n["da"][l] + dA[l + 1] if skip else n["da"][l]
         page.value(f"(W^({l + 1}))ᵀ δ^({l + 1})" + (f" + ∂L/∂A^({l + 1})" if skip else "") + f" = ∂L/∂A^({l})", dA[l])
+        if M[l - 1] is not None:  # ∂L/∂σ^(l) = ∂L/∂A^(l) ⊙ M^(l) / (1 - p_l), the same mask as the forward pass
+            page.value(f"∂L/∂σ^({l}) = ∂L/∂A^({l}){dropped(l)}", dA[l] * M[l - 1] / (1 - p[l - 1]))
         if not act.elementwise:
             page.value(_jacobian(act, l, rhs=False), deltas[l - 1], ref, ref_deltas[l - 1])
             continue
         page.value(f"σ'(Z^({l})),  {_slope_name(act)}", n["slopes"][l - 1])
-        rule = f"∂L/∂A^({l})" if skip else f"(W^({l + 1}))ᵀ δ^({l + 1})"
+        rule = (f"∂L/∂σ^({l})" if M[l - 1] is not None else f"∂L/∂A^({l})" if skip
+                else f"(W^({l + 1}))ᵀ δ^({l + 1})")
         page.value(f"δ^({l}) = {rule} ⊙ σ'(Z^({l}))", deltas[l - 1], ref, ref_deltas[l - 1])
     grads, ref_grads = n["grads"], n["ref_grads"]
     for l in range(L, 0, -1):
@@ -304,7 +322,8 @@ def run_cli(args, opt: Optimizer, opt_name: str) -> str:
     Unset ``--x``/``--y`` are drawn from ``--seed`` (inputs rounded to two decimals); the
     parameters are ``init``'s (float64) for that seed.
     """
-    net = MLP(args.sizes, hidden=hidden_activations(args.hidden), output=args.output, residual=args.residual)
+    net = MLP(args.sizes, hidden=hidden_activations(args.hidden), output=args.output, residual=args.residual,
+              dropout=args.dropout)
     loss = get_loss(args.loss, argname="--loss") if args.loss else default_loss(net.output)
     with jax.enable_x64(True):
         params, x_drawn, y_drawn = jax.device_get(_compiled_draw(net, loss)(args.seed))
@@ -323,6 +342,7 @@ def run_cli(args, opt: Optimizer, opt_name: str) -> str:
         raise ValueError(f"--y has {y.size} values but the network has {net.n_out} outputs"
                          + (" (or give one class label)." if loss.labels else "."))
     return explain(net, loss, params, x, y, opt, opt_name, fused=not args.textbook, fmt=args.format,
+                   key=jax.random.fold_in(jax.random.key(args.seed), 1) if net.has_dropout else None,
                    source=f"Parameters: fnann.init with seed {args.seed} (float64); "
                    + ("x and y given." if args.x is not None and args.y is not None else
                       "unset x, y drawn from the same seed."))

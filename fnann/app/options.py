@@ -229,6 +229,9 @@ class TrainOptions:
     residual: bool = _network(False, "skip connections A^(l) = A^(l-1) + σ(Z^(l)) on every hidden layer as wide "
                               "as its input (layer 2 on, e.g. --hidden-sizes 100,100)", action="store_const",
                               const=True)
+    dropout: float = _network(0.0, "inverted dropout rate p in [0, 1) of every hidden layer in training: "
+                              "A^(l) = σ(Z^(l)) ⊙ M / (1 - p), M ~ Bernoulli(1 - p) (default {default}: off)",
+                              type=decay, metavar="P")
     output: str | None = _network(None, "output activation: {activations} (default: softmax for "
                                   "classification, sigmoid with --loss binary_cross_entropy, identity for "
                                   "regression)", metavar="NAME")

@@ -202,7 +202,7 @@ def _network(opts: TrainOptions, data):
         output = (needs.name if needs is not None else "softmax") if classify else "identity"
     n_out = _n_outputs(data.n_classes, fnann.ACTIVATIONS.get(output)) if classify else data.n_outputs
     net = fnann.MLP((data.n_features, *opts.hidden_sizes, n_out), hidden=hidden_activations(opts.hidden),
-                     output=output, residual=opts.residual)
+                     output=output, residual=opts.residual, dropout=opts.dropout)
     loss = fnann.get_loss(opts.loss) if opts.loss is not None else (
         default_loss(net.output) if classify else fnann.mse)
     lr = opts.lr if opts.lr is not None else optimizer_factory(opts.optimizer).default_lr
@@ -267,7 +267,8 @@ def build_optimizer(opts: TrainOptions | Mapping[str, Any], steps_per_epoch: int
 def describe(net) -> str:
     """``64-128-64-10 relu/softmax``: a readable name for a network."""
     return f"{'-'.join(map(str, net.sizes))} {net.hidden_name}/{net.output.name}" + (
-        f", skips at layers {','.join(map(str, net.residual))}" if net.residual else "")
+        f", skips at layers {','.join(map(str, net.residual))}" if net.residual else "") + (
+        f", dropout {','.join(f'{p:g}' for p in net.dropout_rates)}" if net.has_dropout else "")
 
 
 def describe_optimizer(o: TrainOptions) -> str:
@@ -324,7 +325,12 @@ def _gradients_pass(run: Run, params) -> bool:
     import fnann
 
     x, t = (a[:16] for a in run.train)
-    report = fnann.check_grads(run.net, run.loss, params, x, t, n_fd=8, seed=run.opts.seed)
+    key = None  # dropout: the training pass, masks drawn from the seed
+    if run.net.has_dropout:
+        import jax
+
+        key = jax.random.fold_in(jax.random.key(run.opts.seed), 1)
+    report = fnann.check_grads(run.net, run.loss, params, x, t, n_fd=8, seed=run.opts.seed, key=key)
     print(report.summary())
     if not report.passed:
         print(report)
