@@ -122,12 +122,14 @@ class MLP:
     def n_out(self) -> int:
         return self.sizes[-1]
 
+    def _each_hidden(self, value, single: type) -> tuple:
+        """``value`` for each hidden layer: one ``single`` value repeated, or the per-layer tuple."""
+        return (value,) * (self.n_layers - 1) if isinstance(value, single) else value
+
     @property
     def hidden_activations(self) -> tuple[Activation, ...]:
         """sigma^(1), ..., sigma^(L-1): the hidden layers' activations."""
-        if isinstance(self.hidden, Activation):
-            return (self.hidden,) * (self.n_layers - 1)
-        return self.hidden
+        return self._each_hidden(self.hidden, Activation)
 
     @property
     def activations(self) -> tuple[Activation, ...]:
@@ -137,9 +139,7 @@ class MLP:
     @property
     def dropout_rates(self) -> tuple[float, ...]:
         """p_1, ..., p_(L-1): each hidden layer's dropout rate (0.0: no dropout there)."""
-        if isinstance(self.dropout, float):
-            return (self.dropout,) * (self.n_layers - 1)
-        return self.dropout
+        return self._each_hidden(self.dropout, float)
 
     @property
     def has_dropout(self) -> bool:
