@@ -44,6 +44,21 @@ def test_constructor_is_the_installed_sklearns_plus_extras():
         assert isinstance(ours(), theirs)
 
 
+def test_fit_and_predict_run_fnanns_programs():
+    """Not scikit-learn's numpy code under fnann's name: the compiled epoch, L-BFGS's function
+    and the forward pass are fnann's, and they run."""
+    X, y = _data("multiclass", n=20)
+    before = {name: getattr(objective, name).cache_info() for name in ("compiled_epoch", "full_batch_objective",
+                                                                      "compiled_forward")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        MLPClassifier((3,), max_iter=2, batch_size=20).fit(X, y).predict(X)
+        MLPClassifier((3,), solver="lbfgs", max_iter=2).fit(X, y)
+    for name, info in before.items():
+        after = getattr(objective, name).cache_info()
+        assert after.hits + after.misses > info.hits + info.misses, name
+
+
 def _data(kind, n=53, d=5, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d))

@@ -46,6 +46,16 @@ from fnann.mlp import MLP, Params
 from fnann.sklearn import objective
 from fnann.sklearn.objective import to_params
 
+HOOKS = ("_fit", "_fit_stochastic", "_fit_lbfgs", "_forward_pass_fast", "_initialize", "_update_no_improvement_count")
+"""scikit-learn's methods the estimators override or call: if a scikit-learn renames one, its
+own numpy code would run in fnann's place unnoticed, so importing this module refuses."""
+_missing = [hook for hook in HOOKS if not hasattr(neural_network.MLPClassifier, hook)]
+if _missing:
+    import sklearn
+
+    raise ImportError(f"fnann.sklearn needs scikit-learn's MLP methods {_missing}, which scikit-learn "
+                      f"{sklearn.__version__} does not have (fnann.sklearn is tested with 1.7 to 1.9).")
+
 EXTRAS = {"method": "manual", "dtype": None, "compute_dtype": None}
 """fnann's keyword-only constructor arguments and their defaults."""
 
