@@ -438,6 +438,11 @@ def test_conventions_table_and_identity():
     (lambda: cv.keras_rmsprop(epsilon=0.0), ValueError, "epsilon"),
     (lambda: cv.keras_adamw(weight_decay=None), ValueError, "weight_decay"),
     (lambda: cv.keras_sgd(momentum=float("nan")), ValueError, "momentum"),
+    (lambda: cv.sklearn_sgd(momentum=1.5), ValueError, "momentum"),
+    (lambda: cv.sklearn_sgd(learning_rate_init=-1.0), ValueError, "lr"),
+    (lambda: cv.sklearn_sgd(nesterovs_momentum="yes"), TypeError, "nesterovs_momentum"),
+    (lambda: cv.sklearn_adam(beta_1=1.0), ValueError, "beta_1"),
+    (lambda: cv.sklearn_adam(epsilon=0.0), ValueError, "epsilon"),
 ])
 def test_preset_bad_arguments(build, error, match):
     with pytest.raises(error, match=match):

@@ -305,3 +305,41 @@ def test_pipeline_cross_val_score_and_joblib_work_as_with_sklearns(tmp_path):
     np.testing.assert_allclose(ours, theirs, rtol=1e-12)
     joblib.dump(fitted, tmp_path / "pipe.joblib")
     np.testing.assert_array_equal(joblib.load(tmp_path / "pipe.joblib").predict_proba(X), fitted.predict_proba(X))
+
+
+HOSTILE = {  # each input, as fnann's estimator and scikit-learn's answer it: the same error, or the same fit
+    "float16 X": lambda X, y: dict(X=X.astype(np.float16)),
+    "NaN sample weight": lambda X, y: dict(sample_weight=np.r_[np.nan, np.ones(len(X) - 1)]),
+    "negative sample weights": lambda X, y: dict(sample_weight=-np.ones(len(X))),
+    "all sample weights zero": lambda X, y: dict(sample_weight=np.zeros(len(X))),
+    "one batch of weight 0 (S = 0)": lambda X, y: dict(sample_weight=np.r_[np.zeros(20), np.ones(len(X) - 20)]),
+    "inf in X": lambda X, y: dict(X=np.where(X > 1.5, np.inf, X)),
+    "0 rows": lambda X, y: dict(X=X[:0], y=y[:0]),
+    "1 row": lambda X, y: dict(X=X[:1], y=y[:1]),
+    "y shorter than X": lambda X, y: dict(y=y[:-1]),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_input_gets_sklearns_answer(case):
+    X, y = _data("binary", n=40)
+    given = {"X": X, "y": y, "sample_weight": None, **HOSTILE[case](X, y)}
+    answers = []
+    for cls in (MLPClassifier, sk.MLPClassifier):
+        est = cls((3,), max_iter=2, batch_size=20, shuffle=False, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                est.fit(given["X"], given["y"], sample_weight=given["sample_weight"])
+                answers.append(("fit", est.loss_curve_))
+            except (ValueError, ZeroDivisionError) as e:
+                answers.append((type(e), str(e)))
+    (kind, ours), (kind_, theirs) = answers
+    if case == "one batch of weight 0 (S = 0)":  # scikit-learn: a ZeroDivisionError from numpy; fnann: a clear error
+        assert kind is ValueError and ours.startswith("sample_weight: the batch of rows 0 to 19 of epoch 1 weighs 0")
+        return
+    assert kind == kind_, answers
+    if kind == "fit":
+        np.testing.assert_allclose(ours, theirs, rtol=1e-8)
+    else:
+        assert ours == theirs

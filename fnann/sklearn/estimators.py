@@ -193,9 +193,20 @@ class _FnannMLP:
                     np.arange(n_samples, dtype=int), -(-n_samples // batch_size), validation, incremental, dtype)
 
     def _order(self, run: _Run) -> np.ndarray:
-        """The epoch's order of the rows: scikit-learn's shuffle on its ``RandomState``."""
+        """The epoch's order of the rows: scikit-learn's shuffle on its ``RandomState``; a
+        batch whose sample weights sum to 0 is refused (J divides by that sum)."""
         if self.shuffle:
             run.sample_idx = shuffle(run.sample_idx, random_state=self._random_state)
+        weights = run.target[1]
+        if not weights.all():  # some weight is 0: is a whole batch?
+            b = run.config[6]
+            sums = np.add.reduceat(weights[run.sample_idx], np.arange(0, len(weights), b))
+            if not sums.all():
+                first = int(np.argmin(sums != 0)) * b
+                raise ValueError(f"sample_weight: the batch of rows {first} to {min(first + b, len(weights)) - 1} "
+                                 f"of epoch {self.n_iter_ + 1} weighs 0 in total, and the objective divides by a "
+                                 "batch's total weight (scikit-learn's MLP fails here with a ZeroDivisionError); "
+                                 "drop the rows of weight 0, or use a larger batch_size or shuffle=True.")
         return run.sample_idx.astype(np.int32)
 
     def _hyper(self, run: _Run) -> dict:

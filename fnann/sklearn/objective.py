@@ -33,6 +33,7 @@ from fnann.caches import compiled_cache
 from fnann.mlp import MLP, Dense, Params, feedforward
 from fnann.optim import apply_updates
 from fnann.optim.conventions import sklearn_adam, sklearn_sgd
+from fnann.optim.loss_scale import all_finite
 
 Array = jax.Array
 
@@ -183,8 +184,7 @@ def epoch_program(net: MLP, loss_name: str, out_activation: str, method: str, so
 
         (params, opt_state), values = jax.lax.scan(step, (params, opt_state), batches)
         mean = jnp.mean(values)
-        finite = jnp.isfinite(mean) & jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(params)]))
-        return params, opt_state, mean, finite
+        return params, opt_state, mean, jnp.isfinite(mean) & all_finite(params)
 
     return epoch
 
