@@ -16,6 +16,12 @@ Dropout at hidden layer l in training (A^(l) = σ(Z^(l)) ⊙ M^(l) / (1 - p_l), 
 ``trace.M``) multiplies the path into σ by the same mask: ∂L/∂σ^(l) = ∂L/∂A^(l) ⊙ M^(l) / (1 - p_l),
 δ^(l) = ∂L/∂σ^(l) ⊙ σ'(Z^(l)); a skip's path ∂L/∂A^(l) -> ∂L/∂A^(l-1) is not dropped.
 
+A normalized hidden layer l (``MLP(norm=...)``: Z^(l) = W^(l) A^(l-1), Y^(l) = γ ⊙ Ẑ^(l) + β,
+A^(l) = σ(Y^(l)), ``fnann.norms``) puts the norm's backward between σ' and δ:
+∂L/∂Y^(l) = ∂L/∂σ^(l) ⊙ σ'(Y^(l)), then δ^(l) = ∂L/∂Z^(l) = (1/√(σ² + ε)) (dẐ - mean(dẐ) -
+Ẑ ⊙ mean(dẐ ⊙ Ẑ)) with dẐ = γ ⊙ ∂L/∂Y^(l), ∂L/∂γ = Σ ∂L/∂Y ⊙ Ẑ, ∂L/∂β = Σ ∂L/∂Y
+(``fnann.norms.norm_backward``); ∂L/∂W^(l) = δ^(l) (A^(l-1))ᵀ as for every layer.
+
 The sum over the batch in ``db`` (and the matrix product in ``dW``) adds the per-example
 gradients; the 1/m of the batch-mean loss already sits in ∂L/∂A^(L) (``loss.grad``), so
 no layer divides again. Some texts (Ng) put the 1/m into dW instead; the totals agree.
@@ -35,7 +41,8 @@ import jax.numpy as jnp
 from fnann import checks
 from fnann.activations import Activation
 from fnann.losses import Loss, get_loss, is_fused
-from fnann.mlp import MLP, Dense, Params, Precision, Trace, dropout_masks, feedforward, precision_scope
+from fnann.mlp import MLP, Dense, Normed, Params, Precision, Trace, dropout_masks, feedforward, precision_scope
+from fnann.norms import norm_backward
 
 Array = jax.Array
 Deltas = tuple[Array, ...]  # (δ^(1), ..., δ^(L)), δ^(l) = ∂L/∂Z^(l) of shape (batch, n_l)
@@ -114,17 +121,28 @@ def delta_recursion(net: MLP, params: Params, trace: Trace, delta_L: Array) -> t
     layer = (None, *params)  # (W^(1), b^(1)), ..., (W^(L), b^(L))
     Z, A = (None, *trace.Z), trace.A  # Z^(1), ..., Z^(L);  A^(0) = x, ..., A^(L) = ŷ
     M = (None, *trace.M) if trace.M else (None,) * L  # M^(1), ..., M^(L-1): dropout masks (training)
+    N = (None, *trace.N) if trace.N else (None,) * L  # the normalized layers' Ẑ, 1/√(σ² + ε), Y
+    norm = (None, *net.norms)  # the hidden layers' norms (None: none)
     p = (None, *net.dropout_rates)  # p_1, ..., p_(L-1)
     delta, grads, dA = [None] * (L + 1), [None] * (L + 1), [None] * (L + 1)  # dA[l] = ∂L/∂A^(l)
+    d_norm = [None] * (L + 1)  # (∂L/∂γ^(l), ∂L/∂β^(l)) of a normalized layer
     delta[L] = delta_L
     for l in range(L, 0, -1):
         d = delta[l].astype(layer[l].W.dtype)  # δ^(L) is float32 under 16-bit compute: back to the params' dtype
-        grads[l], dA[l - 1] = dense_backward(layer[l], A[l - 1], d)  # δ^(l) A^(l-1)ᵀ, Σ δ^(l), W^(l)ᵀ δ^(l)
+        if d_norm[l] is None:
+            grads[l], dA[l - 1] = dense_backward(layer[l], A[l - 1], d)  # δ^(l) A^(l-1)ᵀ, Σ δ^(l), W^(l)ᵀ δ^(l)
+        else:  # Z^(l) = W^(l) A^(l-1): δ^(l) A^(l-1)ᵀ, and the norm's γ, β gradients
+            dense, dA[l - 1] = dense_backward(layer[l], A[l - 1], d)
+            grads[l] = Normed(dense.W, *d_norm[l])
         if l in net.residual:
             dA[l - 1] = dA[l - 1] + dA[l]  # + ∂L/∂A^(l), through the skip A^(l) = A^(l-1) + σ(Z^(l))
         if l > 1:
             d_sigma = dropout_backward(dA[l - 1], M[l - 1], p[l - 1])  # ∂L/∂σ^(l-1) = ∂L/∂A^(l-1) ⊙ M / (1 - p)
-            delta[l - 1] = sigma[l - 1].backward(Z[l - 1], d_sigma)  # δ^(l-1) = (W^(l))ᵀ δ^(l) ⊙ σ'(Z^(l-1))
+            if norm[l - 1] is None:
+                delta[l - 1] = sigma[l - 1].backward(Z[l - 1], d_sigma)  # δ^(l-1) = (W^(l))ᵀ δ^(l) ⊙ σ'(Z^(l-1))
+            else:
+                dY = sigma[l - 1].backward(N[l - 1].Y, d_sigma)  # ∂L/∂Y^(l-1) = ∂L/∂σ ⊙ σ'(Y^(l-1))
+                delta[l - 1], *d_norm[l - 1] = norm_backward(norm[l - 1], N[l - 1], layer[l - 1].gamma, dY)
     return tuple(grads[1:]), tuple(delta[1:])
 
 
@@ -180,6 +198,10 @@ def backward_trace(net: MLP, params: Params, trace: Trace, y, loss: Loss | str,
     """
     loss = get_loss(loss)
     checks.check_inputs(net, params, trace.A[0])
+    normed = [l for l, n in enumerate(net.norms, start=1) if n is not None]
+    if normed and (len(trace.N) != net.n_layers - 1 or any(trace.N[l - 1] is None for l in normed)):
+        raise ValueError(f"trace: {net} normalizes layers {normed}, whose backward needs the training "
+                         "pass's statistics (trace.N); pass forward_trace(net, params, x) without stats.")
     with precision_scope(precision):
         return backpropagate(net, params, trace, y, loss, fused)
 
@@ -194,8 +216,19 @@ def loss_value(net: MLP, loss: Loss, y_hat: Array, trace: Trace, y) -> Array:
 def objective_value(net: MLP, loss: Loss, params: Params, x, y, masks=None) -> Array:
     """L(params; x, y), unchecked: the scalar both gradient methods differentiate
     (with dropout ``masks``, the training pass's loss for those masks)."""
+    return objective_and_trace(net, loss, params, x, y, masks)[0]
+
+
+def objective_and_trace(net: MLP, loss: Loss, params: Params, x, y, masks=None) -> tuple[Array, Trace]:
+    """``(L(params; x, y), trace)`` of the training pass, unchecked."""
     y_hat, trace = feedforward(net, params, x, masks=masks)
-    return loss_value(net, loss, y_hat, trace, y)
+    return loss_value(net, loss, y_hat, trace, y), trace
+
+
+def batch_norm_traces(net: MLP, trace: Trace) -> tuple:
+    """The batch-norm layers' ``NormTrace`` of a training pass (their batch μ_B, σ²_B), in
+    ``net.batch_norm_layers`` order: what the running statistics are updated from."""
+    return tuple(trace.N[l - 1] for l in net.batch_norm_layers)
 
 
 def objective(net: MLP, loss: Loss | str, params: Params, x, y,
@@ -211,6 +244,7 @@ def value_and_grad(net: MLP, loss: Loss, method: str = "manual",
                    compute_dtype=None) -> Callable[..., tuple[Array, Params]]:
     """``f(params, x, y, scale=None, key=None) -> (L, ∂L/∂params)``, unchecked: the delta
     recursion (``"manual"``) or ``jax.value_and_grad`` of the same scalar (``"autodiff"``).
+    (:func:`value_grad_and_norms` also returns the batch-norm layers' batch statistics.)
 
     ``key`` (a net with dropout, training): the masks M^(l) = ``dropout_masks(net, key, batch)``
     are drawn once, outside the differentiation, and both methods use them: L is the loss of
@@ -226,13 +260,22 @@ def value_and_grad(net: MLP, loss: Loss, method: str = "manual",
     of S·L, g_S = cast_back(∂(S·L)/∂θ_c), S multiplying the float32 δ^(L) (``"manual"``) or
     the float32 loss (``"autodiff"``) before the backward pass; L itself is returned unscaled.
     """
-    if compute_dtype is not None:
-        f = value_and_grad(net, loss, method)
+    f = value_grad_and_norms(net, loss, method, compute_dtype)
+    return lambda params, x, y, scale=None, key=None: f(params, x, y, scale, key)[:2]
 
-        def mixed(params: Params, x, y, scale=None, key=None) -> tuple[Array, Params]:
+
+def value_grad_and_norms(net: MLP, loss: Loss, method: str = "manual",
+                         compute_dtype=None) -> Callable[..., tuple[Array, Params, tuple]]:
+    """``f(params, x, y, scale=None, key=None) -> (L, ∂L/∂params, norms)``: :func:`value_and_grad`'s
+    function, with the batch-norm layers' ``NormTrace`` of the same pass (``batch_norm_traces``;
+    ``()`` without batch norm), from which a training step updates the running statistics."""
+    if compute_dtype is not None:
+        f = value_grad_and_norms(net, loss, method)
+
+        def mixed(params: Params, x, y, scale=None, key=None) -> tuple[Array, Params, tuple]:
             low = jax.tree.map(lambda a: a.astype(compute_dtype), params)  # θ_c = cast(θ)
-            value, grads = f(low, jnp.asarray(x).astype(compute_dtype), y, scale, key)
-            return value, jax.tree.map(lambda g, p: g.astype(p.dtype), grads, params)  # back to the params' dtype
+            value, grads, norms = f(low, jnp.asarray(x).astype(compute_dtype), y, scale, key)
+            return value, jax.tree.map(lambda g, p: g.astype(p.dtype), grads, params), norms  # back to the params' dtype
 
         return mixed
 
@@ -241,22 +284,22 @@ def value_and_grad(net: MLP, loss: Loss, method: str = "manual",
             return None
         return dropout_masks(net, key, jnp.shape(x)[0], params[0].W.dtype)
 
-    def manual(params: Params, x, y, scale=None, key=None) -> tuple[Array, Params]:
+    def manual(params: Params, x, y, scale=None, key=None) -> tuple[Array, Params, tuple]:
         y_hat, trace = feedforward(net, params, x, masks=masks_for(params, x, key))
         scaled = {} if scale is None else {"scale": scale}  # S·δ^(L) only under loss scaling
-        return loss_value(net, loss, y_hat, trace, y), backpropagate(net, params, trace, y, loss, **scaled)[0]
+        grads = backpropagate(net, params, trace, y, loss, **scaled)[0]
+        return loss_value(net, loss, y_hat, trace, y), grads, batch_norm_traces(net, trace)
 
-    def autodiff(params: Params, x, y, scale=None, key=None) -> tuple[Array, Params]:
+    def autodiff(params: Params, x, y, scale=None, key=None) -> tuple[Array, Params, tuple]:
         masks = masks_for(params, x, key)  # drawn once, outside jax.grad: the same masks as "manual"
-        if scale is None:
-            return jax.value_and_grad(lambda p: objective_value(net, loss, p, x, y, masks))(params)
 
-        def scaled(p):  # (S·L, L): the gradient of S·L, the value L
-            value = objective_value(net, loss, p, x, y, masks)
-            return value * scale, value
+        def scaled(p):  # (S·L, (L, norms)): the gradient of S·L (S = 1 unscaled), the value L
+            value, trace = objective_and_trace(net, loss, p, x, y, masks)
+            aux = (value, jax.lax.stop_gradient(batch_norm_traces(net, trace)))
+            return (value if scale is None else value * scale), aux
 
-        (_, value), grads = jax.value_and_grad(scaled, has_aux=True)(params)
-        return value, grads
+        (_, (value, norms)), grads = jax.value_and_grad(scaled, has_aux=True)(params)
+        return value, grads, norms
 
     return manual if method == "manual" else autodiff
 

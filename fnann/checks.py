@@ -322,8 +322,9 @@ def check_x(x, n_in: int, name: str = "x") -> None:
     check_real_dtype(x, name)
 
 
-def check_params(params, sizes: tuple[int, ...], name: str = "params") -> None:
-    """Checks that ``params`` is one ``Dense(W, b)`` per layer with the net's shapes."""
+def check_params(params, sizes: tuple[int, ...], name: str = "params", norms: tuple = ()) -> None:
+    """Checks that ``params`` is one ``Dense(W, b)`` per layer with the net's shapes (a
+    ``Normed(W, gamma, beta)`` for each hidden layer whose entry in ``norms`` is not None)."""
     n_layers = len(sizes) - 1
     if not isinstance(params, (tuple, list)):
         raise TypeError(
@@ -334,28 +335,68 @@ def check_params(params, sizes: tuple[int, ...], name: str = "params") -> None:
         raise ValueError(
             f"{name} has {len(params)} layers but the network {sizes} has {n_layers}."
         )
+    normed = tuple(n is not None for n in norms) + (False,) if norms else (False,) * n_layers
     for l, layer in enumerate(params):
-        W, b = _unpack_layer(layer, l, name)
-        for field, a in (("W", W), ("b", b)):
+        arrays = _unpack_layer(layer, l, name, normed[l])
+        fields = ("W", "gamma", "beta") if normed[l] else ("W", "b")
+        for field, a in zip(fields, arrays):
             if not (hasattr(a, "shape") and hasattr(a, "dtype")) or not jnp.issubdtype(a.dtype, jnp.floating):
                 got = f"dtype {a.dtype}" if hasattr(a, "dtype") else type(a).__name__
                 raise TypeError(f"{name}[{l}].{field} must be a floating array (from fnann.init); got {got}.")
-        want_W, want_b = (sizes[l + 1], sizes[l]), (sizes[l + 1],)
-        if jnp.shape(W) != want_W or jnp.shape(b) != want_b:
+        want = ((sizes[l + 1], sizes[l]),) + ((sizes[l + 1],),) * (len(fields) - 1)
+        if tuple(jnp.shape(a) for a in arrays) != want:
+            have = " and ".join(f"{f} {jnp.shape(a)}" for f, a in zip(fields, arrays))
+            expect = " and ".join(f"{f} {w}" for f, w in zip(fields, want))
             raise ValueError(
-                f"{name}[{l}] has W {jnp.shape(W)} and b {jnp.shape(b)} but the network "
-                f"{sizes} expects W {want_W} (n_out, n_in) and b {want_b}."
+                f"{name}[{l}] has {have} but the network {sizes} expects {expect} (W is (n_out, n_in))."
             )
 
 
-def _unpack_layer(layer, l: int, name: str):
+def _unpack_layer(layer, l: int, name: str, normed: bool = False):
+    """``(W, b)`` of a Dense layer, ``(W, gamma, beta)`` of a normalized one (``Normed``)."""
+    fields = ("W", "gamma", "beta") if normed else ("W", "b")
+    want = f"Normed({', '.join(fields)}) (a normalized layer)" if normed else "Dense(W, b)"
     try:
-        W, b = layer.W, layer.b
+        return tuple(getattr(layer, f) for f in fields)
     except AttributeError:
-        raise TypeError(
-            f"{name}[{l}] must be a Dense(W, b); got {type(layer).__name__}."
-        ) from None
-    return W, b
+        raise TypeError(f"{name}[{l}] must be a {want}; got {type(layer).__name__}.") from None
+
+
+def check_stats(net, stats, name: str = "stats") -> None:
+    """Checks a batch-norm net's running statistics: one ``RunningStats(mean, var)`` per
+    batch-norm layer (``net.batch_norm_layers``), each of shape ``(n_l,)``, floating, and (when
+    concrete) finite with var >= 0."""
+    layers = net.batch_norm_layers
+    if not layers:
+        if stats not in (None, ()):
+            raise ValueError(f"{name}: {net} has no batch norm, so it keeps no running statistics; "
+                             f"pass {name}=None (or ()).")
+        return
+    if not isinstance(stats, (tuple, list)) or len(stats) != len(layers):
+        got = f"{len(stats)} entries" if isinstance(stats, (tuple, list)) else type(stats).__name__
+        raise ValueError(f"{name} must be one RunningStats(mean, var) per batch-norm layer {layers} "
+                         f"(fnann.init_stats(net)); got {got}.")
+    for i, (l, s) in enumerate(zip(layers, stats)):
+        if getattr(s, "_fields", None) != ("mean", "var"):
+            raise TypeError(f"{name}[{i}] must be a RunningStats(mean, var); got {type(s).__name__}.")
+        for field, a in (("mean", s.mean), ("var", s.var)):
+            if not (hasattr(a, "shape") and hasattr(a, "dtype")) or not jnp.issubdtype(a.dtype, jnp.floating):
+                raise TypeError(f"{name}[{i}].{field} must be a floating array (from fnann.init_stats).")
+            if jnp.shape(a) != (net.sizes[l],):
+                raise ValueError(f"{name}[{i}].{field} has shape {jnp.shape(a)} but layer {l} has "
+                                 f"{net.sizes[l]} units: it must be ({net.sizes[l]},).")
+            check_finite(a, f"{name}[{i}].{field}")
+        if is_concrete(s.var) and np.any(np.asarray(s.var) < 0):
+            raise ValueError(f"{name}[{i}].var holds a negative variance; running variances are >= 0.")
+
+
+def check_norm_rows(net, x, name: str = "x") -> None:
+    """A training pass of batch norm needs two rows or more: one row has no variance over the
+    batch (Ẑ would be 0 and the gradient through μ, σ² degenerate)."""
+    if net.has_batch_norm and jnp.shape(x)[0] == 1:
+        raise ValueError(f"{name} has 1 row, but {net} has batch norm, whose training pass normalizes "
+                         "by the batch's mean and variance: a batch needs 2 rows or more (use a larger "
+                         "batch, or evaluate with the running statistics).")
 
 
 def check_targets_values(y, n_out: int, *, labels: bool, name: str = "y") -> None:
@@ -420,7 +461,7 @@ def check_params_finite(params, name: str = "params", *, shapes: bool = False) -
     as by ``compile_fit`` and ``compile_inference``; everything that computes refuses them.
     """
     for l, layer in enumerate(params):
-        for field in ("W", "b"):
+        for field in getattr(layer, "_fields", ("W", "b")):  # Dense(W, b) or Normed(W, gamma, beta)
             a = getattr(layer, field)
             if isinstance(a, jax.ShapeDtypeStruct) and not shapes:
                 raise TypeError(f"{name}[{l}].{field} is a jax.ShapeDtypeStruct (a shape without values); "
@@ -518,7 +559,7 @@ def check_net_params(net: MLP, params, *, shapes: bool = False) -> None:
     """The net is an ``MLP`` and ``params`` has its shapes; concrete params must be finite.
     ``shapes``: ``jax.ShapeDtypeStruct`` leaves are accepted (``compile_*`` only)."""
     check_net(net)
-    check_params(params, net.sizes)
+    check_params(params, net.sizes, norms=net.norms)
     check_params_finite(params, shapes=shapes)
 
 

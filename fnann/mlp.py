@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from fnann import checks
 from fnann.activations import Activation, get_activation, init_variance
 from fnann.caches import compiled_cache
+from fnann.norms import BatchNorm, Norm, NormTrace, RunningStats, get_norm, normalize, normalize_running
 from fnann.tree_codec import register_checkpoint_type
 
 Array = jax.Array
@@ -36,7 +37,21 @@ class Dense(NamedTuple):
     b: Array
 
 
-Params = tuple[Dense, ...]
+@register_checkpoint_type
+class Normed(NamedTuple):
+    """A normalized hidden layer's parameters (``MLP(norm=...)``): ``W`` of shape
+    ``(n_out, n_in)``, and ``gamma`` γ and ``beta`` β of shape ``(n_out,)``.
+
+    Math: Z = W A_prev (no b: β is the shift), Y = γ ⊙ Ẑ + β (``fnann.norms``).
+    """
+
+    W: Array
+    gamma: Array
+    beta: Array
+
+
+Params = tuple[Dense | Normed, ...]
+Stats = tuple[RunningStats, ...]  # one per batch-norm layer, in layer order (``MLP.batch_norm_layers``)
 
 
 class Trace(NamedTuple):
@@ -48,11 +63,15 @@ class Trace(NamedTuple):
       M: the dropout masks of a training pass, ``(M^(1), ..., M^(L-1))``, M^(l) of shape
         ``(batch, n_l)`` with entries 0 or 1 in the params' dtype (``None`` for a layer
         with p_l = 0); ``()`` at evaluation or without dropout: no mask anywhere.
+      N: the normalized layers' ``NormTrace`` (Ẑ, 1/√(σ² + ε), μ, σ², Y = γ ⊙ Ẑ + β), one per
+        hidden layer (``None`` for a layer without norm, or batch norm at evaluation); ``()``
+        for a net without normalization. Z^(l) itself is W^(l) A^(l-1), before the norm.
     """
 
     Z: tuple[Array, ...]
     A: tuple[Array, ...]
     M: tuple[Array | None, ...] = ()
+    N: tuple[NormTrace | None, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -73,6 +92,12 @@ class MLP:
         With a skip the skip is kept: A^(l) = A^(l-1) + σ(Z^(l)) ⊙ M^(l) / (1 - p_l).
         ``0.0`` (default): none, the textbook MLP. Training a net with dropout needs a key
         per step (``train_step``'s ``key``; ``fit`` derives them from its ``key``).
+      norm: normalization of the hidden layers' pre-activations before σ (``fnann.norms``):
+        ``"layer"``, ``"batch"``, a ``fnann.LayerNorm(eps)``/``fnann.BatchNorm(momentum, eps)``,
+        or one per hidden layer (``None`` entries: none there). A normalized layer has
+        ``Normed(W, gamma, beta)`` params and computes Y^(l) = γ ⊙ Ẑ^(l) + β, A^(l) = σ(Y^(l)),
+        Z^(l) = W^(l) A^(l-1) without b. Batch norm keeps running statistics (``init_stats``)
+        for evaluation. ``None`` (default): none, the textbook MLP.
 
     Two ``MLP`` built alike compare and hash equal, so a net can be a static argument of
     ``jax.jit`` and a compiled step is reused. A sequence of one activation repeated is
@@ -90,6 +115,8 @@ class MLP:
       (2,)
       >>> MLP([4, 8, 8, 3], dropout=[0.5, 0.1]).dropout_rates
       (0.5, 0.1)
+      >>> MLP([4, 8, 8, 3], norm=[None, "batch"]).batch_norm_layers
+      (2,)
     """
 
     sizes: tuple[int, ...]
@@ -99,15 +126,17 @@ class MLP:
     # Left out of the hash, so that hash(MLP(sizes)) is what it was before dropout existed
     # (equal nets still hash equal; nets that differ only in dropout share a hash bucket).
     dropout: float | tuple[float, ...] = dataclasses.field(default=0.0, hash=False)
+    norm: Norm | None | tuple[Norm | None, ...] = dataclasses.field(default=None, hash=False)  # as dropout
 
     def __init__(self, sizes: Sequence[int], hidden: str | Activation | Sequence[str | Activation] = "relu",
                  output: str | Activation = "softmax", residual: bool | Sequence[int] = False,
-                 dropout: float | Sequence[float] = 0.0):
+                 dropout: float | Sequence[float] = 0.0, norm=None):
         object.__setattr__(self, "sizes", checks.check_sizes(sizes))
         object.__setattr__(self, "hidden", _hidden(hidden, len(self.sizes) - 2))
         object.__setattr__(self, "output", get_activation(output, argname="output"))
         object.__setattr__(self, "residual", _residual(residual, self.sizes))
         object.__setattr__(self, "dropout", _dropout(dropout, len(self.sizes) - 2))
+        object.__setattr__(self, "norm", _norm(norm, len(self.sizes) - 2))
 
     @property
     def n_layers(self) -> int:
@@ -147,6 +176,34 @@ class MLP:
         return any(p > 0 for p in self.dropout_rates)
 
     @property
+    def norms(self) -> tuple[Norm | None, ...]:
+        """The hidden layers' normalizations, one per hidden layer (``None``: none there)."""
+        if isinstance(self.norm, tuple):
+            return self.norm
+        return (self.norm,) * (self.n_layers - 1)
+
+    @property
+    def has_norm(self) -> bool:
+        """Whether some hidden layer is normalized (its params are ``Normed(W, gamma, beta)``)."""
+        return any(n is not None for n in self.norms)
+
+    @property
+    def batch_norm_layers(self) -> tuple[int, ...]:
+        """The layers l (1-based) with batch norm: each has one ``RunningStats`` in the stats."""
+        return tuple(l for l, n in enumerate(self.norms, start=1) if isinstance(n, BatchNorm))
+
+    @property
+    def has_batch_norm(self) -> bool:
+        """Whether the net keeps running statistics (training and evaluation then differ)."""
+        return bool(self.batch_norm_layers)
+
+    @property
+    def norm_name(self) -> str:
+        """The norms' names, ``"batch"``, or one per hidden layer: ``"layer,none"``; ``"none"``."""
+        names = [n.name if n is not None else "none" for n in self.norms]
+        return names[0] if len(set(names)) <= 1 and names else (",".join(names) or "none")
+
+    @property
     def hidden_name(self) -> str:
         """The hidden activations' names, ``"relu"`` or one per layer: ``"relu,tanh"``."""
         if isinstance(self.hidden, Activation):
@@ -157,7 +214,25 @@ class MLP:
         hidden = self.hidden.name if isinstance(self.hidden, Activation) else tuple(a.name for a in self.hidden)
         skips = f", residual={self.residual}" if self.residual else ""
         drop = f", dropout={self.dropout!r}" if self.has_dropout else ""
-        return f"MLP(sizes={self.sizes}, hidden={hidden!r}, output={self.output.name!r}{skips}{drop})"
+        norm = f", norm={self.norm!r}" if self.has_norm else ""
+        return f"MLP(sizes={self.sizes}, hidden={hidden!r}, output={self.output.name!r}{skips}{drop}{norm})"
+
+
+def _norm(norm, n_hidden: int):
+    """One normalization for every hidden layer, or one per hidden layer (equal ones: one)."""
+    if isinstance(norm, (str, bytes)) or norm is None or not isinstance(norm, Sequence):
+        one = get_norm(norm, "norm")
+        if one is not None and n_hidden == 0:
+            raise ValueError(f"norm = {norm!r}: this net has no hidden layer to normalize; "
+                             "normalization applies to hidden layers' pre-activations only.")
+        return one
+    if len(norm) != n_hidden:
+        raise ValueError(f"norm: {len(norm)} normalizations given for {n_hidden} hidden layer"
+                         f"{'s' if n_hidden != 1 else ''}; give one per hidden layer (None: none), or one for all.")
+    norms = tuple(get_norm(n, f"norm[{i}]") for i, n in enumerate(norm))
+    if not norms:
+        return None
+    return norms[0] if all(n == norms[0] for n in norms) else norms
 
 
 def _dropout(dropout, n_hidden: int) -> float | tuple[float, ...]:
@@ -245,7 +320,9 @@ def init(key: Array, net: MLP, dtype=jnp.float32) -> Params:
       dtype: floating dtype of the parameters.
 
     Returns:
-      A tuple with one ``Dense(W, b)`` per layer, ``W`` of shape ``(n_out, n_in)``.
+      A tuple with one ``Dense(W, b)`` per layer, ``W`` of shape ``(n_out, n_in)``; a
+      normalized hidden layer's is ``Normed(W, gamma, beta)``, γ = 1 and β = 0 (its W drawn
+      as the plain layer's: the same key gives the same W).
 
     Raises:
       ValueError: when the params and their draw (`init_bytes`) need more memory than the
@@ -268,19 +345,40 @@ def init_bytes(net: MLP, dtype) -> int:
     draw they are cut from, Σ n_out·n_in, each entry of ``dtype``'s size (as JAX holds it:
     float64 is float32 while x64 is off)."""
     n_W = sum(n_out * n_in for n_in, n_out in zip(net.sizes[:-1], net.sizes[1:]))
-    return (2 * n_W + sum(net.sizes[1:])) * jax.dtypes.canonicalize_dtype(dtype).itemsize
+    n_normed = sum(net.sizes[l] for l, n in enumerate(net.norms, start=1) if n is not None)  # γ, β for b
+    return (2 * n_W + sum(net.sizes[1:]) + n_normed) * jax.dtypes.canonicalize_dtype(dtype).itemsize
 
 
 def _draws(key: Array, net: MLP, dtype) -> Params:
     shapes = [(n_out, n_in) for n_in, n_out in zip(net.sizes[:-1], net.sizes[1:])]
     N = jax.random.normal(key, (sum(n_out * n_in for n_out, n_in in shapes),), dtype)
     params, start = [], 0
-    for (n_out, n_in), act in zip(shapes, net.activations):
+    for (n_out, n_in), act, norm in zip(shapes, net.activations, (*net.norms, None)):
         var = init_variance(act, n_in, n_out)
         W = jnp.sqrt(var).astype(dtype) * N[start:start + n_out * n_in].reshape(n_out, n_in)
-        params.append(Dense(W, jnp.zeros((n_out,), dtype)))
+        if norm is None:
+            params.append(Dense(W, jnp.zeros((n_out,), dtype)))
+        else:  # γ = 1, β = 0: the norm starts as the plain standardization
+            params.append(Normed(W, jnp.ones((n_out,), dtype), jnp.zeros((n_out,), dtype)))
         start += n_out * n_in
     return tuple(params)
+
+
+def init_stats(net: MLP, dtype=jnp.float32) -> Stats:
+    """The running statistics a batch-norm net starts from: μ_run = 0, σ²_run = 1 per unit.
+
+    Returns:
+      One ``RunningStats(mean, var)`` per batch-norm layer, in layer order
+      (``net.batch_norm_layers``), each of shape ``(n_l,)``; ``()`` for a net without batch norm.
+
+    Example:
+      >>> [s.mean.shape for s in init_stats(MLP([4, 8, 6, 3], norm="batch"))]
+      [(8,), (6,)]
+    """
+    checks.check_net(net)
+    dtype = checks.check_dtype(dtype)
+    return tuple(RunningStats(jnp.zeros((net.sizes[l],), dtype), jnp.ones((net.sizes[l],), dtype))
+                 for l in net.batch_norm_layers)
 
 
 @compiled_cache(maxsize=32)
@@ -352,7 +450,8 @@ def dropout_forward(a: Array, mask: Array | None, p: float) -> Array:
     return a * mask / (1.0 - p)
 
 
-def feedforward(net: MLP, params: Params, x: Array, shifts=None, masks=None) -> tuple[Array, Trace]:
+def feedforward(net: MLP, params: Params, x: Array, shifts=None, masks=None,
+                stats: Stats | None = None) -> tuple[Array, Trace]:
     """The forward pass, unchecked (callers check at their door): ``(ŷ, Trace(Z, A, M))``.
 
     Math: A^(0) = X;  Z^(l) = W^(l) A^(l-1) + b^(l);  A^(l) = σ^(l)(Z^(l)), l = 1..L;  ŷ = A^(L);
@@ -362,25 +461,43 @@ def feedforward(net: MLP, params: Params, x: Array, shifts=None, masks=None) -> 
     ``shifts``: optional s^(l) added to each Z^(l); ``jax.grad`` in them at 0 is ∂L/∂Z^(l)
     (autodiff's δ, for ``fnann explain`` and the tests).
     ``masks``: ``dropout_masks(net, key, batch)``, or ``None``/``()``: evaluation, no dropout.
+    A normalized layer (``net.norms``): Z^(l) = W^(l) A^(l-1), Y^(l) = γ ⊙ Ẑ^(l) + β,
+    A^(l) = σ^(l)(Y^(l)) (``fnann.norms.normalize``), its ``NormTrace`` in ``trace.N``.
+    ``stats``: ``None``, training: batch norm by the batch's statistics; the running
+    statistics (``init_stats``): evaluation, batch norm by them.
     """
     masks = tuple(masks) if masks else ()
-    rates = net.dropout_rates
+    rates, norms = net.dropout_rates, (*net.norms, None)
+    running = dict(zip(net.batch_norm_layers, stats)) if stats is not None else {}
     A = [jnp.asarray(x, dtype=params[0].W.dtype)]  # A[l] = A^(l)
     Z = [None]  # Z[l] = Z^(l), 1-based like the textbook
-    for l, (layer, sigma) in enumerate(zip(params, net.activations), start=1):
-        Z.append(A[l - 1] @ layer.W.T + layer.b)  # Z^(l) = W^(l) A^(l-1) + b^(l)
+    N = []  # the normalized layers' NormTrace, one entry per hidden layer
+    for l, (layer, sigma, norm) in enumerate(zip(params, net.activations, norms), start=1):
+        if norm is None:
+            Z.append(A[l - 1] @ layer.W.T + layer.b)  # Z^(l) = W^(l) A^(l-1) + b^(l)
+        else:
+            Z.append(A[l - 1] @ layer.W.T)  # Z^(l) = W^(l) A^(l-1): β is the shift
         if shifts is not None:
             Z[l] = Z[l] + shifts[l - 1]
-        A.append(sigma.fn(Z[l]))  # A^(l) = σ^(l)(Z^(l))
+        if norm is None:
+            A.append(sigma.fn(Z[l]))  # A^(l) = σ^(l)(Z^(l))
+            N.append(None)
+        elif l in running:  # batch norm at evaluation: the running statistics
+            A.append(sigma.fn(normalize_running(norm, running[l], Z[l], layer.gamma, layer.beta)))
+            N.append(None)
+        else:
+            Y, norm_trace = normalize(norm, Z[l], layer.gamma, layer.beta)  # Y^(l) = γ ⊙ Ẑ^(l) + β
+            A.append(sigma.fn(Y))  # A^(l) = σ^(l)(Y^(l))
+            N.append(norm_trace)
         if masks and l < net.n_layers:
             A[l] = dropout_forward(A[l], masks[l - 1], rates[l - 1])  # σ(Z^(l)) ⊙ M^(l) / (1 - p_l)
         if l in net.residual:
             A[l] = A[l - 1] + A[l]  # A^(l) = A^(l-1) + σ^(l)(Z^(l)): the skip
-    return A[-1], Trace(tuple(Z[1:]), tuple(A), masks)
+    return A[-1], Trace(tuple(Z[1:]), tuple(A), masks, tuple(N[:-1]) if net.has_norm else ())
 
 
 def forward_trace(net: MLP, params: Params, x, precision: Precision = None,
-                  key: Array | None = None) -> tuple[Array, Trace]:
+                  key: Array | None = None, stats: Stats | None = None) -> tuple[Array, Trace]:
     """Forward pass that keeps every Z^(l) and A^(l) for the backward pass.
 
     Math: A^(0) = X;  Z^(l) = W^(l) A^(l-1) + b^(l);  A^(l) = sigma^(l)(Z^(l));  ŷ = A^(L).
@@ -390,6 +507,10 @@ def forward_trace(net: MLP, params: Params, x, precision: Precision = None,
     key, batch)`` are drawn, applied (A^(l) = σ(Z^(l)) ⊙ M^(l) / (1 - p_l)) and kept in
     ``trace.M`` for ``backward``. ``None`` (default): evaluation, no dropout.
 
+    Normalized layers keep their ``NormTrace`` in ``trace.N``. Batch norm normalizes by the
+    batch's statistics (the training pass, which ``backward`` differentiates; it needs two
+    rows or more), or, given ``stats``, by the running ones (evaluation; no backward).
+
     Returns:
       ``(y_hat, trace)``; ``trace`` is a pytree and can cross a ``jit`` boundary.
 
@@ -398,22 +519,34 @@ def forward_trace(net: MLP, params: Params, x, precision: Precision = None,
         (concrete arrays), or ``precision`` is not a matmul precision.
     """
     checks.check_inputs(net, params, x)
+    if stats is None:
+        checks.check_norm_rows(net, x)
+    else:
+        checks.check_stats(net, stats)
     masks = None
     if key is not None and net.has_dropout:
         checks.check_key(key)
         masks = dropout_masks(net, key, jnp.shape(x)[0], params[0].W.dtype)
     with precision_scope(precision):
-        return feedforward(net, params, x, masks=masks)
+        return feedforward(net, params, x, masks=masks, stats=stats)
 
 
-def forward(net: MLP, params: Params, x, precision: Precision = None) -> Array:
-    """The network's output ŷ = A^(L) for a batch ``x`` of shape ``(batch, n_in)``.
+def forward(net: MLP, params: Params, x, precision: Precision = None, stats: Stats | None = None) -> Array:
+    """The network's output ŷ = A^(L) for a batch ``x`` of shape ``(batch, n_in)`` (evaluation).
 
     Math: A^(l) = sigma^(l)(W^(l) A^(l-1) + b^(l)), A^(0) = X.
+
+    ``stats``: a net with batch norm evaluates with its running statistics (``init_stats``,
+    or those training returned): Ẑ = (Z - μ_run) / √(σ²_run + ε). Required for such a net.
 
     Example:
       >>> net = MLP([2, 3, 2])
       >>> forward(net, init(jax.random.key(0), net), jnp.ones((5, 2))).shape
       (5, 2)
     """
-    return forward_trace(net, params, x, precision)[0]
+    checks.check_net(net)
+    if net.has_batch_norm and stats is None:
+        raise ValueError(f"{net} has batch norm: evaluating it needs its running statistics, "
+                         "forward(net, params, x, stats=stats) (fnann.init_stats(net), or the stats "
+                         "training returned).")
+    return forward_trace(net, params, x, precision, stats=stats)[0]

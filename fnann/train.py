@@ -33,11 +33,12 @@ import numpy as np
 from jax.sharding import Mesh
 
 from fnann import checks, parallel
-from fnann.backprop import check_batch, check_loss_and_grad, loss_value, value_and_grad
+from fnann.backprop import check_batch, check_loss_and_grad, loss_value, value_grad_and_norms
 from fnann.caches import compiled_cache
 from fnann.inference import accuracy_metric, as_device, compile_inference, evaluate_chunks, to_device
 from fnann.losses import Loss, constant_loss, get_loss
 from fnann.mlp import MLP, Params, feedforward
+from fnann.norms import update_running
 from fnann.optim import Optimizer, apply_updates, as_optimizer, descends
 from fnann.optim.loss_scale import LossScaleState, LossScaling, all_finite, state_for, with_loss_scaling
 
@@ -104,6 +105,10 @@ def train_step(net: MLP, loss: Loss | str, opt: Optimizer, method: str = "manual
       ``key``: a net with dropout needs one per step (a traced argument: a new key does
       not compile again); the masks are ``dropout_masks(net, key, batch)`` and both
       methods use them. Ignored by a net without dropout.
+      A net with batch norm carries its running statistics through the step:
+      ``step(params, opt_state, x, y, key=None, stats=stats) -> (params, opt_state, loss_value,
+      stats)``, the batch normalized by its own statistics (two rows or more) and the running
+      ones updated from them (``fnann.norms.update_running``; ``init_stats(net)`` to start).
 
     Example:
       >>> from fnann import MLP, init, optim
@@ -118,8 +123,14 @@ def train_step(net: MLP, loss: Loss | str, opt: Optimizer, method: str = "manual
     check_optimizer(opt)
     checks.check_compute_dtype(compute_dtype)
 
-    def checked(params: Params, opt_state, x, y, key=None):
+    def checked(params: Params, opt_state, x, y, key=None, stats=None):
         check_batch(net, loss, params, x, y)
+        checks.check_norm_rows(net, x)
+        if net.has_batch_norm and stats is None:
+            raise ValueError(f"{net} has batch norm: its training step carries the running statistics, "
+                             "step(params, opt_state, x, y, key, stats=stats) -> (params, opt_state, loss, "
+                             "stats); start from fnann.init_stats(net).")
+        checks.check_stats(net, stats)
         if net.has_dropout:
             if key is None:
                 raise ValueError(f"{net} has dropout: its training step needs a key, "
@@ -133,7 +144,7 @@ def train_step(net: MLP, loss: Loss | str, opt: Optimizer, method: str = "manual
         if wanted == "float16" and not isinstance(opt, LossScaling):
             raise ValueError("compute_dtype='float16' needs dynamic loss scaling: pass opt=fnann.loss_scaling(opt) "
                              "(and its init's state), or use compute_dtype='bfloat16'.")
-        return update_step(net, loss, opt, method, wanted)(params, opt_state, x, y, key)
+        return update_step(net, loss, opt, method, wanted)(params, opt_state, x, y, key, stats)
 
     return checked
 
@@ -148,21 +159,32 @@ def update_step(net: MLP, loss: Loss, opt: Optimizer, method: str = "manual", co
     ``step(params, opt_state, x, y, key=None)``: ``key`` draws the dropout masks (ignored
     without dropout).
     """
-    loss_and_grads = value_and_grad(net, loss, method, compute_dtype)
+    loss_and_grads = value_grad_and_norms(net, loss, method, compute_dtype)
 
-    def step(params: Params, opt_state, x, y, key=None):
+    def step(params: Params, opt_state, x, y, key=None, stats=None):
         if isinstance(opt_state, LossScaleState):
-            return scaled_step(params, opt_state, x, y, key)
-        value, grads = loss_and_grads(params, x, y, None, key)
+            return scaled_step(params, opt_state, x, y, key, stats)
+        value, grads, norms = loss_and_grads(params, x, y, None, key)
         updates, opt_state = opt.update(grads, opt_state, params)
-        return apply_updates(params, updates), opt_state, value
+        return (apply_updates(params, updates), opt_state, value, *running(stats, norms))
 
-    def scaled_step(params: Params, opt_state: LossScaleState, x, y, key=None):
-        value, scaled_grads = loss_and_grads(params, x, y, opt_state.scale, key)  # g_S = ∂(S·L)/∂θ
+    def scaled_step(params: Params, opt_state: LossScaleState, x, y, key=None, stats=None):
+        value, scaled_grads, norms = loss_and_grads(params, x, y, opt_state.scale, key)  # g_S = ∂(S·L)/∂θ
         updates, opt_state = opt.update(scaled_grads, opt_state, params)  # g = g_S / S; skip if not finite
         finite = all_finite(scaled_grads)
         new = apply_updates(params, updates)
-        return jax.tree.map(lambda p, q: jnp.where(finite, q, p), params, new), opt_state, value
+        keep = lambda old, new: jax.tree.map(lambda p, q: jnp.where(finite, q, p), old, new)  # noqa: E731
+        kept = keep(params, new)
+        if not net.has_batch_norm:
+            return kept, opt_state, value
+        return kept, opt_state, value, keep(stats, running(stats, norms)[0])  # a skipped step keeps the stats too
+
+    def running(stats, norms) -> tuple:
+        """``(stats',)`` updated from the step's batch statistics (batch norm), else ``()``."""
+        if not net.has_batch_norm:
+            return ()
+        return (tuple(update_running(net.norms[l - 1], s, t)
+                      for l, s, t in zip(net.batch_norm_layers, stats, norms)),)
 
     return step
 
