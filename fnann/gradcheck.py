@@ -54,7 +54,7 @@ from fnann.checks import check_has_rows, check_head, check_inputs, check_targets
 from fnann.inference import to_device
 from fnann.losses import Loss, get_loss
 from fnann.activations import Activation
-from fnann.mlp import MLP, Dense, Params, Trace, dropout_masks, feedforward
+from fnann.mlp import MLP, Dense, Normed, Params, Trace, dropout_masks, feedforward
 
 HIGHEST = jax.lax.Precision.HIGHEST
 U = float(np.finfo(np.float64).eps) / 2  # the float64 unit roundoff
@@ -64,10 +64,11 @@ FD_ROUNDOFF = 2  # round-off of a central difference, in units of u R / eps (R i
 
 @dataclasses.dataclass(frozen=True)
 class GradCheckRow:
-    """The comparison for one parameter array (``W`` or ``b`` of one layer)."""
+    """The comparison for one parameter array (``W`` or ``b`` of one layer; ``gamma``, ``beta``
+    of a normalized one)."""
 
     layer: int  # textbook index l = 1..L
-    param: str  # "W" or "b"
+    param: str  # "W", "b", "gamma" or "beta"
     shape: tuple[int, ...]
     scale: float  # max |dL/dθ| (autodiff) over the array
     autodiff_abs: float  # max |manual - autodiff|
@@ -158,10 +159,17 @@ def _fd_indices(rng: np.random.Generator, sizes: list[int], n_fd: int | None) ->
             for n in sizes]
 
 
+def _sigma_inputs(trace: Trace) -> tuple:
+    """Each layer's activation input: Z^(l), or Y^(l) = γ ⊙ Ẑ^(l) + β of a normalized layer."""
+    N = (*trace.N, None) if trace.N else (None,) * len(trace.Z)
+    return tuple(z if n is None else n.Y for z, n in zip(trace.Z, N))
+
+
 def _kink_sides(net: MLP, trace: Trace) -> list:
-    """Per kinked layer, whether each pre-activation lies above each kink: ``Z^(l) > k``."""
+    """Per kinked layer, whether each activation input lies above each kink: ``Z^(l) > k``
+    (``Y^(l) > k`` for a normalized layer)."""
     return [z[..., None] > jnp.asarray(sigma.kinks, z.dtype)
-            for z, sigma in zip(trace.Z, net.activations) if sigma.kinks]
+            for z, sigma in zip(_sigma_inputs(trace), net.activations) if sigma.kinks]
 
 
 def _abs_backward(sigma: Activation, z, d):
@@ -180,9 +188,13 @@ def _magnitudes(net: MLP, loss: Loss, params: Params, trace: Trace, y, value):
     Math: D^(L) = |∂L/∂Z^(L)| (by ``jax.grad`` of L in Z^(L)), D^(l) = (D^(l+1) |W^(l+1)|) ⊙ |σ'(Z^(l))|;
           T(W^(l)) = D^(l)ᵀ |A^(l-1)|, T(b^(l)) = Σ_batch D^(l);
           R = |L| + Σ_l Σ D^(l) ⊙ (|A^(l-1)| |W^(l)|ᵀ + |b^(l)| + |Z^(l)|);
-          with dropout masks in the trace, D^(l) = (D^(l+1) |W^(l+1)| ⊙ M^(l) / (1 - p_l)) ⊙ |σ'(Z^(l))|.
+          with dropout masks in the trace, D^(l) = (D^(l+1) |W^(l+1)| ⊙ M^(l) / (1 - p_l)) ⊙ |σ'(Z^(l))|;
+          a normalized layer (Y = γ ⊙ Ẑ + β, ``fnann.norms``) runs its backward on magnitudes:
+          D_Y^(l) = D_σ ⊙ |σ'(Y^(l))|, D_Ẑ = |γ| ⊙ D_Y, D^(l) = (D_Ẑ + mean(D_Ẑ) + |Ẑ| ⊙ mean(D_Ẑ ⊙ |Ẑ|))
+          / √(σ² + ε); T(γ^(l)) = Σ_batch D_Y ⊙ |Ẑ|, T(β^(l)) = Σ_batch D_Y; R adds the norm's
+          Σ D_Y ⊙ (|γ| ⊙ (|Ẑ| + 1) + |β|) (Y's round-off, with that of μ and σ² inside Ẑ's).
     """
-    Z, A = trace.Z, trace.A
+    Z, A, N = trace.Z, trace.A, (*trace.N, None) if trace.N else (None,) * net.n_layers
     M, p = (trace.M or (None,) * (net.n_layers - 1)), net.dropout_rates
 
     def loss_of_output(z):
@@ -190,19 +202,31 @@ def _magnitudes(net: MLP, loss: Loss, params: Params, trace: Trace, y, value):
         return loss_value(net, loss, a, Trace(Z[:-1] + (z,), A[:-1] + (a,)), y)
 
     D = jnp.abs(jax.grad(loss_of_output)(Z[-1]))
-    T, R, D_A = [None] * net.n_layers, jnp.abs(value), None  # D_A: |∂L/∂A| of the layer above
+    T, R, D_A, D_Y = [None] * net.n_layers, jnp.abs(value), None, None  # D_A: |∂L/∂A| of the layer above
     for l in range(net.n_layers - 1, -1, -1):  # 0-based: params[l] is layer l + 1
-        W, b = jnp.abs(params[l].W), jnp.abs(params[l].b)
-        a_prev = jnp.abs(A[l])
-        T[l] = Dense(D.T @ a_prev, jnp.sum(D, axis=0))
-        R = R + jnp.sum(D * (a_prev @ W.T + b + jnp.abs(Z[l])))
+        W, a_prev = jnp.abs(params[l].W), jnp.abs(A[l])
+        if N[l] is None:
+            T[l] = Dense(D.T @ a_prev, jnp.sum(D, axis=0))
+            R = R + jnp.sum(D * (a_prev @ W.T + jnp.abs(params[l].b) + jnp.abs(Z[l])))
+        else:
+            gamma, z_hat = jnp.abs(params[l].gamma), jnp.abs(N[l].Z_hat)
+            T[l] = Normed(D.T @ a_prev, jnp.sum(D_Y * z_hat, axis=0), jnp.sum(D_Y, axis=0))
+            R = R + jnp.sum(D * (a_prev @ W.T + jnp.abs(Z[l])))
+            R = R + jnp.sum(D_Y * (gamma * (z_hat + 1) + jnp.abs(params[l].beta)))
         skip = D_A if l + 1 in net.residual else None  # A^(l+1) = A^(l) + σ(Z^(l+1)): its sum and path
         if skip is not None:
             R = R + jnp.sum(skip * (a_prev + jnp.abs(A[l + 1])))
         if l > 0:
             D_A = D @ W if skip is None else D @ W + skip
             D_sigma = D_A if M[l - 1] is None else D_A * M[l - 1] / (1 - p[l - 1])
-            D = _abs_backward(net.activations[l - 1], Z[l - 1], D_sigma)
+            if N[l - 1] is None:
+                D = _abs_backward(net.activations[l - 1], Z[l - 1], D_sigma)
+            else:
+                norm, n = net.norms[l - 1], N[l - 1]
+                D_Y = _abs_backward(net.activations[l - 1], n.Y, D_sigma)
+                D_hat, z_hat = jnp.abs(params[l - 1].gamma) * D_Y, jnp.abs(n.Z_hat)
+                mean = lambda a: jnp.mean(a, axis=norm.axis, keepdims=True)  # noqa: E731
+                D = n.inv_sigma * (D_hat + mean(D_hat) + z_hat * mean(D_hat * z_hat))
     return tuple(T), R
 
 
@@ -294,6 +318,7 @@ def check_grads(net: MLP, loss: Loss | str, params: Params, x, y, *, eps: float 
     check_inputs(net, params, x)
     check_head(net, loss)
     check_has_rows(x, needed_by="check_grads")
+    checks.check_norm_rows(net, x)
     check_targets(net, loss, x, y)
     eps = checks.real(eps, "eps", 0, low_open=True)
     if n_fd is not None:
@@ -310,6 +335,7 @@ def check_grads(net: MLP, loss: Loss | str, params: Params, x, y, *, eps: float 
         y_np = np.asarray(y)
         y64 = to_device(y_np.astype(np.int64 if np.issubdtype(y_np.dtype, np.integer) else np.float64))
         leaves = jax.tree.leaves(p64)
+        names = [(l, field) for l, layer in enumerate(p64, start=1) for field in layer._fields]  # leaves' order
         sizes = [leaf.size for leaf in leaves]
         offsets = np.cumsum([0] + sizes[:-1])
         picks = _fd_indices(np.random.default_rng(seed), sizes, n_fd)
@@ -333,7 +359,7 @@ def check_grads(net: MLP, loss: Loss | str, params: Params, x, y, *, eps: float 
         ad_abs, fd_abs = float(np.max(ad_err, initial=0.0)), float(np.max(fd_err, initial=0.0))
         fd_scale = float(np.max(np.abs(f), initial=0.0))
         rows.append(GradCheckRow(
-            layer=k // 2 + 1, param="W" if k % 2 == 0 else "b", shape=tuple(leaves[k].shape),
+            layer=names[k][0], param=names[k][1], shape=tuple(leaves[k].shape),
             scale=scale, autodiff_abs=ad_abs, autodiff_rel=ad_abs / scale if scale else ad_abs,
             fd_abs=fd_abs, fd_rel=fd_abs / fd_scale if fd_scale else fd_abs, n_fd=len(pick),
             n_kink=int(np.sum(~keep)), passed=bool(ok)))

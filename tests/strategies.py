@@ -43,13 +43,18 @@ def problem(net, loss, batch, seed, dtype=jnp.float32, bias_scale=0.1):
     with numpy and moved with ``device_put``, so a new shape compiles no eager random ops.
     """
     rng = np.random.default_rng(seed)
-    params = tuple(
-        fnann.Dense(p.W, _device(bias_scale * rng.standard_normal(p.b.shape), dtype))
-        for p in fnann.init(jax.random.key(seed), net, dtype)
-    )
+    params = tuple(_layer(p, rng, dtype, bias_scale) for p in fnann.init(jax.random.key(seed), net, dtype))
     x = _device(rng.standard_normal((batch, net.n_in)), dtype)
     y = targets(rng, loss, batch, net.n_out, dtype)
     return params, x, y
+
+
+def _layer(p, rng, dtype, bias_scale):
+    """Dense: b drawn; Normed (a normalized layer): γ = 1 + 0.3 N(0, 1) and β = bias_scale N(0, 1)."""
+    if isinstance(p, fnann.Normed):
+        return fnann.Normed(p.W, _device(1 + 0.3 * rng.standard_normal(p.gamma.shape), dtype),
+                            _device(bias_scale * rng.standard_normal(p.beta.shape), dtype))
+    return fnann.Dense(p.W, _device(bias_scale * rng.standard_normal(p.b.shape), dtype))
 
 
 def _device(a, dtype):
