@@ -276,7 +276,8 @@ def _norm_backward(page: _Page, net: MLP, l: int, rule: str, n: dict) -> None:
     dY, over = n["dY"][l - 1], "its units" if net.norms[l - 1].axis == -1 else "the batch"
     page.value(f"∂L/∂Y^({l}) = {rule} ⊙ σ'(Y^({l}))", dY)
     page.value(f"∂L/∂Ẑ^({l}) = γ^({l}) ⊙ ∂L/∂Y^({l})", np.asarray(n["params"][l - 1].gamma) * dY)
-    page.line(f"δ^({l}) = (1/√(σ²^({l}) + ε)) (∂L/∂Ẑ^({l}) - mean(∂L/∂Ẑ^({l})) - Ẑ^({l}) ⊙ mean(∂L/∂Ẑ^({l}) ⊙ Ẑ^({l})))")
+    dz_hat, z_hat = f"∂L/∂Ẑ^({l})", f"Ẑ^({l})"
+    page.line(f"δ^({l}) = (1/√(σ²^({l}) + ε)) ({dz_hat} - mean({dz_hat}) - {z_hat} ⊙ mean({dz_hat} ⊙ {z_hat}))")
     page.value(f"δ^({l}) = ∂L/∂Z^({l})   (the means over {over})", n["deltas"][l - 1], f"jax.grad: ∂L/∂Z^({l})",
                n["ref_deltas"][l - 1])
 
