@@ -27,7 +27,8 @@ import numpy as np
 from fnann import checks
 from fnann.activations import ACTIVATIONS, Activation
 from fnann.atomic import atomic_write
-from fnann.mlp import MLP, Dense, Params
+from fnann.mlp import MLP, Dense, Normed, Params, Stats
+from fnann.norms import NORMS, BatchNorm, LayerNorm, RunningStats
 from fnann.optim import as_optimizer
 from fnann.tree_codec import Where, decode, encode, rebuild
 
@@ -43,13 +44,15 @@ class Checkpoint(NamedTuple):
 
     Attributes:
       net: the ``MLP`` the params belong to.
-      params: the parameters, a tuple of ``Dense``.
+      params: the parameters, a tuple of ``Dense`` (``Normed`` for a normalized layer).
       opt_state: the optimizer state (``None`` if none was saved).
       epoch: epochs completed.
       step: optimizer steps taken (informational).
       key: the training PRNG key (``None`` if none was saved).
       history: the training history saved with it.
       meta: any extra JSON-serialisable metadata given to ``save``.
+      stats: a batch-norm net's running statistics, one ``RunningStats(mean, var)`` per
+        batch-norm layer (``net.batch_norm_layers``); ``()`` for a net without batch norm.
     """
 
     net: MLP
@@ -60,6 +63,7 @@ class Checkpoint(NamedTuple):
     key: Any
     history: dict
     meta: dict
+    stats: Stats = ()
 
 
 # --- save -----------------------------------------------------------------------------
@@ -77,7 +81,16 @@ def _net_spec(net: MLP) -> dict:
         spec["residual"] = list(net.residual)
     if net.has_dropout:  # the plain MLP's header as before
         spec["dropout"] = net.dropout if isinstance(net.dropout, float) else list(net.dropout)
+    if net.has_norm:  # likewise: one entry per hidden layer, null where none
+        spec["norm"] = [_norm_spec(n) for n in net.norms]
     return spec
+
+
+def _norm_spec(norm) -> dict | None:
+    """``{"name": "layer", "eps": ε}``, ``{"name": "batch", "eps": ε, "momentum": m}`` or None."""
+    if norm is None:
+        return None
+    return {"name": norm.name, "eps": norm.eps, **({"momentum": norm.momentum} if isinstance(norm, BatchNorm) else {})}
 
 
 def _key_spec(key, arrays: dict):
@@ -136,7 +149,7 @@ def _is_number(v: Any) -> bool:
 
 def save(path: str | os.PathLike, net: MLP, params: Params, opt_state: Any = None, *,
          epoch: int = 0, step: int = 0, key=None, history: dict | None = None,
-         meta: dict | None = None, overwrite: bool = True) -> str:
+         meta: dict | None = None, overwrite: bool = True, stats: Stats | None = None) -> str:
     """Writes a checkpoint atomically (temporary file, fsync, rename).
 
     Everything is checked before a byte is written: ``params`` against ``net`` (and finite),
@@ -154,6 +167,8 @@ def save(path: str | os.PathLike, net: MLP, params: Params, opt_state: Any = Non
       history: ``fit``'s history (lists of numbers; numpy numbers are converted).
       meta: any other JSON-serialisable information (a dict with str keys).
       overwrite: if ``False``, refuse to replace an existing file.
+      stats: the running statistics of a net with batch norm (``init_stats``, or those training
+        returned): required for such a net, refused for a net without (``None`` or ``()``).
 
     Returns:
       The path written.
@@ -172,8 +187,12 @@ def save(path: str | os.PathLike, net: MLP, params: Params, opt_state: Any = Non
     """
     path = os.fspath(path)
     checks.check_net(net)
-    checks.check_params(params, net.sizes)
+    checks.check_params(params, net.sizes, norms=net.norms)
     checks.check_params_finite(params)
+    if net.has_batch_norm and stats is None:
+        raise ValueError(f"stats: {net} has batch norm, so its checkpoint needs the running statistics: "
+                         "save(..., stats=stats) (fnann.init_stats(net), or the stats training returned).")
+    checks.check_stats(net, stats)
     epoch, step = checks.integer(epoch, "epoch"), checks.integer(step, "step")
     if meta is not None and not isinstance(meta, dict):
         raise TypeError(f"meta must be a dict; got {type(meta).__name__}.")
@@ -182,13 +201,21 @@ def save(path: str | os.PathLike, net: MLP, params: Params, opt_state: Any = Non
     arrays: dict[str, np.ndarray] = {}
     header = {
         "format": FORMAT, "version": VERSION, "net": _net_spec(net),
-        "params": encode(tuple(Dense(layer.W, layer.b) for layer in params), arrays, "params"),
+        "params": encode(tuple(_layer(layer, norm) for layer, norm in zip(params, (*net.norms, None))),
+                         arrays, "params"),
         "opt_state": encode(opt_state, arrays, "opt_state"),
         "key": _key_spec(key, arrays), "epoch": epoch, "step": step,
         "history": _history(history), "meta": _json_ready(meta or {}, "meta"),
     }
+    if net.has_batch_norm:  # only then: the plain MLP's header as before
+        header["stats"] = encode(tuple(RunningStats(s.mean, s.var) for s in stats), arrays, "stats")
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     return atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def _layer(layer, norm) -> Dense | Normed:
+    """The layer as its registered type: ``Normed(W, gamma, beta)`` where ``norm``, else ``Dense(W, b)``."""
+    return Dense(layer.W, layer.b) if norm is None else Normed(layer.W, layer.gamma, layer.beta)
 
 
 # --- load -----------------------------------------------------------------------------
@@ -254,24 +281,84 @@ def _load_net(header: dict, where: Where) -> MLP:
         _require(spec, "residual", where.at("net."), (list,), "a list of layer numbers")
     if "dropout" in spec:
         _require(spec, "dropout", where.at("net."), (float, int, list), "a dropout rate or a list of them")
+    norm = _load_norms(spec, where.at("net.")) if "norm" in spec else None
     try:
         return MLP(spec["sizes"], spec["hidden"], spec["output"], residual=spec.get("residual", False),
-                   dropout=spec.get("dropout", 0.0))
+                   dropout=spec.get("dropout", 0.0), norm=norm)
     except (TypeError, ValueError) as e:
         raise where.at("net").error(str(e)) from None
+
+
+def _load_norms(spec: dict, where: Where) -> list:
+    """``net.norm``: one entry per hidden layer, null or ``{"name", "eps"[, "momentum"]}``,
+    rebuilt as ``LayerNorm(eps)``/``BatchNorm(momentum, eps)`` (each value checked by them)."""
+    entries = _require(spec, "norm", where, (list,), "a list with one entry per hidden layer")
+    sizes = spec["sizes"]
+    if len(entries) != max(len(sizes) - 2, 0):
+        raise where.at("norm").error(f"has {len(entries)} entries but sizes {_short(sizes)} has "
+                                     f"{max(len(sizes) - 2, 0)} hidden layers (one entry per hidden layer).")
+    norms = []
+    for i, entry in enumerate(entries):
+        at = where.at(f"norm[{i}]")
+        if entry is None:
+            norms.append(None)
+            continue
+        if not isinstance(entry, dict) or entry.get("name") not in NORMS:
+            raise at.error(f"must be null or a dict with name one of {sorted(NORMS)}; got {_short(entry)}.")
+        fields = ("name", "eps", "momentum") if entry["name"] == "batch" else ("name", "eps")
+        if set(entry) != set(fields):
+            raise at.error(f"a {entry['name']} norm has exactly the fields {', '.join(fields)}; "
+                           f"got {', '.join(map(str, entry))}.")
+        for field in fields[1:]:
+            value = entry[field]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise at.at(f".{field}").error(f"must be a number; got {_short(value)}.")
+        try:
+            norms.append(LayerNorm(entry["eps"]) if entry["name"] == "layer"
+                         else BatchNorm(entry["momentum"], entry["eps"]))
+        except (TypeError, ValueError) as e:
+            raise at.error(str(e)) from None
+    return norms
 
 
 def _load_params(header: dict, arrays: dict, net: MLP, where: Where) -> Params:
     if "params" not in header:
         raise where.at("params").error("missing from the header.")
     layers = decode(header["params"], arrays, where.at("params"))
-    if not isinstance(layers, tuple) or not all(isinstance(l, Dense) for l in layers):
-        raise where.at("params").error("must be a tuple of Dense(W, b).")
+    if not isinstance(layers, tuple) or not all(isinstance(l, (Dense, Normed)) for l in layers):
+        raise where.at("params").error("must be a tuple of Dense(W, b) (Normed(W, gamma, beta) where the "
+                                       "net normalizes).")
+    for l, (layer, norm) in enumerate(zip(layers, (*net.norms, None) if len(layers) == net.n_layers else ())):
+        want = Dense if norm is None else Normed
+        if type(layer) is not want:
+            raise where.at(f"params[{l}]").error(
+                f"must be a {want.__name__} ({'no norm' if norm is None else f'{norm.name} norm'} at layer "
+                f"{l + 1} of the net); got {type(layer).__name__}.")
     try:
-        checks.check_params(layers, net.sizes)
+        checks.check_params(layers, net.sizes, norms=net.norms)
     except (TypeError, ValueError) as e:
         raise where.at("params").error(f"{e} (net.sizes is {list(net.sizes)})") from None
     return layers
+
+
+def _load_stats(header: dict, arrays: dict, net: MLP, where: Where) -> Stats:
+    """The running statistics: present exactly when the net has batch norm, then checked as
+    ``fnann.checks.check_stats`` checks them (shapes, finite, var >= 0)."""
+    if not net.has_batch_norm:
+        if "stats" in header:
+            raise where.at("stats").error(f"{net} has no batch norm, so it keeps no running statistics.")
+        return ()
+    if "stats" not in header:
+        raise where.at("stats").error(f"missing from the header; {net} has batch norm at layers "
+                                      f"{list(net.batch_norm_layers)}, whose running statistics it needs.")
+    stats = decode(header["stats"], arrays, where.at("stats"))
+    if not isinstance(stats, tuple) or not all(type(s) is RunningStats for s in stats):
+        raise where.at("stats").error("must be a tuple of RunningStats(mean, var).")
+    try:
+        checks.check_stats(net, stats)
+    except (TypeError, ValueError) as e:
+        raise where.at("stats").error(str(e)) from None
+    return stats
 
 
 def _load_key(header: dict, arrays: dict, where: Where):
@@ -388,4 +475,4 @@ def load(path: str | os.PathLike, net: MLP | None = None, opt: Any = None) -> Ch
     meta = _require(header, "meta", where, (dict,), "a dict")
     return Checkpoint(saved_net, params, opt_state, _count(header, "epoch", where),
                       _count(header, "step", where), _load_key(header, arrays, where),
-                      _load_history(header, where), meta)
+                      _load_history(header, where), meta, _load_stats(header, arrays, saved_net, where))

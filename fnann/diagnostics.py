@@ -10,6 +10,12 @@
     dead fraction       units with A^(l) = 0 for every example (ReLU layers)
     saturated fraction  entries with |σ'(Z^(l))| < threshold  (sigmoid and tanh layers)
 
+A normalized hidden layer (``MLP(norm=...)``, ``Normed(W, gamma, beta)``: no b) reports
+Z^(l) = W^(l) A^(l-1), before its norm, and its saturation at σ'(Y^(l)), Y = γ ⊙ Ẑ + β, the
+activation's input. Batch norm is diagnosed in its training pass (the batch's own μ, σ², the
+pass the backward differentiates; the batch needs two rows or more), not with the running
+statistics of evaluation.
+
 A field that does not apply to a layer (dead units of a sigmoid layer, the update ratio
 without an optimizer) is NaN. ``diagnose`` is pure: it works under ``jax.jit`` (``net``,
 ``loss`` and ``opt`` static) and ``jax.vmap``. :class:`Recorder` collects it every k epochs
@@ -89,7 +95,9 @@ def diagnose(net: MLP, params: Params, x, y, loss: Loss | str, opt: Optimizer | 
 
     Math: δ^(l) = ∂L/∂Z^(l) from the delta recursion; ∂L/∂W^(l) = δ^(l) (A^(l-1))ᵀ;
           ratio^(l) = ‖ΔW^(l)‖_F / ‖W^(l)‖_F with (ΔW, ·) = opt.update(∂L/∂θ, opt_state, θ);
-          saturated^(l) = mean over examples and units of [|σ'(Z^(l))| < saturation].
+          saturated^(l) = mean over examples and units of [|σ'(Z^(l))| < saturation]
+          (σ'(Y^(l)) for a normalized layer, Y^(l) = γ ⊙ Ẑ^(l) + β).
+    A batch-norm net is diagnosed in its training pass: the batch's statistics, not the running ones.
 
     Args:
       net: the network.
@@ -124,6 +132,7 @@ def diagnose(net: MLP, params: Params, x, y, loss: Loss | str, opt: Optimizer | 
     _check_threshold(saturation)
     check_inputs(net, params, x)
     checks.check_has_rows(x, needed_by="diagnose")
+    checks.check_norm_rows(net, x)
     check_targets(net, loss, x, y)
     with precision_scope(precision):
         _, trace = feedforward(net, params, x)
@@ -136,11 +145,13 @@ def diagnose(net: MLP, params: Params, x, y, loss: Loss | str, opt: Optimizer | 
         updates, _ = opt.update(grads, opt.init(params) if opt_state is None else opt_state, params)
         ratio = [global_norm(u.W) / global_norm(p.W) for u, p in zip(updates, params)]
     rows = []
+    N = (*trace.N, None) if trace.N else (None,) * net.n_layers  # the normalized layers' NormTrace
     for l, act in enumerate(net.activations):
         z, a = trace.Z[l].astype(dtype), trace.A[l + 1].astype(dtype)
         dead = jnp.mean(jnp.all(a == 0, axis=0), dtype=dtype) if act.dies else nan
         if act.saturates:
-            slope = act.backward(trace.Z[l], jnp.ones_like(trace.Z[l]))  # σ'(Z) element-wise
+            u = trace.Z[l] if N[l] is None else N[l].Y  # σ's input: Z, or Y = γ ⊙ Ẑ + β after a norm
+            slope = act.backward(u, jnp.ones_like(u))  # σ'(u) element-wise
             saturated = jnp.mean(jnp.abs(slope) < saturation, dtype=dtype)
         else:
             saturated = nan
@@ -234,6 +245,7 @@ class Recorder:
         checks.check_net(net)
         checks.check_x(x, net.n_in)
         checks.check_has_rows(x, needed_by="the probe batch")
+        checks.check_norm_rows(net, x)
         checks.check_finite(x)
         check_targets(net, loss, x, y)
         self.net, self.opt, self.every = net, opt, int(every)

@@ -24,10 +24,11 @@ import os
 import sys
 
 from fnann.app.common import UsageError, class_names, class_targets, default_cache_dir, \
-    enable_compilation_cache, file_digest, is_file, label_column, load_checkpoint, load_data, standardize, x64
+    enable_compilation_cache, file_digest, is_file, label_column, load_checkpoint, load_data, standardize, \
+    with_stats, x64
 from fnann.app.options import ACTIVATIONS as ACTIVATION_NAMES, LOSSES as LOSS_NAMES, OPTIMIZERS, SCHEDULES, \
     TRAIN_DEFAULTS, Help, TrainOptions, add_train_options, count, decay, given_options, hidden_activations, number, \
-    parse_delimiter, optimizer_factory, parse_seed, parse_sizes, positive, train_options
+    parse_delimiter, optimizer_factory, parse_norm, parse_seed, parse_sizes, positive, train_options
 from fnann.app.training import DEFAULT_OUT, build_optimizer, run_training
 
 __all__ = ["main", "console", "build_parser", "UsageError", "TRAIN_DEFAULTS", "train_options", "build_optimizer",
@@ -162,7 +163,8 @@ def _run_predict(args) -> int:
     x = datasets.read_features(args.inputs, delimiter=args.delimiter)
     _check_features(x, ck.net, args.inputs)
     with x64(wide):
-        y_hat = np.asarray(fnann.predict(ck.net, ck.params, standardize(x, ck.meta, "x")))
+        x = standardize(x, ck.meta, "x")
+        y_hat = np.asarray(fnann.predict(ck.net, ck.params, x, **with_stats(ck.net, ck.stats)))
     if ck.meta["task"] == "classification":
         classes = class_names(ck.meta, ck.net)
         prefix = "p_" if ck.net.output.head is not None else "score_"  # probabilities: a classifier's head
@@ -254,13 +256,14 @@ def _run_evaluate(args) -> int:
     with x64(wide):
         if classify:
             labels = _class_indices(y, classes, class_names(m, ck.net), source)
-            result = fnann.evaluate(ck.net, ck.params, x, class_targets(labels, ck.net, loss), loss)
-            y_hat = np.asarray(fnann.predict(ck.net, ck.params, x))
+            result = fnann.evaluate(ck.net, ck.params, x, class_targets(labels, ck.net, loss), loss,
+                                    **with_stats(ck.net, ck.stats))
+            y_hat = np.asarray(fnann.predict(ck.net, ck.params, x, **with_stats(ck.net, ck.stats)))
             result["accuracy"] = float(np.mean(metrics.predicted_classes(y_hat) == labels))
             print(f"accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  ({len(x)} examples)")
         else:
-            result = fnann.evaluate(ck.net, ck.params, x, y, loss)
-            y_hat = np.asarray(fnann.predict(ck.net, ck.params, x))
+            result = fnann.evaluate(ck.net, ck.params, x, y, loss, **with_stats(ck.net, ck.stats))
+            y_hat = np.asarray(fnann.predict(ck.net, ck.params, x, **with_stats(ck.net, ck.stats)))
             if m.get("target_mean") is not None:
                 y_hat = y_hat * np.asarray(m["target_std"]) + np.asarray(m["target_mean"])
             rmse, r2 = metrics.rmse_r2(y_hat, y_units)
@@ -358,6 +361,10 @@ def _add_explain(sub) -> None:
     p.add_argument("--dropout", type=decay, default=0.0, metavar="P",
                    help="inverted dropout rate p in [0, 1) of every hidden layer: the training pass, with "
                    "masks M ~ Bernoulli(1 - p) drawn from --seed (default 0: off)")
+    p.add_argument("--norm", type=parse_norm, default="none", metavar="NAME[,NAME...]",
+                   help="normalization of the hidden layers' pre-activations: layer, or none, or one per hidden "
+                   "layer, comma-separated (default none). Batch norm normalizes over a batch, and explain "
+                   "shows one example: it is refused")
     p.add_argument("--hidden", default="sigmoid", metavar="NAME[,NAME...]", help="hidden activation: "
                    "{activations}, or one per hidden layer, comma-separated (default sigmoid)")
     p.add_argument("--output", default="softmax", help="output activation (default softmax)")

@@ -166,6 +166,13 @@ def load_checkpoint(path: str):
     return ck, wide
 
 
+def with_stats(net, stats) -> dict:
+    """The keyword arguments that pass a batch-norm net's running statistics on (``predict``,
+    ``evaluate``, ``save``: ``{"stats": stats}``); ``{}`` for any other net, whose calls stay
+    exactly what they were."""
+    return {"stats": stats} if net.has_batch_norm else {}
+
+
 def class_names(meta: dict, net) -> list[str]:
     """The class names of a classifier's checkpoint: its record's, else 0..k-1 (k: the outputs,
     two for one sigmoid unit)."""

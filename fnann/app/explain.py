@@ -22,9 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnann.activations import Activation
-from fnann.app.options import hidden_activations
+from fnann.app.options import hidden_activations, norm_names
 from fnann.caches import compiled_cache
-from fnann.backprop import backpropagate, dense_backward, loss_value
+from fnann.backprop import backpropagate, dense_backward, dropout_backward, loss_value
 from fnann.checks import check_head, check_inputs, check_key, check_targets
 from fnann.losses import Loss, as_targets, default_loss, get_loss, is_fused, random_targets
 from fnann.mlp import MLP, Dense, Params, dropout_masks, feedforward
@@ -33,6 +33,7 @@ from fnann.optim import Optimizer, apply_updates, equations
 HIGHEST = jax.lax.Precision.HIGHEST
 FORMATS = ("text", "markdown")
 GAP = 6  # spaces between a hand-derived value and jax.grad's
+SYMBOLS = {"gamma": "γ", "beta": "β"}  # a Normed layer's fields as the equations name them
 
 # --- formatting ---------------------------------------------------------------------
 
@@ -137,6 +138,10 @@ def explain(net: MLP, loss: Loss | str, params: Params, x, y, opt: Optimizer, op
 
     Math: Z^(l) = W^(l) A^(l-1) + b^(l); A^(l) = σ(Z^(l)); δ^(L) = ∂L/∂A^(L) ⊙ σ'(Z^(L));
           δ^(l) = (W^(l+1))ᵀ δ^(l+1) ⊙ σ'(Z^(l)); ∂L/∂W^(l) = δ^(l) (A^(l-1))ᵀ; ∂L/∂b^(l) = δ^(l).
+          A layer-normalized hidden layer: Z = W A_prev, μ, σ² over its units, Ẑ = (Z - μ)/√(σ² + ε),
+          Y = γ ⊙ Ẑ + β, A = σ(Y); backward ∂L/∂Y = ∂L/∂A ⊙ σ'(Y), dẐ = γ ⊙ ∂L/∂Y,
+          δ = (1/√(σ² + ε)) (dẐ - mean(dẐ) - Ẑ ⊙ mean(dẐ ⊙ Ẑ)), ∂L/∂γ = ∂L/∂Y ⊙ Ẑ, ∂L/∂β = ∂L/∂Y.
+          Batch norm is refused: one example has no batch statistics.
 
     Args:
       net: the (small) network.
@@ -177,11 +182,14 @@ def explain(net: MLP, loss: Loss | str, params: Params, x, y, opt: Optimizer, op
     y = y.reshape(1) if y.ndim == 0 else y.reshape(1, -1) if y.ndim == 1 else y  # one example
     if x.ndim != 2 or x.shape[0] != 1:
         raise ValueError(f"x must be one example, shape ({net.n_in},); got shape {x.shape}.")
+    if net.has_batch_norm:
+        raise ValueError(f"{net} has batch norm, which normalizes each unit over a batch; explain follows one "
+                         "example, whose batch has no variance: use layer norm (--norm layer) to see the "
+                         "norm's equations.")
     check_inputs(net, params, x)
     check_head(net, loss)
     with jax.enable_x64(True):
-        params = tuple(Dense(jnp.asarray(np.asarray(p.W), jnp.float64), jnp.asarray(np.asarray(p.b), jnp.float64))
-                       for p in params)
+        params = tuple(type(p)(*(jnp.asarray(np.asarray(a), jnp.float64) for a in p)) for p in params)
         x = jnp.asarray(x)
         y = jnp.asarray(y if np.issubdtype(y.dtype, np.integer) else y.astype(np.float64))
         check_targets(net, loss, x, y)
@@ -220,6 +228,7 @@ def _compute(net: MLP, loss: Loss, opt: Optimizer, fused: bool, params: Params, 
     state = opt.init(params)
     updates, state = opt.update(grads, state, params)
     one = lambda rows: [r[0] for r in rows]  # the example's row of each (1, n) array, as a vector
+    N = (*trace.N, None) if trace.N else (None,) * net.n_layers  # the normalized layers' NormTrace
     return {
         "params": params, "x": x[0], "Z": one(trace.Z), "A": one(trace.A),
         "y": as_targets(y_hat, y, one_hot=loss.labels)[0],
@@ -228,9 +237,49 @@ def _compute(net: MLP, loss: Loss, opt: Optimizer, fused: bool, params: Params, 
         "ref_deltas": one(autodiff_deltas(net, loss, params, x, y, masks)),
         "M": [None if m is None else m[0] for m in trace.M] or [None] * (net.n_layers - 1),
         "da": [dense_backward(params[l], trace.A[l], deltas[l], HIGHEST)[1][0] for l in range(net.n_layers)],
-        "slopes": [act.backward(z, jnp.ones_like(z))[0] for act, z in zip(sigma, trace.Z)],
+        "slopes": [act.backward(z if t is None else t.Y, jnp.ones_like(z))[0]  # σ'(Z), or σ'(Y) after a norm
+                   for act, z, t in zip(sigma, trace.Z, N)],
+        "N": [None if t is None else jax.tree.map(lambda a: a[0], t) for t in N],
+        "dY": _norm_dY(net, params, trace, deltas),
         "updates": updates, "state": state, "new": apply_updates(params, updates),
     }
+
+
+def _norm_dY(net: MLP, params: Params, trace, deltas) -> list:
+    """∂L/∂Y^(l) = ∂L/∂σ^(l) ⊙ σ'(Y^(l)) of each normalized hidden layer (None elsewhere): the
+    delta recursion's own steps (``dense_backward``, ``dropout_backward``, σ's backward) up to
+    the norm, whose backward turns it into δ^(l)."""
+    L, out, dA = net.n_layers, [None] * net.n_layers, [None] * (net.n_layers + 1)
+    M = trace.M or (None,) * (L - 1)
+    for l in range(L - 1, 0, -1):  # hidden layers, top down; dA[l] = ∂L/∂A^(l)
+        dA[l] = dense_backward(params[l], trace.A[l], deltas[l], HIGHEST)[1]
+        if l + 1 in net.residual:
+            dA[l] = dA[l] + dA[l + 1]
+        if net.norms[l - 1] is not None:
+            d_sigma = dropout_backward(dA[l], M[l - 1], net.dropout_rates[l - 1])
+            out[l - 1] = net.activations[l - 1].backward(trace.N[l - 1].Y, d_sigma)[0]
+    return out
+
+
+def _norm_forward(page: _Page, net: MLP, l: int, n: dict) -> None:
+    """Layer l's norm, forward: μ, σ², Ẑ, Y = γ ⊙ Ẑ + β (``fnann.norms.normalize``'s numbers)."""
+    t, over = n["N"][l - 1], "its units" if net.norms[l - 1].axis == -1 else "the batch"
+    page.value(f"μ^({l}) = mean of Z^({l}) over {over}", t.mean)
+    page.value(f"σ²^({l}) = mean of (Z^({l}) - μ^({l}))² over {over}", t.var)
+    page.value(f"Ẑ^({l}) = (Z^({l}) - μ^({l})) / √(σ²^({l}) + ε),  ε = {net.norms[l - 1].eps:g}", t.Z_hat)
+    page.value(f"Y^({l}) = γ^({l}) ⊙ Ẑ^({l}) + β^({l})", t.Y)
+
+
+def _norm_backward(page: _Page, net: MLP, l: int, rule: str, n: dict) -> None:
+    """Layer l's norm, backward: ∂L/∂Y, ∂L/∂Ẑ = γ ⊙ ∂L/∂Y and δ^(l) = ∂L/∂Z^(l) beside jax.grad's
+    (``fnann.norms.norm_backward``'s δ, the recursion's own)."""
+    dY, over = n["dY"][l - 1], "its units" if net.norms[l - 1].axis == -1 else "the batch"
+    page.value(f"∂L/∂Y^({l}) = {rule} ⊙ σ'(Y^({l}))", dY)
+    page.value(f"∂L/∂Ẑ^({l}) = γ^({l}) ⊙ ∂L/∂Y^({l})", np.asarray(n["params"][l - 1].gamma) * dY)
+    dz_hat, z_hat = f"∂L/∂Ẑ^({l})", f"Ẑ^({l})"
+    page.line(f"δ^({l}) = (1/√(σ²^({l}) + ε)) ({dz_hat} - mean({dz_hat}) - {z_hat} ⊙ mean({dz_hat} ⊙ {z_hat}))")
+    page.value(f"δ^({l}) = ∂L/∂Z^({l})   (the means over {over})", n["deltas"][l - 1], f"jax.grad: ∂L/∂Z^({l})",
+               n["ref_deltas"][l - 1])
 
 
 def _forward_and_backward(page: _Page, net: MLP, loss: Loss, fused: bool, n: dict) -> None:
@@ -239,16 +288,25 @@ def _forward_and_backward(page: _Page, net: MLP, loss: Loss, fused: bool, n: dic
     dropped = lambda l: f" ⊙ M^({l}) / (1 - {p[l - 1]:g})" if M[l - 1] is not None else ""  # noqa: E731
     page.section("1. The example and the parameters")
     page.value("x = A^(0)", n["x"], "y" + (" (one-hot)" if loss.labels else ""), n["y"])
+    normed = (*(norm is not None for norm in net.norms), False)  # layer l's at normed[l - 1]
     for l in range(1, L + 1):
-        page.value(f"W^({l})   shape {params[l - 1].W.shape}", params[l - 1].W, f"b^({l})", params[l - 1].b)
+        if normed[l - 1]:
+            page.value(f"W^({l})   shape {params[l - 1].W.shape}", params[l - 1].W, f"γ^({l})", params[l - 1].gamma)
+            page.value(f"β^({l})   ({net.norms[l - 1].name} norm: β^({l}) is the shift, no b^({l}))",
+                       params[l - 1].beta)
+        else:
+            page.value(f"W^({l})   shape {params[l - 1].W.shape}", params[l - 1].W, f"b^({l})", params[l - 1].b)
 
     page.section("2. Forward pass")
     for l in range(1, L + 1):
-        page.value(f"Z^({l}) = W^({l}) A^({l - 1}) + b^({l})", Z[l - 1])
+        page.value(f"Z^({l}) = W^({l}) A^({l - 1})" + ("" if normed[l - 1] else f" + b^({l})"), Z[l - 1])
+        if normed[l - 1]:
+            _norm_forward(page, net, l, n)
         skip = f"A^({l - 1}) + " if l in net.residual else ""
         if M[l - 1] is not None:
             page.value(f"M^({l}) ~ Bernoulli(1 - {p[l - 1]:g})   (dropout, training)", M[l - 1])
-        page.value(f"A^({l}) = {skip}{sigma[l - 1].name}(Z^({l})){dropped(l)}" + (" = ŷ" if l == L else ""), A[l])
+        arg = f"Y^({l})" if normed[l - 1] else f"Z^({l})"
+        page.value(f"A^({l}) = {skip}{sigma[l - 1].name}({arg}){dropped(l)}" + (" = ŷ" if l == L else ""), A[l])
 
     page.section("3. Loss")
     page.line((loss.formula or f"L = {loss.name}(ŷ, y)") + f" = {float(n['loss']):.6f}")
@@ -275,18 +333,29 @@ def _forward_and_backward(page: _Page, net: MLP, loss: Loss, fused: bool, n: dic
         page.value(f"(W^({l + 1}))ᵀ δ^({l + 1})" + (f" + ∂L/∂A^({l + 1})" if skip else "") + f" = ∂L/∂A^({l})", dA[l])
         if M[l - 1] is not None:  # ∂L/∂σ^(l) = ∂L/∂A^(l) ⊙ M^(l) / (1 - p_l), the same mask as the forward pass
             page.value(f"∂L/∂σ^({l}) = ∂L/∂A^({l}){dropped(l)}", dA[l] * M[l - 1] / (1 - p[l - 1]))
+        rule = (f"∂L/∂σ^({l})" if M[l - 1] is not None else f"∂L/∂A^({l})" if skip
+                else f"(W^({l + 1}))ᵀ δ^({l + 1})")
+        if normed[l - 1]:
+            if act.elementwise:
+                page.value(f"σ'(Y^({l})),  {_slope_name(act)}", n["slopes"][l - 1])
+            _norm_backward(page, net, l, rule if act.elementwise else f"J_{act.name}(Y^({l}))ᵀ {rule}", n)
+            continue
         if not act.elementwise:
             page.value(_jacobian(act, l, rhs=False), deltas[l - 1], ref, ref_deltas[l - 1])
             continue
         page.value(f"σ'(Z^({l})),  {_slope_name(act)}", n["slopes"][l - 1])
-        rule = (f"∂L/∂σ^({l})" if M[l - 1] is not None else f"∂L/∂A^({l})" if skip
-                else f"(W^({l + 1}))ᵀ δ^({l + 1})")
         page.value(f"δ^({l}) = {rule} ⊙ σ'(Z^({l}))", deltas[l - 1], ref, ref_deltas[l - 1])
     grads, ref_grads = n["grads"], n["ref_grads"]
     for l in range(L, 0, -1):
         page.value(f"∂L/∂W^({l}) = δ^({l}) (A^({l - 1}))ᵀ", grads[l - 1].W, f"jax.grad: ∂L/∂W^({l})",
                    ref_grads[l - 1].W)
-        page.value(f"∂L/∂b^({l}) = δ^({l})", grads[l - 1].b, f"jax.grad: ∂L/∂b^({l})", ref_grads[l - 1].b)
+        if normed[l - 1]:
+            page.value(f"∂L/∂γ^({l}) = ∂L/∂Y^({l}) ⊙ Ẑ^({l})", grads[l - 1].gamma, f"jax.grad: ∂L/∂γ^({l})",
+                       ref_grads[l - 1].gamma)
+            page.value(f"∂L/∂β^({l}) = ∂L/∂Y^({l})", grads[l - 1].beta, f"jax.grad: ∂L/∂β^({l})",
+                       ref_grads[l - 1].beta)
+        else:
+            page.value(f"∂L/∂b^({l}) = δ^({l})", grads[l - 1].b, f"jax.grad: ∂L/∂b^({l})", ref_grads[l - 1].b)
     diffs = [np.max(np.abs(a - b)) for a, b in zip(jax.tree.leaves((deltas, grads)),
                                                    jax.tree.leaves((ref_deltas, ref_grads)))]
     page.line(f"largest |hand-derived - jax.grad| over every δ and gradient: {max(diffs):.1e} (float64)")
@@ -306,11 +375,12 @@ def _step(page: _Page, n: dict, opt_name: str, lines: tuple[str, ...]) -> None:
         page.line(f"updates applied: {int(step)}" + (f"   (t = {int(step)})" if bias_corrected else ""))
     moments = [f for f in getattr(state, "_fields", ()) if f != "step"]
     for l in range(1, len(params) + 1):
-        for name in ("W", "b"):
+        for field_ in params[l - 1]._fields:  # W, b; W, gamma, beta for a normalized layer
+            name = SYMBOLS.get(field_, field_)
             for field in moments:
-                page.value(f"{field} for {name}^({l}) after the step", getattr(getattr(state, field)[l - 1], name))
-            page.value(f"{name}^({l}) ← {name}^({l}) + Δ{name}^({l})", getattr(new[l - 1], name),
-                       f"Δ{name}^({l})", getattr(updates[l - 1], name))
+                page.value(f"{field} for {name}^({l}) after the step", getattr(getattr(state, field)[l - 1], field_))
+            page.value(f"{name}^({l}) ← {name}^({l}) + Δ{name}^({l})", getattr(new[l - 1], field_),
+                       f"Δ{name}^({l})", getattr(updates[l - 1], field_))
 
 
 # --- the command line ---------------------------------------------------------------
@@ -323,7 +393,7 @@ def run_cli(args, opt: Optimizer, opt_name: str) -> str:
     parameters are ``init``'s (float64) for that seed.
     """
     net = MLP(args.sizes, hidden=hidden_activations(args.hidden), output=args.output, residual=args.residual,
-              dropout=args.dropout)
+              dropout=args.dropout, norm=norm_names(getattr(args, "norm", "none")))
     loss = get_loss(args.loss, argname="--loss") if args.loss else default_loss(net.output)
     with jax.enable_x64(True):
         params, x_drawn, y_drawn = jax.device_get(_compiled_draw(net, loss)(args.seed))

@@ -172,6 +172,25 @@ parse_seed = number(int, 0, MAX_SEED)  # --seed of train, gradcheck and explain
 decay = number(float, 0, 1, high_open=True)
 
 
+NORMS = ("layer", "batch", "none")
+
+
+def parse_norm(text: str) -> str:
+    """``--norm``: ``layer``, ``batch`` or ``none``, or one per hidden layer (``batch,none``)."""
+    names = [s.strip() for s in text.split(",")]
+    bad = [n for n in names if n not in NORMS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown normalization {bad[0]!r}: choose {', '.join(NORMS)}, or one "
+                                         "per hidden layer, comma-separated (batch,none)")
+    return ",".join(names)
+
+
+def norm_names(text: str) -> str | tuple[str, ...]:
+    """``--norm``'s value as ``MLP(norm=...)`` takes it: one name, or one per hidden layer
+    (``"batch,none"`` -> ``("batch", "none")``; ``"none"``: no normalization)."""
+    return tuple(text.split(",")) if "," in text else text
+
+
 def hidden_activations(text: str) -> str | tuple[str, ...]:
     """``--hidden``'s value as ``MLP(hidden=...)`` takes it: one name, or one per hidden layer
     (``"relu,tanh"`` -> ``("relu", "tanh")``)."""
@@ -232,6 +251,10 @@ class TrainOptions:
     dropout: float = _network(0.0, "inverted dropout rate p in [0, 1) of every hidden layer in training: "
                               "A^(l) = σ(Z^(l)) ⊙ M / (1 - p), M ~ Bernoulli(1 - p) (default {default}: off)",
                               type=decay, metavar="P")
+    norm: str = _network("none", "normalization of the hidden layers' pre-activations before σ: layer, batch "
+                         "(running statistics at evaluation) or none, or one per hidden layer, comma-separated "
+                         "(batch,none): Ẑ = (Z - μ) / √(σ² + ε), A = σ(γ ⊙ Ẑ + β) (default {default})",
+                         type=parse_norm, metavar="NAME[,NAME...]", names=norm_names)
     output: str | None = _network(None, "output activation: {activations} (default: softmax for "
                                   "classification, sigmoid with --loss binary_cross_entropy, identity for "
                                   "regression)", metavar="NAME")
