@@ -28,7 +28,7 @@ from fnann.app.common import UsageError, class_names, class_targets, default_cac
     with_stats, x64
 from fnann.app.options import ACTIVATIONS as ACTIVATION_NAMES, LOSSES as LOSS_NAMES, OPTIMIZERS, SCHEDULES, \
     TRAIN_DEFAULTS, Help, TrainOptions, add_train_options, count, decay, given_options, hidden_activations, number, \
-    parse_delimiter, optimizer_factory, parse_norm, parse_seed, parse_sizes, positive, train_options
+    norm_names, parse_delimiter, optimizer_factory, parse_norm, parse_seed, parse_sizes, positive, train_options
 from fnann.app.training import DEFAULT_OUT, build_optimizer, run_training
 
 __all__ = ["main", "console", "build_parser", "UsageError", "TRAIN_DEFAULTS", "train_options", "build_optimizer",
@@ -293,6 +293,9 @@ def _add_gradcheck(sub) -> None:
     p.add_argument("--dropout", type=decay, default=0.0, metavar="P",
                    help="inverted dropout rate p in [0, 1) of every hidden layer: checks the training pass, "
                    "masks M ~ Bernoulli(1 - p) drawn from --seed (default 0: off)")
+    p.add_argument("--norm", type=parse_norm, default="none", metavar="NAME[,NAME...]",
+                   help="normalization of the hidden layers' pre-activations: layer, batch (checks the training "
+                   "pass: the batch's statistics) or none, or one per hidden layer, comma-separated (default none)")
     p.add_argument("--hidden", default="relu", metavar="NAME[,NAME...]",
                    help="hidden activation: {activations}, or one per hidden layer, comma-separated (default relu)")
     p.add_argument("--output", default="softmax", metavar="NAME",
@@ -326,7 +329,9 @@ def _run_gradcheck(args) -> int:
     from fnann.losses import random_targets
 
     net = fnann.MLP(args.sizes, hidden=hidden_activations(args.hidden), output=args.output,
-                    residual=args.residual, dropout=args.dropout)
+                    residual=args.residual, dropout=args.dropout, norm=norm_names(args.norm))
+    if net.has_batch_norm and args.batch < 2:
+        raise UsageError(f"--norm {net.norm_name}: batch norm's training pass needs --batch 2 or more; got {args.batch}")
     loss = fnann.get_loss(args.loss)
     k_init, k_x, k_y = jax.random.split(jax.random.key(args.seed), 3)
     k_drop = jax.random.fold_in(jax.random.key(args.seed), 1) if net.has_dropout else None
