@@ -299,15 +299,15 @@ def epoch_function(step: Callable, batch_size: int | None,
         x, y = shuffled(x[order]), shuffled(y[order])  # one gather per epoch; contiguous batches
 
         def body(carry, batch):  # carry: (params, opt_state), and the running stats with batch norm
-            params, opt_state, *stats = carry
-            given = {"stats": stats[0]} if stats else {}
+            params, opt_state, *carried = carry
+            given = {"stats": carried[0]} if carried else {}
             if key is None:
-                params, opt_state, value, *stats = step(params, opt_state, *batch, **given)
+                params, opt_state, value, *carried = step(params, opt_state, *batch, **given)
             else:  # batch = (x_i, y_i, i): the step's dropout key is fold_in(key, i)
                 *xy, i = batch
-                params, opt_state, value, *stats = step(params, opt_state, *xy, jax.random.fold_in(key, i),
-                                                        **given)
-            return (params, opt_state, *stats), value
+                params, opt_state, value, *carried = step(params, opt_state, *xy, jax.random.fold_in(key, i),
+                                                          **given)
+            return (params, opt_state, *carried), value
 
         full = (x[: n_full * b].reshape(n_full, b, *x.shape[1:]),
                 y[: n_full * b].reshape(n_full, b, *y.shape[1:]))
@@ -320,9 +320,9 @@ def epoch_function(step: Callable, batch_size: int | None,
                 last_batch = (*last_batch, jnp.uint32(n_full))
             carry, last = body(carry, last_batch)
             values = jnp.concatenate([values, last[None]])
-        params, opt_state, *stats = carry
+        params, opt_state, *running = carry
         mean_loss = jnp.mean(values)
-        return params, opt_state, mean_loss, jnp.isfinite(mean_loss) & all_finite((params, *stats)), *stats
+        return params, opt_state, mean_loss, jnp.isfinite(mean_loss) & all_finite((params, *running)), *running
 
     return epoch
 

@@ -136,6 +136,8 @@ def test_evaluation_uses_the_running_statistics(data, bn_run):
     assert fnann.accuracy(BN, params, x, y, stats=stats) == metrics["accuracy"]
     assert history["val_loss"][-1] == pytest.approx(nll, rel=1e-5)  # fit validates by the running stats
     fnann.compile_inference(BN, params, x, y, "cross_entropy", stats=stats)
+    fnann.compile_fit(BN, "cross_entropy", OPT, params, x, y, batch_size=BATCH, validation_data=data, key=KEY,
+                      stats=stats)
 
 
 @pytest.mark.parametrize("rows, batch_size", [(N, 1), (N, N - 1), (1, None), (1, 32)])
@@ -209,6 +211,11 @@ def test_fit_many_model_k_equals_fit_of_model_k(data):
     r = fnann.fit_many(BN, "cross_entropy", fnann.sgd, params, x, y, key=keys, epochs=2, batch_size=BATCH,
                        hyperparams={"lr": [0.1, 0.05]}, validation_data=data)
     assert r.stats[0].mean.shape == (2, 6)
+    many = lambda p, **kw: fnann.fit_many(BN, "cross_entropy", fnann.sgd, p, x, y, key=keys,  # noqa: E731
+                                          batch_size=BATCH, hyperparams={"lr": [0.1, 0.05]}, **kw)
+    first = many(params, epochs=1)
+    again = many(first.params, epochs=1, initial_epoch=1, opt_state=first.opt_state, stats=first.stats)
+    assert_same((again.params, again.stats), (r.params, r.stats))  # resumed from the stacked stats
     for k, lr in enumerate((0.1, 0.05)):
         p, s, h = fnann.fit(BN, "cross_entropy", fnann.sgd(lr), jax.tree.map(lambda a: a[k], params), x, y,
                             key=keys[k], epochs=2, batch_size=BATCH, validation_data=data)
@@ -242,3 +249,13 @@ def test_evaluating_a_batch_norm_net_needs_its_stats(data, bn_params):
                  lambda: fnann.compile_inference(BN, bn_params, x)):
         with pytest.raises(ValueError, match="stats=stats"):
             call()
+
+
+def test_a_divergence_keeps_the_last_good_statistics(data, bn_run):
+    x, y = data
+    params, stats, _, _ = bn_run
+    with pytest.raises(fnann.TrainingDivergedError) as e:
+        fnann.fit(BN, "cross_entropy", fnann.sgd(1e30), params, x, y, key=KEY, epochs=2, batch_size=BATCH,
+                  stats=stats)
+    assert e.value.epoch == 0
+    assert_same((e.value.params, e.value.stats), (params, stats))
