@@ -349,6 +349,7 @@ def compile_fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y
     checks.check_net_params(net, params, shapes=True)
     checks.check_batch_size(batch_size)
     checks.check_data(net, loss, x, y)
+    checks.check_norm_batches(net, jnp.shape(x)[0], batch_size)
     dtype = params[0].W.dtype
     compute_dtype = checks.check_compute_dtype(compute_dtype, dtype)
     opt = with_loss_scaling(opt, compute_dtype)  # as fit wraps it
@@ -432,8 +433,8 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
       restore_best: with ``patience``, return the best params seen rather than the last.
       callback: called after every epoch as ``callback(epoch, logs)``, or, if it takes a
         third positional argument, as ``callback(epoch, logs, state)`` with the
-        :class:`TrainState` after that epoch (params, optimizer state, epochs done, key:
-        everything to checkpoint or inspect the run). Returning ``True`` stops training.
+        :class:`TrainState` after that epoch (params, optimizer state, epochs done, key, running
+        statistics: everything to checkpoint or inspect the run). Returning ``True`` stops training.
       verbose: print one line per epoch.
       return_state: also return a :class:`TrainState` to continue from.
       params_callback: called as ``params_callback(epoch, params, opt_state)`` after every

@@ -149,6 +149,8 @@ def test_a_batch_of_one_row_is_refused_at_the_door(data, bn_params, rows, batch_
     with pytest.raises(ValueError, match="2 rows or more"):
         fnann.fit_many(BN, "cross_entropy", OPT, bn_params, x[:rows], y[:rows], key=jax.random.split(KEY, 2),
                        epochs=1, batch_size=batch_size)
+    with pytest.raises(ValueError, match="2 rows or more"):
+        fnann.compile_fit(BN, "cross_entropy", OPT, bn_params, x[:rows], y[:rows], batch_size=batch_size)
 
 
 def test_a_net_without_norm_is_trained_as_before(data):
