@@ -588,6 +588,7 @@ def check_training(net, loss, x, y, *, epochs, initial_epoch, batch_size, valida
     check_batch_size(batch_size)
     one_of(monitor, "monitor", MONITORS)
     check_data(net, loss, x, y)
+    check_norm_batches(net, jnp.shape(x)[0], batch_size)
     if validation_data is not None:
         if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
             raise TypeError("validation_data must be a pair (x_val, y_val).")
@@ -605,6 +606,22 @@ def check_data(net, loss, x, y, x_name: str = "x", y_name: str = "y"):
     check_finite(x, x_name)
     check_has_rows(x, x_name, "fit")
     check_targets(net, loss, x, y, x_name, y_name)
+
+
+def check_norm_batches(net, n: int, batch_size: int | None) -> None:
+    """A batch-norm net trains on batches of 2 rows or more (``check_norm_rows``): refuses a
+    ``batch_size`` (or ``n`` rows, full batch) that makes a batch of 1 row, b = 1 or n mod b = 1."""
+    if not net.has_batch_norm:
+        return
+    b = n if batch_size is None else min(batch_size, n)
+    if n == 1:
+        raise ValueError(f"x has 1 row, but {net} has batch norm, whose training pass normalizes by the "
+                         "batch's mean and variance: a batch needs 2 rows or more.")
+    if b == 1 or n % b == 1:
+        which = "every batch has" if b == 1 else f"the last batch holds the n mod batch_size = {n} mod {b} ="
+        raise ValueError(f"batch_size={batch_size}: {which} 1 row, but {net} has batch norm, whose "
+                         "training pass normalizes by the batch's mean and variance: a batch needs 2 rows "
+                         f"or more. Choose a batch_size with n mod batch_size != 1 (n = {n}).")
 
 
 def check_batch_size(batch_size) -> None:

@@ -3,6 +3,10 @@
 Each runs a jitted function over fixed-size chunks of ``x`` (the last chunk may be
 smaller), so memory stays bounded by the chunk size and at most two programs compile per
 chunk size, whatever the number of rows.
+
+A batch-norm net is evaluated with its running statistics (``stats=``, required):
+Ẑ = (Z - μ_run) / √(σ²_run + ε), row by row, so a chunk's output does not depend on the
+other rows of the chunk (never the chunk's own statistics).
 """
 
 from __future__ import annotations
@@ -47,16 +51,34 @@ def accuracy_metric(net: MLP) -> Callable[[Array, Array], Array] | None:
 
 @compiled_cache(maxsize=32)
 def _chunk_fns(net: MLP, loss: Loss | None, mesh=None, data_axis=None):
-    def out(params, x):
-        return feedforward(net, params, parallel.constrain_rows(x, mesh, data_axis))[0]
+    """``(out(params, x, *running), totals(params, x, y, *running))``, jitted; ``running`` is
+    ``running_stats``'s: ``()``, or ``(stats,)`` for batch norm (evaluated with them)."""
+    def out(params, x, *running):
+        return feedforward(net, params, parallel.constrain_rows(x, mesh, data_axis), stats=_first(running))[0]
 
-    def stats(params, x, y):
-        y_hat, trace = feedforward(net, params, parallel.constrain_rows(x, mesh, data_axis))
+    def totals(params, x, y, *running):
+        y_hat, trace = feedforward(net, params, parallel.constrain_rows(x, mesh, data_axis),
+                                   stats=_first(running))
         total = loss_value(net, loss, y_hat, trace, y) * x.shape[0]  # undo the batch mean
         metric = accuracy_metric(net)
         return total, (metric(y_hat, y) if metric else jnp.zeros(()))
 
-    return jax.jit(out), jax.jit(stats)
+    return jax.jit(out), jax.jit(totals)
+
+
+def _first(running: tuple):
+    return running[0] if running else None
+
+
+def running_stats(net: MLP, stats, name: str = "stats") -> tuple:
+    """The checked running statistics as the chunk functions' trailing arguments: ``(stats,)``
+    for a batch-norm net (required: a clear ValueError naming ``stats`` without them), ``()``
+    for other nets (which accept ``None`` or ``()``)."""
+    if net.has_batch_norm and stats is None:
+        raise ValueError(f"{name}: {net} has batch norm, so evaluating it needs its running statistics: "
+                         f"pass {name}=stats (those fit returned, or fnann.init_stats(net)).")
+    checks.check_stats(net, stats, name)
+    return (stats,) if net.has_batch_norm else ()
 
 
 def to_device(a) -> jax.Array:
@@ -86,8 +108,11 @@ def chunks(n: int, chunk: int):
 
 
 def predict(net: MLP, params: Params, x, chunk_size: int = DEFAULT_CHUNK, *, mesh=None,
-            data_axis: str = "data") -> Array:
+            data_axis: str = "data", stats=None) -> Array:
     """The network's output ŷ for ``x`` of shape ``(n, n_in)``, computed chunk by chunk.
+
+    ``stats``: a batch-norm net's running statistics (required for one): every batch-norm
+    layer computes Y = γ ⊙ (Z - μ_run) / √(σ²_run + ε) + β.
 
     With a ``mesh`` (a ``jax.sharding.Mesh``), each chunk's rows are sharded over its axis
     ``data_axis`` and the params replicated, as in ``fit``; under ``jax.distributed``, ``x``
@@ -96,8 +121,8 @@ def predict(net: MLP, params: Params, x, chunk_size: int = DEFAULT_CHUNK, *, mes
     ``x`` with no rows gives an output with no rows, of shape ``(0, n_out)``.
 
     Raises:
-      ValueError, TypeError: ``x`` or ``params`` do not fit ``net`` or hold NaN or inf;
-        ``chunk_size`` is not an int >= 1.
+      ValueError, TypeError: ``x``, ``params`` or ``stats`` do not fit ``net`` or hold NaN or
+        inf; ``chunk_size`` is not an int >= 1.
 
     Example:
       >>> from fnann import MLP, init
@@ -106,22 +131,25 @@ def predict(net: MLP, params: Params, x, chunk_size: int = DEFAULT_CHUNK, *, mes
       (10, 2)
     """
     check_inputs(net, params, x)
+    running = running_stats(net, stats)
     checks.integer(chunk_size, "chunk_size", 1)
     x, _ = as_device(x, None, params[0].W.dtype)
     if mesh is not None:
         mesh = parallel.check_mesh(mesh, data_axis)
         params, x = parallel.replicate(params, mesh), parallel.put_data(x, mesh, data_axis)
+        running = parallel.replicate(running, mesh)
     out, _ = _chunk_fns(net, None, mesh, data_axis if mesh is not None else None)
-    parts = [out(params, x[s]) for s in chunks(x.shape[0], chunk_size)]
+    parts = [out(params, x[s], *running) for s in chunks(x.shape[0], chunk_size)]
     return jnp.concatenate(parts) if parts else jnp.zeros((0, net.n_out), x.dtype)
 
 
 def evaluate(net: MLP, params: Params, x, y, loss: Loss | str,
-             chunk_size: int = DEFAULT_CHUNK, *, mesh=None, data_axis: str = "data") -> dict[str, float]:
+             chunk_size: int = DEFAULT_CHUNK, *, mesh=None, data_axis: str = "data",
+             stats=None) -> dict[str, float]:
     """Loss (batch mean over all of ``x``) and, for classifiers, accuracy, in chunks.
 
-    ``mesh``, ``data_axis``: as for ``predict`` (under ``jax.distributed`` the metrics are
-    those of all processes' data together).
+    ``mesh``, ``data_axis``, ``stats``: as for ``predict`` (under ``jax.distributed`` the
+    metrics are those of all processes' data together).
 
     Returns:
       ``{"loss": float, "accuracy": float}`` (``accuracy`` only for classifiers).
@@ -132,6 +160,7 @@ def evaluate(net: MLP, params: Params, x, y, loss: Loss | str,
     """
     loss = get_loss(loss)
     check_inputs(net, params, x)
+    running = running_stats(net, stats)
     check_head(net, loss)
     check_has_rows(x, needed_by="evaluate")
     check_targets(net, loss, x, y)
@@ -139,21 +168,23 @@ def evaluate(net: MLP, params: Params, x, y, loss: Loss | str,
     x, y = as_device(x, y, params[0].W.dtype)
     if mesh is not None:
         mesh = parallel.check_mesh(mesh, data_axis)
-        params = parallel.replicate(params, mesh)
+        params, running = parallel.replicate((params, running), mesh)
         x, y = parallel.put_data(x, mesh, data_axis), parallel.put_data(y, mesh, data_axis, "y")
-    return evaluate_chunks(net, loss, params, x, y, chunk_size, mesh=mesh, data_axis=data_axis)
+    return evaluate_chunks(net, loss, params, x, y, chunk_size, mesh=mesh, data_axis=data_axis,
+                           stats=_first(running))
 
 
 def evaluate_chunks(net: MLP, loss: Loss, params: Params, x: Array, y: Array,
                     chunk_size: int = DEFAULT_CHUNK, *, mesh=None,
-                    data_axis: str = "data") -> dict[str, float]:
+                    data_axis: str = "data", stats=None) -> dict[str, float]:
     """``evaluate`` without the input checks, for data already checked (``fit``'s epochs)
-    and already placed on ``mesh`` (when given)."""
-    _, stats = _chunk_fns(net, loss, mesh, data_axis if mesh is not None else None)
+    and already placed on ``mesh`` (when given); ``stats``: a batch-norm net's running ones."""
+    _, totals = _chunk_fns(net, loss, mesh, data_axis if mesh is not None else None)
+    running = () if stats is None else (stats,)
     n = x.shape[0]
     total, correct = 0.0, 0.0
     for s in chunks(n, chunk_size):
-        t, c = stats(params, x[s], y[s])
+        t, c = totals(params, x[s], y[s], *running)
         total, correct = total + float(t), correct + float(c)
     result = {"loss": total / n}
     if accuracy_metric(net) is not None:
@@ -161,14 +192,16 @@ def evaluate_chunks(net: MLP, loss: Loss, params: Params, x: Array, y: Array,
     return result
 
 
-def accuracy(net: MLP, params: Params, x, y, chunk_size: int = DEFAULT_CHUNK) -> float:
+def accuracy(net: MLP, params: Params, x, y, chunk_size: int = DEFAULT_CHUNK, *, stats=None) -> float:
     """Fraction of correctly classified examples (argmax for softmax, 0.5 for sigmoid).
+    ``stats``: a batch-norm net's running statistics, as for ``predict``.
 
     Raises:
       ValueError: for a network without a softmax or sigmoid output (a regressor), or
         targets that do not fit it.
     """
     check_inputs(net, params, x)
+    running_stats(net, stats)
     metric = accuracy_metric(net)
     if metric is None:
         raise ValueError(
@@ -177,12 +210,12 @@ def accuracy(net: MLP, params: Params, x, y, chunk_size: int = DEFAULT_CHUNK) ->
     check_has_rows(x, needed_by="accuracy")
     check_target_shape(net, x, y, labels=net.output.head == "categorical")
     checks.integer(chunk_size, "chunk_size", 1)
-    y_hat = predict(net, params, x, chunk_size)
+    y_hat = predict(net, params, x, chunk_size, stats=stats)
     return float(metric(y_hat, jnp.asarray(y))) / jnp.shape(x)[0]
 
 
 def compile_inference(net: MLP, params: Params, x, y=None, loss: Loss | str | None = None,
-                      chunk_size: int = DEFAULT_CHUNK, *, predicting: bool = True) -> None:
+                      chunk_size: int = DEFAULT_CHUNK, *, predicting: bool = True, stats=None) -> None:
     """Compiles, without running them, the programs ``predict(net, params, x)`` runs (unless
     ``predicting=False``) and, given ``y`` and ``loss``, those of ``evaluate(net, params, x,
     y, loss)``: one of each per chunk shape.
@@ -190,18 +223,20 @@ def compile_inference(net: MLP, params: Params, x, y=None, loss: Loss | str | No
     A later call with arrays of the same shapes and dtypes finds them compiled. XLA compiles
     without holding Python's GIL, so start-up code can call this on a thread while it does
     other work (``fnann train`` compiles the test-set programs while it trains). ``params``
-    may be ``jax.ShapeDtypeStruct`` leaves (their shapes and dtypes), as for ``compile_fit``.
+    may be ``jax.ShapeDtypeStruct`` leaves (their shapes and dtypes), as for ``compile_fit``;
+    so may ``stats``, a batch-norm net's running statistics (required for one).
     """
     check_inputs(net, params, x, shapes=True)
+    running = running_stats(net, stats)
     checks.integer(chunk_size, "chunk_size", 1)
     evaluating = y is not None and loss is not None
     loss = get_loss(loss) if evaluating else None
     x, y = as_device(x, y if evaluating else None, params[0].W.dtype)
     out, _ = _chunk_fns(net, None, None, None)  # the cache keys predict and evaluate use
-    stats = _chunk_fns(net, loss, None, None)[1] if evaluating else None
+    totals = _chunk_fns(net, loss, None, None)[1] if evaluating else None
     shapes = {s.stop - s.start: s for s in chunks(x.shape[0], chunk_size)}
     for s in shapes.values():
         if predicting:
-            out.lower(params, x[s]).compile()
-        if stats is not None:
-            stats.lower(params, x[s], y[s]).compile()
+            out.lower(params, x[s], *running).compile()
+        if totals is not None:
+            totals.lower(params, x[s], y[s], *running).compile()

@@ -162,10 +162,13 @@ def sharded_step(step, mesh: Mesh, axis: str):
     the replicated parameters (XLA all-reduces the gradient sums). A dropout key (a fifth
     argument) is replicated: the masks are drawn for the global batch, and JAX's
     partitionable threefry gives every device its rows of them, the one-device masks.
+    A batch-norm net's running statistics (``stats=``) pass through, replicated like the
+    params: the batch's μ_B, σ²_B are means over the global batch (XLA all-reduces them too).
     """
 
-    def split(params, opt_state, x, y, *key):  # key: the step's dropout key, replicated
-        return step(params, opt_state, constrain_rows(x, mesh, axis), constrain_rows(y, mesh, axis), *key)
+    def split(params, opt_state, x, y, *key, **stats):  # key: the step's dropout key, replicated
+        return step(params, opt_state, constrain_rows(x, mesh, axis), constrain_rows(y, mesh, axis),
+                    *key, **stats)
 
     return split
 

@@ -41,7 +41,7 @@ from fnann.mlp import MLP, Params
 from fnann.optim import Optimizer, as_optimizer
 from fnann.optim.loss_scale import with_loss_scaling
 from fnann.train import (DIVERGENCE_FACTOR, TrainingDivergedError, dropout_epoch_key, epoch_function,
-                         permutation, check_optimizer, reference_loss, state_step, update_step)
+                         permutation, check_optimizer, reference_loss, start_stats, state_step, update_step)
 
 Array = jax.Array
 
@@ -57,6 +57,8 @@ class FitManyResult(NamedTuple):
         epoch ran.
       opt_state: the K optimizer states, stacked (to continue with ``opt_state=``).
       diverged: per model, the epoch in which it diverged, or ``None``.
+      stats: a batch-norm net's K running statistics, stacked like ``params``; ``()`` for
+        other nets.
     """
 
     params: Params
@@ -64,6 +66,7 @@ class FitManyResult(NamedTuple):
     best: int | None
     opt_state: Any
     diverged: tuple
+    stats: Any = ()
 
     def model(self, k: int) -> Params:
         """The params of model ``k`` alone (no model axis)."""
@@ -182,20 +185,22 @@ def compiled_many(net: MLP, loss: Loss, opt, names: tuple[str, ...], method: str
     ``limit``: ``fit``'s rule, see ``fnann.train.divergence``) keeps the params and
     state it came with. A net with dropout takes one more argument, each model's epoch
     dropout key as raw bits (``dropout_epoch_key``, of the key implementation ``dropout_impl``).
+    A batch-norm net's models carry their running statistics: ``run(..., stats=stats) -> (params,
+    opt_state, losses, ok, stats)``, ``stats`` stacked (a keyword: vmapped over its leading axis).
     """
 
-    def one(params, opt_state, order, hyper, active, limit, x, y, *dkey):
+    def one(params, opt_state, order, hyper, active, limit, x, y, *dkey, **running):
         step = update_step(net, loss, _optimizer(opt, names, hyper, compute_dtype), method, compute_dtype)
         shuffled = lambda a: a
         if data_axis is not None:
             step, shuffled = parallel.sharded_step(step, mesh, data_axis), parallel.replicated_rows(mesh)
         key = (jax.random.wrap_key_data(dkey[0], impl=dropout_impl),) if dkey else ()
-        new = epoch_function(step, batch_size, shuffled)(params, opt_state, order, x, y, *key)
+        new = epoch_function(step, batch_size, shuffled)(params, opt_state, order, x, y, *key, **running)
         ok = new[3] & (new[2] <= limit)
         keep = active & ok
-        params, opt_state = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new[:2],
-                                         (params, opt_state))
-        return params, opt_state, new[2], ok
+        kept = jax.tree.map(lambda a, b: jnp.where(keep, a, b), (*new[:2], *new[4:]),
+                            (params, opt_state, *running.values()))  # params, opt_state (, stats)
+        return kept[0], kept[1], new[2], ok, *kept[2:]
 
     axes = (0, 0, None if shared_order else 0, 0, 0, 0, None, None) + ((0,) if net.has_dropout else ())
     return jax.jit(jax.vmap(one, in_axes=axes, spmd_axis_name=model_axis))
@@ -209,15 +214,16 @@ def _references_many(net: MLP, loss: Loss):
 
 @compiled_cache(maxsize=32)
 def _stats_many(net: MLP, loss: Loss, mesh, data_axis):
-    _, stats = _chunk_fns(net, loss, mesh, data_axis)
-    return jax.jit(jax.vmap(stats, in_axes=(0, None, None)))
+    _, totals = _chunk_fns(net, loss, mesh, data_axis)  # batch norm: each model's running stats too
+    return jax.jit(jax.vmap(totals, in_axes=(0, None, None) + ((0,) if net.has_batch_norm else ())))
 
 
-def _evaluate_many(net, loss, params, x, y, mesh, data_axis) -> Callable[[], dict]:
+def _evaluate_many(net, loss, params, x, y, mesh, data_axis, running=()) -> Callable[[], dict]:
     """Per-model validation loss and accuracy, as ``fnann.evaluate`` computes them: dispatched
-    now, returned as a function that waits for them (so that the host works meanwhile)."""
-    stats = _stats_many(net, loss, mesh, data_axis)
-    pending = [stats(params, x[s], y[s]) for s in chunks(x.shape[0], 8192)]
+    now, returned as a function that waits for them (so that the host works meanwhile).
+    ``running``: ``(stats,)``, the models' stacked running statistics (batch norm), else ``()``."""
+    totals = _stats_many(net, loss, mesh, data_axis)
+    pending = [totals(params, x[s], y[s], *running) for s in chunks(x.shape[0], 8192)]
     return lambda: _collect(net, pending, x.shape[0])
 
 
@@ -255,7 +261,7 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
              hyperparams: Mapping[str, Any] | None = None, validation_data: tuple | None = None,
              monitor: str | None = None, opt_state: Any = None, initial_epoch: int = 0,
              mesh: Mesh | None = None, model_axis: str | None = None,
-             data_axis: str | None = None, compute_dtype=None) -> FitManyResult:
+             data_axis: str | None = None, compute_dtype=None, stats=None) -> FitManyResult:
     """Trains K models of one shape on the same data in one compiled program (``jax.vmap``).
 
     Math: for every model k, per batch B of its own shuffle,
@@ -274,6 +280,8 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
         (``jax.random.split(key, K)``).
       epochs, batch_size, method, validation_data, opt_state, initial_epoch, compute_dtype: as for ``fit``
         (``opt_state`` stacked, as ``FitManyResult.opt_state`` gives it).
+      stats: a batch-norm net's running statistics: one set (every model starts from it) or K
+        stacked, as ``FitManyResult.stats`` gives them; default ``init_stats(net)`` for each.
       hyperparams: ``{name: K values}`` for the keywords of ``opt``.
       monitor: ``"val_loss"`` (the default with validation data), ``"val_accuracy"`` or
         ``"loss"`` (the default without): how ``best`` is chosen.
@@ -283,8 +291,8 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
         ``data_axis`` splits every batch's rows as ``fit(mesh=...)`` does; name one or both.
 
     Returns:
-      A :class:`FitManyResult` ``(params, histories, best, opt_state, diverged)``; the best
-      model's params are ``result.model(result.best)``.
+      A :class:`FitManyResult` ``(params, histories, best, opt_state, diverged, stats)``; the
+      best model's params are ``result.model(result.best)``.
 
     Raises:
       ValueError, TypeError: bad data, arguments, hyperparameters (each model's optimizer is
@@ -309,10 +317,11 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
                               params) if stacked else params
     check_inputs(net, one_params, x, shapes=stacked)  # a stack is checked by one model's shapes
     checks.check_params_finite(params)
+    stats, stats_stacked = _check_stats(net, stats, stacked, one_params[0].W.dtype)
     check_loss_and_grad(net, loss, method)
     keys, impl, k_keys = _keys(key)
     K = _model_count({"params": params[0].W.shape[0] if stacked else None, "key": k_keys,
-                      "hyperparams": k_hyper})
+                      "hyperparams": k_hyper, "stats": stats[0].mean.shape[0] if stats_stacked else None})
     monitor = monitor or ("val_loss" if validation_data is not None else "loss")
     check_training(net, loss, x, y, epochs=epochs, initial_epoch=initial_epoch,
                    batch_size=batch_size, validation_data=validation_data, monitor=monitor,
@@ -331,6 +340,7 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
     x, y = as_device(x, y, dtype)
     val = None if validation_data is None else as_device(*validation_data, dtype)
     params = _stacked(params, K, stacked)
+    stats = _stacked(stats, K, stats_stacked)
     keys = keys if k_keys is not None else np.broadcast_to(keys, (K, *keys.shape))
     hyper = tuple(np.asarray(v, jnp.promote_types(dtype, jnp.float32)) for v in values)
     init_all = jax.vmap(lambda p, h: _optimizer(opt, names, h, compute_dtype).init(p))
@@ -340,8 +350,9 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
         raise ValueError("opt_state must be the stacked state of the K optimizers, as "
                          "FitManyResult.opt_state returns it.")
     active = np.ones((K,), bool)
-    (params, opt_state, hyper, active), (x, y, val), put = _place(
-        mesh, model_axis, data_axis, K, (params, opt_state, hyper, active), (x, y, val))
+    (params, opt_state, hyper, active, stats), (x, y, val), put = _place(
+        mesh, model_axis, data_axis, K, (params, opt_state, hyper, active, stats), (x, y, val))
+    running = (lambda: {"stats": stats}) if net.has_batch_norm else dict  # the epoch's stats= argument
     shared = k_keys is None  # one key: every model shuffles alike, with shared batches
     run = compiled_many(net, loss, opt, names, method, batch_size, mesh, model_axis, data_axis,
                         shared, compute_dtype, impl if net.has_dropout else None)
@@ -371,10 +382,11 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
     end = initial_epoch + epochs
     order = orders(initial_epoch) if epochs else None
     for epoch in range(initial_epoch, end):
-        params, opt_state, losses, finite = run(params, opt_state, order, hyper, active, put(limit), x, y,
-                                                *drop_keys(epoch))
-        metrics = (_evaluate_many(net, loss, params, *val, mesh, data_axis) if val is not None
-                   else dict)  # dispatched: the next epoch's shuffle is drawn while they run
+        params, opt_state, losses, finite, *new_stats = run(
+            params, opt_state, order, hyper, active, put(limit), x, y, *drop_keys(epoch), **running())
+        stats = new_stats[0] if new_stats else stats
+        metrics = (_evaluate_many(net, loss, params, *val, mesh, data_axis, tuple(new_stats))
+                   if val is not None else dict)  # dispatched: the next epoch's shuffle is drawn while they run
         order = orders(epoch + 1) if epoch + 1 < end else None
         losses, finite, was_active = np.asarray(losses), np.asarray(finite), np.asarray(active)
         metrics = metrics()
@@ -393,11 +405,29 @@ def fit_many(net: MLP, loss: Loss | str, opt: Optimizer | Callable[..., Optimize
                 f"became NaN or inf, or the loss grew past {DIVERGENCE_FACTOR:g} times its reference "
                 "(fnann.train.reference_loss). The last finite parameters are kept on this error as "
                 ".params (stacked); try smaller learning rates.", epoch, params, opt_state,
-                histories)
+                histories, stats=stats)
         if not now_active.all():
             active = put(now_active)
     return FitManyResult(params, histories, _best(histories, diverged, monitor), opt_state,
-                         tuple(diverged))
+                         tuple(diverged), stats)
+
+
+def _check_stats(net: MLP, stats, stacked: bool, dtype) -> tuple[Any, bool]:
+    """The models' starting running statistics and whether they are stacked: ``stats`` (one
+    set, or K stacked when the params are) checked as one model's, or ``init_stats(net, dtype)``
+    (batch norm); ``()`` for other nets."""
+    if net.has_batch_norm and stats is not None and stacked and _is_stacked(stats):
+        one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a)[1:], jnp.result_type(a)), tuple(stats))
+        checks.check_stats(net, one)  # shapes of one model
+        for i, s in enumerate(stats):
+            for field, a in zip(s._fields, s):
+                checks.check_finite(a, f"stats[{i}].{field}")
+        return tuple(stats), True
+    return start_stats(net, stats, dtype), False
+
+
+def _is_stacked(stats) -> bool:
+    return isinstance(stats, (tuple, list)) and bool(stats) and jnp.ndim(getattr(stats[0], "mean", 0)) == 2
 
 
 def _same_shapes(tree, want) -> bool:

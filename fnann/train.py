@@ -37,7 +37,7 @@ from fnann.backprop import check_batch, check_loss_and_grad, loss_value, value_g
 from fnann.caches import compiled_cache
 from fnann.inference import accuracy_metric, as_device, compile_inference, evaluate_chunks, to_device
 from fnann.losses import Loss, constant_loss, get_loss
-from fnann.mlp import MLP, Params, feedforward
+from fnann.mlp import MLP, Params, feedforward, init_stats
 from fnann.norms import update_running
 from fnann.optim import Optimizer, apply_updates, as_optimizer, descends
 from fnann.optim.loss_scale import LossScaleState, LossScaling, all_finite, state_for, with_loss_scaling
@@ -53,12 +53,14 @@ class TrainState(NamedTuple):
       opt_state: the optimizer state.
       epoch: epochs completed so far (the next epoch's index).
       key: the ``key`` given to ``fit``; epoch ``e`` shuffles with ``fold_in(key, e)``.
+      stats: a batch-norm net's running statistics (``init_stats``); ``()`` for other nets.
     """
 
     params: Params
     opt_state: Any
     epoch: int
     key: Array
+    stats: Any = ()
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -72,13 +74,15 @@ class TrainingDivergedError(FloatingPointError):
       opt_state: the optimizer state that went with them.
       history: the history up to the last finite epoch.
       cause: what diverged ("the loss grew to 5e+14, more than ..."), or None.
+      stats: the running statistics that went with ``params`` (batch norm), else ``()``.
     """
 
     def __init__(self, message: str, epoch: int, params: Params, opt_state: Any, history: dict,
-                 cause: str | None = None):
+                 cause: str | None = None, stats: Any = ()):
         super().__init__(message)
         self.epoch, self.params, self.opt_state, self.history = epoch, params, opt_state, history
         self.cause = cause  # what diverged (``divergence``'s words), where one cause is known
+        self.stats = stats
 
 
 def train_step(net: MLP, loss: Loss | str, opt: Optimizer, method: str = "manual", compute_dtype=None):
@@ -243,7 +247,9 @@ def compiled_epoch(net: MLP, loss: Loss, opt: Optimizer, method: str, batch_size
     where ``order`` is the epoch's permutation of the examples (``epoch_order``) and ``key``
     the epoch's dropout key (``dropout_epoch_key``; nets with dropout). With a ``mesh``, every
     batch's rows are sharded over ``data_axis`` (``fnann.parallel``); the masks are drawn for
-    the whole batch, so they do not depend on the sharding.
+    the whole batch, so they do not depend on the sharding. A batch-norm net's epoch takes and
+    returns its running statistics too (``epoch_function``): ``epoch(..., stats=stats) -> (...,
+    finite, stats)``; on a mesh they are replicated like the params.
     """
     step = update_step(net, loss, opt, method, compute_dtype)
     if mesh is None:
@@ -279,46 +285,56 @@ def epoch_function(step: Callable, batch_size: int | None,
     a ``lax.scan`` over the n // b full batches of ``x[order]``, then one step on the last
     n mod b rows. ``shuffled`` is applied to ``x[order]`` and ``y[order]`` (a sharding
     constraint on a mesh). ``key`` (dropout): step i gets ``fold_in(key, i)``.
+    Batch norm: ``epoch(..., stats=stats) -> (params, opt_state, mean_batch_loss, finite, stats)``,
+    the running statistics carried through the scan with the params (each step updates them:
+    μ_run <- (1 - m) μ_run + m μ_B, σ²_run <- (1 - m) σ²_run + m n/(n - 1) σ²_B), and ``finite``
+    covering them too.
     """
 
-    def epoch(params, opt_state, order, x, y, key=None):
+    def epoch(params, opt_state, order, x, y, key=None, stats=None):
+        running = () if stats is None else (stats,)  # batch norm: carried with the params
         n = x.shape[0]
         b = n if batch_size is None else min(batch_size, n)
         n_full, rest = divmod(n, b)
         x, y = shuffled(x[order]), shuffled(y[order])  # one gather per epoch; contiguous batches
 
-        def body(carry, batch):
-            params, opt_state = carry
+        def body(carry, batch):  # carry: (params, opt_state), and the running stats with batch norm
+            params, opt_state, *carried = carry
+            given = {"stats": carried[0]} if carried else {}
             if key is None:
-                params, opt_state, value = step(params, opt_state, *batch)
+                params, opt_state, value, *carried = step(params, opt_state, *batch, **given)
             else:  # batch = (x_i, y_i, i): the step's dropout key is fold_in(key, i)
                 *xy, i = batch
-                params, opt_state, value = step(params, opt_state, *xy, jax.random.fold_in(key, i))
-            return (params, opt_state), value
+                params, opt_state, value, *carried = step(params, opt_state, *xy, jax.random.fold_in(key, i),
+                                                          **given)
+            return (params, opt_state, *carried), value
 
         full = (x[: n_full * b].reshape(n_full, b, *x.shape[1:]),
                 y[: n_full * b].reshape(n_full, b, *y.shape[1:]))
         if key is not None:
             full = (*full, jnp.arange(n_full, dtype=jnp.uint32))
-        (params, opt_state), values = jax.lax.scan(body, (params, opt_state), full)
+        carry, values = jax.lax.scan(body, (params, opt_state, *running), full)
         if rest:  # the last n mod b examples: one more step, averaged over their own count
             last_batch = (x[n_full * b:], y[n_full * b:])
             if key is not None:
                 last_batch = (*last_batch, jnp.uint32(n_full))
-            (params, opt_state), last = body((params, opt_state), last_batch)
+            carry, last = body(carry, last_batch)
             values = jnp.concatenate([values, last[None]])
+        params, opt_state, *running = carry
         mean_loss = jnp.mean(values)
-        return params, opt_state, mean_loss, jnp.isfinite(mean_loss) & all_finite(params)
+        return params, opt_state, mean_loss, jnp.isfinite(mean_loss) & all_finite((params, *running)), *running
 
     return epoch
 
 
 def compile_fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *,
                 batch_size: int | None = 32, method: str = "manual",
-                validation_data: tuple | None = None, key: Array | None = None, compute_dtype=None) -> None:
+                validation_data: tuple | None = None, key: Array | None = None, compute_dtype=None,
+                stats=None) -> None:
     """Compiles, without training, what ``fit`` runs for these arguments (no mesh): the
     optimizer's ``init``, the epoch, the validation pass and, given ``fit``'s ``key``, the
-    epoch's shuffle.
+    epoch's shuffle. ``stats``: a batch-norm net's running statistics, as ``fit`` takes them
+    (arrays or ``jax.ShapeDtypeStruct`` leaves; default ``init_stats(net)`` in the params' dtype).
 
     A later ``fit`` with the same net, loss, optimizer configuration, batch size and array
     shapes finds every program compiled. XLA compiles without holding Python's GIL, so
@@ -333,11 +349,14 @@ def compile_fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y
     checks.check_net_params(net, params, shapes=True)
     checks.check_batch_size(batch_size)
     checks.check_data(net, loss, x, y)
+    checks.check_norm_batches(net, jnp.shape(x)[0], batch_size)
     dtype = params[0].W.dtype
     compute_dtype = checks.check_compute_dtype(compute_dtype, dtype)
     opt = with_loss_scaling(opt, compute_dtype)  # as fit wraps it
     x, y = as_device(x, y, dtype)
     params = jax.tree.map(_on_device, params)
+    stats = jax.tree.map(_on_device, start_stats(net, stats, dtype))
+    running = {"stats": stats} if net.has_batch_norm else {}
     compiled_start(net, loss, opt).lower(params, x, y).compile()
     opt_state = jax.eval_shape(opt.init, params)
     order = to_device(np.arange(x.shape[0], dtype=np.int32))
@@ -346,13 +365,23 @@ def compile_fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y
         checks.check_key(key)
     dropout = () if not net.has_dropout else (jax.eval_shape(
         dropout_epoch_key, key if key is not None else jax.random.key(0), 0),)
-    run_epoch.lower(params, opt_state, order, x, y, *dropout).compile()
+    run_epoch.lower(params, opt_state, order, x, y, *dropout, **running).compile()
     if validation_data is not None:
-        compile_inference(net, params, validation_data[0], validation_data[1], loss, predicting=False)
+        compile_inference(net, params, validation_data[0], validation_data[1], loss, predicting=False,
+                          **running)
     if key is not None:
         _folded_bits.lower(key, 0).compile()
         if net.has_dropout:
             dropout_epoch_key.lower(key, 0).compile()
+
+
+def start_stats(net: MLP, stats, dtype, name: str = "stats"):
+    """The checked running statistics training starts from: ``stats``, or for a batch-norm net
+    ``init_stats(net, dtype)`` (μ_run = 0, σ²_run = 1); ``()`` for a net without batch norm."""
+    if net.has_batch_norm and stats is None:
+        return init_stats(net, dtype)
+    checks.check_stats(net, stats, name)
+    return tuple(stats) if net.has_batch_norm else ()
 
 
 def _on_device(a):
@@ -373,10 +402,12 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         restore_best: bool = True, callback: Callable[[int, dict], Any] | None = None,
         verbose: bool = False, return_state: bool = False,
         params_callback: Callable[[int, Params, Any], Any] | None = None, mesh: Mesh | None = None,
-        data_axis: str = "data", compute_dtype=None):
+        data_axis: str = "data", compute_dtype=None, stats=None):
     """Trains ``params`` by gradient descent over epochs; every epoch runs compiled.
 
-    Math: per batch B of the shuffled data, θ <- opt(θ, (1/|B|) Σ_{i∈B} ∇_θ L_i).
+    Math: per batch B of the shuffled data, θ <- opt(θ, (1/|B|) Σ_{i∈B} ∇_θ L_i);
+    batch norm also updates its running statistics from every batch,
+    μ_run <- (1 - m) μ_run + m μ_B,  σ²_run <- (1 - m) σ²_run + m n_B/(n_B - 1) σ²_B.
 
     Args:
       net, loss, opt: the network, the loss (or its name) and the optimizer.
@@ -402,8 +433,8 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
       restore_best: with ``patience``, return the best params seen rather than the last.
       callback: called after every epoch as ``callback(epoch, logs)``, or, if it takes a
         third positional argument, as ``callback(epoch, logs, state)`` with the
-        :class:`TrainState` after that epoch (params, optimizer state, epochs done, key:
-        everything to checkpoint or inspect the run). Returning ``True`` stops training.
+        :class:`TrainState` after that epoch (params, optimizer state, epochs done, key, running
+        statistics: everything to checkpoint or inspect the run). Returning ``True`` stops training.
       verbose: print one line per epoch.
       return_state: also return a :class:`TrainState` to continue from.
       params_callback: called as ``params_callback(epoch, params, opt_state)`` after every
@@ -420,9 +451,15 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         adds dynamic loss scaling: ``opt`` is wrapped in ``fnann.loss_scaling(opt)`` (unless
         it is one), whose state ``LossScaleState(scale, good_steps, inner)`` is the
         ``opt_state`` this returns and takes back. ``None``: the params' dtype throughout.
+      stats: a batch-norm net's running statistics to start from (default
+        ``init_stats(net, params' dtype)``); every batch (2 rows or more: a ``batch_size``
+        giving a 1-row batch is refused) updates them, validation evaluates with them, the
+        divergence check covers them, ``restore_best`` restores those of the best epoch.
+        ``None`` (or ``()``) for other nets.
 
     Returns:
-      ``(params, history)``, or ``(params, history, state)`` with ``return_state``.
+      ``(params, history)``, or ``(params, history, state)`` with ``return_state``; for a
+      batch-norm net ``(params, stats, history)`` or ``(params, stats, history, state)``.
       ``history`` is a dict of per-epoch lists of floats: ``"epoch"``, ``"loss"`` (the
       epoch's mean batch loss) and, with validation data, ``"val_loss"`` and
       ``"val_accuracy"``.
@@ -459,6 +496,7 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         checks.check_representable(validation_data[0], dtype, "x_val")
         x_val, y_val = as_device(*validation_data, dtype)
     params = jax.tree.map(to_device, params)
+    stats = jax.tree.map(to_device, start_stats(net, stats, dtype))
     if opt_state is not None:
         opt_state = state_for(opt_state, compute_dtype)  # a float16 run's state holds a scale; others none
         checks.check_opt_state(opt, opt_state, params)
@@ -468,7 +506,7 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         if validation_data is not None:
             x_val, y_val = (parallel.put_data(x_val, mesh, data_axis, "x_val"),
                             parallel.put_data(y_val, mesh, data_axis, "y_val"))
-        params = parallel.replicate(params, mesh)
+        params, stats = parallel.replicate((params, stats), mesh)
     n = x.shape[0]  # all processes' rows together under jax.distributed
     steps_per_epoch = 1 if batch_size is None else -(-n // batch_size)
     check_optimizer(opt, 0 if opt_state is None else state_step(opt_state), epochs * steps_per_epoch)
@@ -487,6 +525,8 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         drop_key = lambda e: (dropout_epoch_key(key, e),)  # noqa: E731
     else:
         drop_key = lambda e: (parallel.replicate(dropout_epoch_key(key, e), mesh),)  # noqa: E731
+    bn = net.has_batch_norm
+    running = lambda stats: {"stats": stats} if bn else {}  # noqa: E731 - the epoch's stats= argument
 
     history: dict[str, list] = {"epoch": [], "loss": []}
     if validation_data is not None:
@@ -494,23 +534,23 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         if classify:
             history["val_accuracy"] = []
     sign = -1.0 if monitor == "val_accuracy" else 1.0
-    best, best_params, best_state, waited = math.inf, params, opt_state, 0
+    best, best_params, best_state, best_stats, waited = math.inf, params, opt_state, stats, 0
     for epoch in range(initial_epoch, initial_epoch + epochs):
-        new_params, new_state, train_loss, finite = run_epoch(
-            params, opt_state, shuffle(epoch), x, y, *drop_key(epoch))
+        new_params, new_state, train_loss, finite, *new_stats = run_epoch(
+            params, opt_state, shuffle(epoch), x, y, *drop_key(epoch), **running(stats))
         cause = divergence(float(train_loss), bool(finite), reference, dtype)
         if cause is not None:
             raise TrainingDivergedError(
                 f"training diverged in epoch {epoch}: {cause}; {divergence_hint(dtype)}. The parameters at "
                 "the start of that epoch (the last good ones) are kept on this error as .params.", epoch,
-                params, opt_state, history, cause=cause)
-        params, opt_state = new_params, new_state
+                params, opt_state, history, cause=cause, stats=stats)
+        params, opt_state, stats = new_params, new_state, (new_stats[0] if bn else ())
         if params_callback is not None:
             params_callback(epoch, params, opt_state)
         logs = {"epoch": epoch, "loss": float(train_loss)}
         if validation_data is not None:
             metrics = evaluate_chunks(net, loss, params, x_val, y_val,  # checked before epoch 0
-                                      mesh=mesh, data_axis=data_axis)
+                                      mesh=mesh, data_axis=data_axis, stats=stats if bn else None)
             logs["val_loss"] = metrics["loss"]
             if classify:
                 logs["val_accuracy"] = metrics["accuracy"]
@@ -519,22 +559,23 @@ def fit(net: MLP, loss: Loss | str, opt: Optimizer, params: Params, x, y, *, key
         if verbose:
             print("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                             for k, v in logs.items()))
-        stop = call_back(epoch, logs, lambda: TrainState(params, opt_state, epoch + 1, key))
+        stop = call_back(epoch, logs, lambda: TrainState(params, opt_state, epoch + 1, key, stats))
         if patience is not None:
             score = sign * logs[monitor]
             if score < best - min_delta:
-                best, best_params, best_state, waited = score, params, opt_state, 0
+                best, best_params, best_state, best_stats, waited = score, params, opt_state, stats, 0
             else:
                 waited += 1
                 stop = stop or waited > patience
         if stop:
             break
     if patience is not None and restore_best and history["loss"]:
-        params, opt_state = best_params, best_state
+        params, opt_state, stats = best_params, best_state, best_stats
     done = initial_epoch + len(history["loss"])
+    trained = (params, stats) if bn else (params,)
     if return_state:
-        return params, history, TrainState(params, opt_state, done, key)
-    return params, history
+        return *trained, history, TrainState(params, opt_state, done, key, stats)
+    return *trained, history
 
 
 # --- training policy: schedules, divergence, callbacks ------------------------------------

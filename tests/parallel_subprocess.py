@@ -35,6 +35,7 @@ GLOBAL = dict(key=np.array([0, 3], np.uint32), epochs=3, batch_size=7)
 # batch 8 on 2 devices: 6 batches of 4 rows per device, then 51 mod 8 = 3 rows, uneven
 LOCAL = dict(epochs=2, batch_size=8)
 KEYS = np.array([[0, 11], [0, 12]], np.uint32)  # legacy PRNGKeys: nothing to compile
+BN_NET = fnann.MLP([5, 8, 3], hidden="tanh", norm="batch")  # batch norm: μ_B, σ²_B over the global batch
 
 
 def numpy_params(seed: int, K: int | None = None, net=NET):
@@ -45,6 +46,14 @@ def numpy_params(seed: int, K: int | None = None, net=NET):
     return tuple(fnann.Dense((rng.normal(size=lead + (o, i)) * np.sqrt(2 / (i + o))).astype(np.float32),
                              (0.1 * rng.normal(size=lead + (o,))).astype(np.float32))
                  for i, o in zip(net.sizes[:-1], net.sizes[1:]))
+
+
+def bn_params(seed: int):
+    """numpy_params with the hidden layer a Normed(W, γ, β) (batch norm), γ and β not 1 and 0."""
+    rng = np.random.default_rng(seed + 100)
+    (W, _), out = numpy_params(seed, net=BN_NET)
+    gamma, beta = (1 + 0.1 * rng.normal(size=8)).astype(np.float32), (0.1 * rng.normal(size=8)).astype(np.float32)
+    return fnann.Normed(W, gamma, beta), out
 
 
 def shared_problem(n=52, n_val=12):
@@ -107,6 +116,18 @@ def run_fit_many_with_the_batches_split(results):
     run_fit_many(results, "many_data", local_mesh("data"), data_axis="data")
 
 
+def run_batch_norm_fit_on_a_local_mesh(results):
+    """A batch-norm net's fit on 2 devices (the stats replicated; every batch, the uneven last
+    one of 3 rows too, normalized by its global statistics), and predict by the running stats."""
+    x, y, val, _ = local_problem()
+    params, stats, hist = fnann.fit(BN_NET, "cross_entropy", OPT, bn_params(2), x, y, key=KEYS[0],
+                                    validation_data=val, mesh=local_mesh("data"), **LOCAL)
+    assert stats[0].mean.sharding.is_fully_replicated and len(stats[0].mean.sharding.device_set) == 2
+    save(results, "bn_fit", (params, stats), hist)
+    results["bn_predict"] = np.asarray(fnann.predict(BN_NET, params, x[:11], mesh=local_mesh("data"),
+                                                     stats=stats))
+
+
 def run_predict_and_evaluate_on_a_local_mesh(results):
     mesh = jax.make_mesh((2,), ("data",), devices=jax.local_devices())  # Explicit axes
     x, y, (xv, yv), p0 = local_problem()
@@ -116,7 +137,8 @@ def run_predict_and_evaluate_on_a_local_mesh(results):
 
 
 LOCAL_RUNS = ((run_fit_on_a_local_mesh, run_fit_many_with_the_models_split),
-              (run_predict_and_evaluate_on_a_local_mesh, run_fit_many_with_the_batches_split))
+              (run_predict_and_evaluate_on_a_local_mesh, run_fit_many_with_the_batches_split,
+               run_batch_norm_fit_on_a_local_mesh))
 
 
 def main(pid: int, port: str, out: str):

@@ -76,6 +76,9 @@ def test_two_processes_and_meshes_of_two_devices_equal_one_device(tmp_path):
         want_predict = fnann.predict(ps.NET, p0, x51[:11])
         want_eval = fnann.evaluate(ps.NET, p0, xv, yv, "cross_entropy")
         want_eval_global = fnann.evaluate(ps.NET, want_global[0], xv, yv, "cross_entropy")
+        want_bn = fnann.fit(ps.BN_NET, "cross_entropy", ps.OPT, ps.bn_params(2), x51, y51, key=ps.KEYS[0],
+                            validation_data=val, **ps.LOCAL)
+        want_bn_predict = fnann.predict(ps.BN_NET, *want_bn[:1], x51[:11], stats=want_bn[1])
     for proc in procs:
         finish(proc)
     got = [dict(np.load(path)) for path in outs]
@@ -92,6 +95,10 @@ def test_two_processes_and_meshes_of_two_devices_equal_one_device(tmp_path):
             same_history(r, f"{name}{k}", hist)
     np.testing.assert_allclose(r1["predict"], want_predict, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(r1["evaluate"], [want_eval["loss"], want_eval["accuracy"]], rtol=1e-6)
+    bn_leaves = jax.tree.leaves(want_bn[:2])  # a batch-norm net: params and running stats
+    assert max_rel_error([r1[f"bn_fit/p{i}"] for i in range(len(bn_leaves))], bn_leaves) <= 1e-5
+    same_history(r1, "bn_fit", want_bn[2])
+    np.testing.assert_allclose(r1["bn_predict"], want_bn_predict, rtol=1e-5, atol=1e-6)
 
 
 def one_device_mesh(*names):
