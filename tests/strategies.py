@@ -76,3 +76,22 @@ def max_rel_error(a_tree, b_tree):
     b = np.concatenate([np.ravel(np.asarray(l, np.float64)) for l in jax.tree.leaves(b_tree)])
     scale = np.max(np.abs(b))
     return float(np.max(np.abs(a - b)) / scale) if scale > 0 else float(np.max(np.abs(a - b)))
+
+
+def training_pass(net, loss):
+    """One jitted program for a drawn net's training pass: ``(params, x, y, key) -> (ŷ, trace,
+    manual grads, deltas, L, jax.grad's grads, jax.grad's ∂L/∂Z^(l))``, the last by shifts s^(l)
+    added to each Z^(l) (at 0) with the trace's dropout masks fixed."""
+    loss_ = fnann.get_loss(loss)
+
+    @jax.jit
+    def everything(params, x, y, key):
+        y_hat, trace = fnann.forward_trace(net, params, x, key=key)
+        grads, deltas = fnann.backward_trace(net, params, trace, y, loss_)
+        value, auto = fnann.loss_and_grad(net, loss_, "autodiff")(params, x, y, key)
+        shifts = tuple(jnp.zeros_like(z) for z in trace.Z)
+        dZ = jax.grad(lambda s: fnann.backprop.loss_value(
+            net, loss_, *fnann.mlp.feedforward(net, params, x, s, masks=trace.M), y))(shifts)
+        return y_hat, trace, grads, deltas, value, auto, dZ
+
+    return everything

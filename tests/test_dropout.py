@@ -20,8 +20,8 @@ from jax.flatten_util import ravel_pytree
 import fnann
 from fnann.app import cli
 from fnann.backprop import objective_value
-from fnann.mlp import dropout_masks, feedforward
-from strategies import HEADS, max_rel_error, problem
+from fnann.mlp import dropout_masks
+from strategies import HEADS, max_rel_error, problem, training_pass
 
 KEY = jax.random.key(7)
 
@@ -73,21 +73,10 @@ def dropout_networks(draw):
 def test_the_masked_delta_recursion_equals_autodiff_with_the_same_masks(case, batch, seed):
     net, loss = case
     key = jax.random.key(seed)
-    loss_ = fnann.get_loss(loss)
-
-    @jax.jit  # one program per drawn net (eager ops would compile once per op and shape)
-    def everything(params, x, y, key):
-        y_hat, trace = fnann.forward_trace(net, params, x, key=key)
-        grads, deltas = fnann.backward_trace(net, params, trace, y, loss)
-        value, auto = fnann.loss_and_grad(net, loss, "autodiff")(params, x, y, key)
-        shifts = tuple(jnp.zeros_like(z) for z in trace.Z)
-        dZ = jax.grad(lambda s: fnann.backprop.loss_value(
-            net, loss_, *feedforward(net, params, x, s, masks=trace.M), y))(shifts)
-        return y_hat, trace, grads, deltas, value, auto, dZ
-
     with jax.enable_x64(True):
         params, x, y = problem(net, loss, batch, seed, jnp.float64)
-        y_hat, trace, grads, deltas, value, auto, dZ = everything(params, x, y, key)
+        y_hat, trace, grads, deltas, value, auto, dZ = training_pass(net, loss)(params, x, y, key)
+        loss_ = fnann.get_loss(loss)
         assert len(trace.M) == net.n_layers - 1
         assert max_rel_error(grads, auto) < 1e-9
         want = fnann.backprop.loss_value(net, loss_, y_hat, trace, y)  # the loss of the same dropped-out pass

@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 
 import fnann
 from fnann import norms
-from fnann.mlp import feedforward
-from strategies import HEADS, problem
+from strategies import HEADS, problem, training_pass
 
 KEY = jax.random.key(3)
 normalize = jax.jit(norms.normalize, static_argnums=0)  # one program per shape, not one per eager op
@@ -87,22 +86,10 @@ def test_the_delta_recursion_through_the_norm_equals_autodiff_and_each_delta_is_
     net, loss = case
     if net.has_batch_norm and batch == 1:
         batch = 2  # a batch of 1 is refused in training (its own test)
-    loss_ = fnann.get_loss(loss)
     key = jax.random.key(seed)
-
-    @jax.jit  # one program per drawn net
-    def everything(params, x, y, key):
-        y_hat, trace = fnann.forward_trace(net, params, x, key=key)
-        grads, deltas = fnann.backward_trace(net, params, trace, y, loss)
-        value, auto = fnann.loss_and_grad(net, loss, "autodiff")(params, x, y, key)
-        shifts = tuple(jnp.zeros_like(z) for z in trace.Z)
-        dZ = jax.grad(lambda s: fnann.backprop.loss_value(
-            net, loss_, *feedforward(net, params, x, s, masks=trace.M), y))(shifts)
-        return y_hat, trace, grads, deltas, auto, dZ
-
     with jax.enable_x64(True):
         params, x, y = problem(net, loss, batch, seed, jnp.float64)
-        y_hat, trace, grads, deltas, auto, dZ = everything(params, x, y, key)
+        y_hat, trace, grads, deltas, _, auto, dZ = training_pass(net, loss)(params, x, y, key)
         assert _leafwise_rel(grads, auto) < 1e-9
         for l, (d, ref) in enumerate(zip(deltas, dZ), 1):  # δ^(l) = ∂L/∂Z^(l), Z before the norm
             assert _leafwise_rel(d, ref) < 1e-9, l
