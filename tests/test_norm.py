@@ -100,6 +100,16 @@ def test_the_delta_recursion_through_the_norm_equals_autodiff_and_each_delta_is_
             assert isinstance(layer, fnann.Normed if norm is not None else fnann.Dense)
 
 
+@settings(max_examples=3, deadline=None)
+@given(case=norm_networks(), batch=st.sampled_from([2, 4]), seed=st.integers(0, 2**31 - 1))
+def test_check_grads_passes_over_the_whole_space(case, batch, seed):
+    net, loss = case
+    with jax.enable_x64(True):
+        params, x, y = problem(net, loss, batch, seed, jnp.float64)
+    report = fnann.check_grads(net, loss, params, x, y, key=jax.random.key(seed), n_fd=6)
+    assert report.passed, report
+
+
 @pytest.mark.parametrize("norm", [fnann.LayerNorm(), fnann.BatchNorm()])
 @pytest.mark.parametrize("shape", [(2, 1), (2, 5), (7, 3)])
 def test_the_norm_backward_is_the_vjp_of_the_norm(norm, shape):
