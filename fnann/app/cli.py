@@ -367,9 +367,11 @@ def _add_explain(sub) -> None:
                    help="inverted dropout rate p in [0, 1) of every hidden layer: the training pass, with "
                    "masks M ~ Bernoulli(1 - p) drawn from --seed (default 0: off)")
     p.add_argument("--norm", type=parse_norm, default="none", metavar="NAME[,NAME...]",
-                   help="normalization of the hidden layers' pre-activations: layer, or none, or one per hidden "
-                   "layer, comma-separated (default none). Batch norm normalizes over a batch, and explain "
-                   "shows one example: it is refused")
+                   help="normalization of the hidden layers' pre-activations: layer, batch or none, or one per "
+                   "hidden layer, comma-separated (default none). With batch norm, explain follows a batch of "
+                   "--batch examples (its statistics are the batch's)")
+    p.add_argument("--batch", type=int, metavar="M", help="with batch norm: the batch of M >= 2 examples "
+                   "explained (default 4; --x and --y give M rows, one after the other); without it, one example")
     p.add_argument("--hidden", default="sigmoid", metavar="NAME[,NAME...]", help="hidden activation: "
                    "{activations}, or one per hidden layer, comma-separated (default sigmoid)")
     p.add_argument("--output", default="softmax", help="output activation (default softmax)")
