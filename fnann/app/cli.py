@@ -359,7 +359,8 @@ def _add_explain(sub) -> None:
     p = sub.add_parser("explain", help="every equation of backprop with its numbers, for a tiny network",
                        description="Push one example through a tiny network and print, in order, each "
                        "Z and A, the loss, every delta, every dL/dW and dL/db (beside the values jax.grad "
-                       "gives) and one optimizer step with its state. Negative values: --x=-0.5,1.")
+                       "gives) and one optimizer step with its state; with batch norm, a batch of --batch "
+                       "examples and the running statistics' update. Negative values: --x=-0.5,1.")
     p.add_argument("--sizes", type=parse_sizes, default=(2, 3, 2), help="layer widths (default 2,3,2)")
     p.add_argument("--residual", action="store_true",
                    help="skip connections A^(l) = A^(l-1) + σ(Z^(l)) on every hidden layer as wide as its input")
