@@ -18,6 +18,7 @@ from fnann.app import cli
 from fnann.app.explain import _compiled_compute, explain
 from fnann.diagnostics import diagnose
 from fnann.summaries import summary
+from test_explain import block
 
 FIT_TAKES_STATS = "stats" in inspect.signature(fnann.fit).parameters  # the fit/predict stats= branch
 
@@ -200,10 +201,70 @@ def test_explain_shows_the_layer_norm_and_its_numbers_equal_jax_grad():
     np.testing.assert_allclose(dz[0], n["deltas"][0], rtol=1e-12, atol=1e-15)
 
 
-def test_explain_refuses_batch_norm():
+def test_explain_follows_a_batch_through_batch_norm_and_its_numbers_equal_jax_grad():
+    """Batch norm then layer norm, a batch of m = 4: the equations, the printed δ, ∂L/∂γ, ∂L/∂β
+    beside jax.grad's, the δ rebuilt from the printed Ẑ, ∂L/∂Y and σ²_B, the running statistics."""
+    net = fnann.MLP([2, 3, 3, 2], hidden="tanh", norm=["batch", "layer"])
+    m, opt, loss = 4, fnann.sgd(0.1), fnann.get_loss("cross_entropy")
+    with jax.enable_x64(True):
+        params = fnann.init(jax.random.key(0), net, jnp.float64)
+        x = jnp.asarray([[0.5, -1.0], [1.0, 0.2], [-0.3, 0.7], [0.1, 0.1]])
+        y = jnp.asarray([1, 0, 1, 0])
+        stats = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), _stats(net))  # as explain computes them
+        text = explain(net, loss, params, x, y, opt, stats=stats)
+        n = jax.device_get(_compiled_compute(net, loss, opt, True)(params, x, y, None, stats))
+    assert text.startswith("fnann explain: ") and f"a batch of m = {m} examples (L: the batch mean)" in text
+    for line in ("X = A^(0)   (a column per example)", "Z^(1) = W^(1) A^(0)\n",
+                 "μ_B^(1) = mean of Z^(1) over the batch", "σ²_B^(1) = mean of (Z^(1) - μ_B^(1))² over the batch",
+                 "Ẑ^(1) = (Z^(1) - μ_B^(1)) / √(σ²_B^(1) + ε)", "Y^(1) = γ^(1) ⊙ Ẑ^(1) + β^(1)", "A^(1) = tanh(Y^(1))",
+                 "μ^(2) = mean of Z^(2) over its units", "L = (1/m) Σ_i L_i   (the mean over the batch, m = 4)",
+                 "δ^(3) = ∂L/∂Z^(3) = (A^(3) - y) / m", "∂L/∂Ẑ^(1) = γ^(1) ⊙ ∂L/∂Y^(1)",
+                 "δ^(1) = (1/√(σ²_B^(1) + ε)) (∂L/∂Ẑ^(1) - mean_batch(∂L/∂Ẑ^(1))"
+                 " - Ẑ^(1) ⊙ mean_batch(∂L/∂Ẑ^(1) ⊙ Ẑ^(1)))",
+                 "∂L/∂γ^(1) = Σ_batch ∂L/∂Y^(1) ⊙ Ẑ^(1)", "∂L/∂β^(1) = Σ_batch ∂L/∂Y^(1)", "∂L/∂b^(3) = Σ_batch δ^(3)",
+                 "μ_run^(1) ← (1 - 0.1) μ_run^(1) + 0.1 μ_B^(1)",
+                 "σ²_run^(1) ← (1 - 0.1) σ²_run^(1) + 0.1 · 4/3 · σ²_B^(1)"):
+        assert line in text, line
+    for equation in ("δ^(1) = ∂L/∂Z^(1)", "δ^(2) = ∂L/∂Z^(2)", "∂L/∂W^(1) =", "∂L/∂γ^(1) =", "∂L/∂β^(1) ="):
+        printed, autodiff = block(text, equation)
+        assert printed.size and printed.shape == autodiff.shape, equation
+        np.testing.assert_array_equal(printed, autodiff, err_msg=equation)  # to every printed digit
+    np.testing.assert_allclose(block(text, "Ẑ^(1) =")[0], n["N"][0].Z_hat, atol=5e-5)  # columns: examples
+    assert n["N"][0].Z_hat.shape == (3, m)
+    for l in (0, 1):  # the hand-derived numbers against jax.grad's, unrounded
+        np.testing.assert_allclose(n["deltas"][l], n["ref_deltas"][l], rtol=1e-12, atol=1e-15)
+        for f in ("W", "gamma", "beta"):
+            np.testing.assert_allclose(getattr(n["grads"][l], f), getattr(n["ref_grads"][l], f), rtol=1e-12, atol=1e-15)
+    # the printed equations from the printed quantities (columns: the batch's examples)
+    t, dY, gamma = n["N"][0], n["dY"][0], np.asarray(params[0].gamma)[:, None]
+    dz_hat = gamma * dY
+    delta = t.inv_sigma * (dz_hat - dz_hat.mean(1, keepdims=True) - t.Z_hat * (dz_hat * t.Z_hat).mean(1, keepdims=True))
+    np.testing.assert_allclose(delta, n["ref_deltas"][0], rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose((dY * t.Z_hat).sum(1), n["ref_grads"][0].gamma, rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(dY.sum(1), n["ref_grads"][0].beta, rtol=1e-10, atol=1e-15)
+    old, new = n["stats"][0], n["new_stats"][0]
+    np.testing.assert_allclose(new.mean, 0.9 * old.mean + 0.1 * t.mean[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(new.var, 0.9 * old.var + 0.1 * m / (m - 1) * t.var[:, 0], rtol=1e-12)
+
+
+def test_explain_of_batch_norm_needs_a_batch(capsys):
     net = fnann.MLP([2, 3, 2], norm="batch")
-    with pytest.raises(ValueError, match="batch norm.*--norm layer"):
+    with pytest.raises(ValueError, match=r"x must be a batch of m >= 2 examples.*got shape \(1, 2\)"):
         explain(net, "cross_entropy", fnann.init(jax.random.key(0), net), [0.5, -1.0], 1, fnann.sgd(0.1))
+    assert cli.main(["explain", "--no-cache", "--norm", "batch", "--batch", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fnann explain: error: --batch 1: batch norm") and len(err.strip().splitlines()) == 1
+    assert cli.main(["explain", "--no-cache", "--batch", "3"]) == 2  # a batch only for a batch-norm net
+    assert "--norm batch" in capsys.readouterr().err
+
+
+def test_fnann_explain_norm_batch_draws_a_batch_of_four(capsys):
+    assert cli.main(["explain", "--no-cache", "--norm", "batch"]) == 0
+    out = capsys.readouterr().out
+    assert "a batch of m = 4 examples" in out and "6. The running statistics" in out
+    x, y = block(out, "X = A^(0)")
+    assert x.shape == (2, 4) and y.shape == (2, 4)  # a column per example; y one-hot
+    assert float(out.split("over every δ and gradient: ")[1].split()[0]) < 1e-15
 
 
 # --- fnann train --norm (in-process: one run, one resume) ------------------------------

@@ -359,7 +359,8 @@ def _add_explain(sub) -> None:
     p = sub.add_parser("explain", help="every equation of backprop with its numbers, for a tiny network",
                        description="Push one example through a tiny network and print, in order, each "
                        "Z and A, the loss, every delta, every dL/dW and dL/db (beside the values jax.grad "
-                       "gives) and one optimizer step with its state. Negative values: --x=-0.5,1.")
+                       "gives) and one optimizer step with its state; with batch norm, a batch of --batch "
+                       "examples and the running statistics' update. Negative values: --x=-0.5,1.")
     p.add_argument("--sizes", type=parse_sizes, default=(2, 3, 2), help="layer widths (default 2,3,2)")
     p.add_argument("--residual", action="store_true",
                    help="skip connections A^(l) = A^(l-1) + σ(Z^(l)) on every hidden layer as wide as its input")
@@ -367,9 +368,11 @@ def _add_explain(sub) -> None:
                    help="inverted dropout rate p in [0, 1) of every hidden layer: the training pass, with "
                    "masks M ~ Bernoulli(1 - p) drawn from --seed (default 0: off)")
     p.add_argument("--norm", type=parse_norm, default="none", metavar="NAME[,NAME...]",
-                   help="normalization of the hidden layers' pre-activations: layer, or none, or one per hidden "
-                   "layer, comma-separated (default none). Batch norm normalizes over a batch, and explain "
-                   "shows one example: it is refused")
+                   help="normalization of the hidden layers' pre-activations: layer, batch or none, or one per "
+                   "hidden layer, comma-separated (default none). With batch norm, explain follows a batch of "
+                   "--batch examples (its statistics are the batch's)")
+    p.add_argument("--batch", type=int, metavar="M", help="with batch norm: the batch of M >= 2 examples "
+                   "explained (default 4; --x and --y give M rows, one after the other); without it, one example")
     p.add_argument("--hidden", default="sigmoid", metavar="NAME[,NAME...]", help="hidden activation: "
                    "{activations}, or one per hidden layer, comma-separated (default sigmoid)")
     p.add_argument("--output", default="softmax", help="output activation (default softmax)")
