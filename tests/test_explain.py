@@ -143,6 +143,18 @@ def test_explain_takes_one_example():
         explain(net, "cross_entropy", params, [1.0, np.nan], 0, fnann.sgd(0.1))
 
 
+def test_the_fused_delta_of_binary_cross_entropy_keeps_its_1_over_n():
+    net = fnann.MLP([2, 3, 2], hidden="sigmoid", output="sigmoid")  # BCE = -(1/n) Σ_k ...: δ^(2) = (A - y) / n
+    params = (fnann.Dense(np.full((3, 2), 0.5), np.zeros(3)), fnann.Dense(np.eye(2, 3), np.zeros(2)))
+    text = explain(net, "binary_cross_entropy", params, [0.5, -1.0], [1.0, 0.0], fnann.sgd(0.1))
+    line = next(i for i, t in enumerate(text.splitlines()) if t.startswith("δ^(2) = ∂L/∂Z^(2)"))
+    assert "(A^(2) - y) / n" in text.splitlines()[line]
+    low = tuple(fnann.Dense(np.float32(p.W), np.float32(p.b)) for p in params)
+    y_hat = np.asarray(fnann.forward(net, low, np.array([[0.5, -1.0]], np.float32)))[0]
+    printed = [float(t.split()[1]) for t in text.splitlines()[line + 1:line + 3]]
+    np.testing.assert_allclose(printed, (y_hat - [1.0, 0.0]) / 2, atol=1e-4)
+
+
 def test_help(capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["explain", "--help"])

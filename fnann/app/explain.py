@@ -370,7 +370,10 @@ def _forward_and_backward(page: _Page, net: MLP, loss: Loss, fused: bool, n: dic
     ref = f"jax.grad: ∂L/∂Z^({L})"
     if fused and is_fused(loss, out):
         per_unit = "(1/n)" in (loss.formula or "")  # the loss divides by the outputs too: δ^(L) carries 1/(m n)
-        fused_rule = f"(A^({L}) - y) / {'(m n)' if per_unit else 'm'}" if batch else f"A^({L}) - y"
+        if batch:
+            fused_rule = f"(A^({L}) - y) / {'(m n)' if per_unit else 'm'}"
+        else:  # one example: m = 1; a mean over n > 1 outputs keeps its 1/n
+            fused_rule = f"(A^({L}) - y) / n" if per_unit and net.n_out > 1 else f"A^({L}) - y"
         page.value(f"δ^({L}) = ∂L/∂Z^({L}) = {fused_rule}   ({out.name} + {loss.name}, fused)", deltas[L - 1],
                    ref, ref_deltas[L - 1])
     elif not out.elementwise:
