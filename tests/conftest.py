@@ -98,3 +98,36 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cpu_numbers" in item.keywords:
             item.add_marker(skip)
+
+
+# Subprocess-bound tests start their subprocesses as soon as collection ends. The session's own
+# work (XLA compiling, one program at a time) keeps one core busy; a test that waits on a child
+# process for seconds would leave the other core idle, so the child runs beside the session
+# instead and the test collects its result when it is reached. A test module opts in with
+# ``start_early(items)`` (given its selected items; returns the Popen objects it started, or
+# callables that stop what it started), and
+# its tests must still run the child themselves when nothing was started early (under
+# pytest-xdist, whose workers each collect every test, nothing is). Children still running when
+# the session ends (a -x stop, a deselected wait) are killed.
+_EARLY: list = []
+
+
+def pytest_collection_finish(session):
+    if os.environ.get("PYTEST_XDIST_WORKER") or session.config.option.collectonly:
+        return
+    selected: dict = {}
+    for item in session.items:
+        module = getattr(item, "module", None)
+        if module is not None and hasattr(module, "start_early"):
+            selected.setdefault(module, []).append(item)
+    for module, items in selected.items():
+        _EARLY.extend(module.start_early(items))
+
+
+def pytest_sessionfinish(session):
+    for started in _EARLY:
+        if callable(started):
+            started()
+        elif started.poll() is None:
+            started.kill()
+            started.wait()

@@ -5,14 +5,18 @@ Each example runs in its own Python process, as a reader would run it, with
 folder. The examples are found with a glob, so a new example is tested without editing
 this file; its figure must be named after the script (``examples/NAME.py`` saves
 ``NAME.png``). The selected scripts start together, at most one per CPU core, because each
-spends most of its few seconds importing and compiling; each test then waits for its own.
+spends most of its few seconds importing and compiling; each test then waits for its own. They
+start when collection ends (``start_early``, tests/conftest.py), beside the rest of the session.
 """
 
 import concurrent.futures
+import importlib.util
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -26,18 +30,48 @@ def run_quick(script: pathlib.Path, folder: pathlib.Path) -> subprocess.Complete
                           capture_output=True, text=True, timeout=180)
 
 
+_early = {}
+
+
+def start(scripts, tmp_root):
+    """Starts ``scripts``, at most one per CPU core at a time; maps script -> (future of its run, its
+    figure folder), and returns the pool."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+    runs = {}
+    for script in scripts:
+        folder = pathlib.Path(tempfile.mkdtemp(prefix=f"{script.stem}-", dir=tmp_root))
+        runs[script] = (pool.submit(run_quick, script, folder), folder)
+    return runs, pool
+
+
+def start_early(items):
+    """The examples start when collection ends and run beside the session (tests/conftest.py)."""
+    if importlib.util.find_spec("matplotlib") is None or importlib.util.find_spec("sklearn") is None:
+        return []
+    scripts = [item.callspec.params["script"] for item in items if hasattr(item, "callspec")]
+    if not scripts:
+        return []
+    tmp_root = tempfile.mkdtemp(prefix="fnann-examples-")
+    _early["runs"], pool = start(scripts, tmp_root)
+    _early["tmp_root"] = tmp_root
+    return [lambda: pool.shutdown(wait=False, cancel_futures=True)]
+
+
 @pytest.fixture(scope="module")
 def quick_runs(request, tmp_path_factory):
-    """Starts every selected example; maps script -> (future of its run, its figure folder)."""
+    """Maps each selected example to (future of its run, its figure folder): started early, else now."""
     pytest.importorskip("matplotlib")
     pytest.importorskip("sklearn")
+    if "runs" in _early:
+        runs = _early.pop("runs")
+        yield runs
+        concurrent.futures.wait([future for future, _ in runs.values()])
+        shutil.rmtree(_early.pop("tmp_root"), ignore_errors=True)
+        return
     selected = [item.callspec.params["script"] for item in request.session.items
                 if getattr(item, "module", None) is sys.modules[__name__] and hasattr(item, "callspec")]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        runs = {}
-        for script in selected:
-            folder = tmp_path_factory.mktemp(script.stem)
-            runs[script] = (pool.submit(run_quick, script, folder), folder)
+    runs, pool = start(selected, tmp_path_factory.mktemp("examples"))
+    with pool:
         yield runs
 
 
