@@ -100,15 +100,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-# Subprocess-bound tests start their subprocesses as soon as collection ends. The session's own
-# work (XLA compiling, one program at a time) keeps one core busy; a test that waits on a child
-# process for seconds would leave the other core idle, so the child runs beside the session
-# instead and the test collects its result when it is reached. A test module opts in with
-# ``start_early(items)`` (given its selected items; returns the Popen objects it started, or
-# callables that stop what it started), and
-# its tests must still run the child themselves when nothing was started early (under
-# pytest-xdist, whose workers each collect every test, nothing is). Children still running when
-# the session ends (a -x stop, a deselected wait) are killed.
+
+# Subprocess-bound tests run their children beside the session (tests/early.py): a test module
+# opts in with ``start_early(items)``, given its selected items, returning ``early.Early``
+# objects; one background thread launches them in turn, in the order of the modules, as soon as
+# collection ends. Nothing is launched early under pytest-xdist (each worker collects every
+# test) or --collect-only; children still running when the session ends are killed.
 _EARLY: list = []
 
 
@@ -122,12 +119,14 @@ def pytest_collection_finish(session):
             selected.setdefault(module, []).append(item)
     for module, items in selected.items():
         _EARLY.extend(module.start_early(items))
+    if _EARLY:
+        import threading
+
+        from early import lane
+
+        threading.Thread(target=lane, args=(list(_EARLY),), name="fnann-early-lane", daemon=True).start()
 
 
 def pytest_sessionfinish(session):
     for started in _EARLY:
-        if callable(started):
-            started()
-        elif started.poll() is None:
-            started.kill()
-            started.wait()
+        started.stop()

@@ -20,7 +20,7 @@ import fnann
 from fnann.app import cli
 from fnann.backprop import objective_value
 from fnann.mlp import dropout_masks, feedforward
-from early import Child
+from early import Child, Early
 from strategies import HEADS, max_rel_error, problem
 
 KEY = jax.random.key(7)
@@ -233,14 +233,14 @@ _early = {}
 
 
 def start_early(items):
-    """The two-device run starts when collection ends, beside the session (tests/conftest.py)."""
+    """The two-device run runs beside the session (tests/early.py)."""
     if any(item.originalname == "test_a_mesh_fit_draws_the_one_device_masks" for item in items):
-        _early["mesh"] = mesh_child()
+        _early["mesh"] = Early(mesh_child)
     return list(_early.values())
 
 
 def test_a_mesh_fit_draws_the_one_device_masks():
-    out = (_early.pop("mesh", None) or mesh_child()).result(timeout=120)
+    out = (_early.pop("mesh", None) or Early(mesh_child)).result(timeout=120)
     assert out.returncode == 0, out.stderr
     devices, err, loss_err = out.stdout.split()
     assert devices == "2" and float(err) < 1e-5 and float(loss_err) < 1e-5  # float32, summed in another order

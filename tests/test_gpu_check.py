@@ -1,7 +1,7 @@
 """The prepared accelerator check runs (``--quick``) on any CPU, so it is ready when a GPU is.
 
-The check is a chain of subprocesses (~25 s); it starts when collection ends (``start_early``,
-tests/conftest.py) and runs beside the rest of the session.
+The check is a chain of subprocesses (~25 s); it runs beside the session (``start_early``,
+tests/early.py) and its test reads the report.
 """
 
 import shutil
@@ -10,34 +10,31 @@ import sys
 import tempfile
 from pathlib import Path
 
+from early import Child, Early
+
 ROOT = Path(__file__).parent.parent
+FOLDER = {}  # the check's report folder, once started
+
+
+def start() -> Child:
+    FOLDER["report"] = folder = Path(tempfile.mkdtemp(prefix="fnann-gpu-check-"))
+    return Child([sys.executable, "benchmarks/gpu_check.py", "--quick", "--out", str(folder / "report.md")], cwd=ROOT)
+
+
 _early = {}
 
 
-def start(folder: Path) -> subprocess.Popen:
-    """The quick check writing ``folder/report.md``; its output goes to ``folder/stdout``, ``stderr``."""
-    with open(folder / "stdout", "w") as out, open(folder / "stderr", "w") as err:
-        return subprocess.Popen([sys.executable, "benchmarks/gpu_check.py", "--quick", "--out",
-                                 str(folder / "report.md")], cwd=ROOT, stdout=out, stderr=err, text=True)
-
-
 def start_early(items):
-    folder = Path(tempfile.mkdtemp(prefix="fnann-gpu-check-"))
-    _early["quick"] = (start(folder), folder)
-    return [_early["quick"][0]]
+    _early["quick"] = Early(start)
+    return [_early["quick"]]
 
 
-def test_the_quick_check_runs_every_section_and_never_overwrites_a_report(tmp_path):
-    proc, folder = _early.pop("quick", None) or (start(tmp_path), tmp_path)
+def test_the_quick_check_runs_every_section_and_never_overwrites_a_report():
+    early = _early.pop("quick", None) or Early(start)
     try:
-        try:
-            proc.wait(timeout=400)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
-        report = folder / "report.md"
-        assert proc.returncode == 0, (folder / "stdout").read_text() + (folder / "stderr").read_text()
+        done = early.result(timeout=400)
+        assert done.returncode == 0, done.stdout + done.stderr
+        report = FOLDER["report"] / "report.md"
         text = report.read_text()
         for title in ("device and versions", "fnann gradcheck", "fnann train, cold cache", "fnann train, warm cache",
                       "the test suite", "bench_train.py", "large networks", "bench_scale.py fit_many"):
@@ -47,5 +44,5 @@ def test_the_quick_check_runs_every_section_and_never_overwrites_a_report(tmp_pa
                                capture_output=True, text=True, timeout=60)
         assert again.returncode == 2 and "exists; pass --overwrite" in again.stderr and report.read_text() == text
     finally:
-        if folder != tmp_path:
-            shutil.rmtree(folder, ignore_errors=True)
+        if "report" in FOLDER:
+            shutil.rmtree(FOLDER.pop("report"), ignore_errors=True)

@@ -6,7 +6,7 @@ of the compiled programs back to the allocator.
 
 The measurement runs in a fresh interpreter, so that the resident set it reads
 (``/proc/self/statm``, Linux only) is its own and not the test session's; it starts when
-collection ends (``start_early``, tests/conftest.py) and runs beside the session. Measured on the
+runs beside the session (``start_early``, tests/early.py). Measured on the
 2-core development machine (jax 0.10.2, CPU; params from ``fnann.init``): warm-up 167 -> 474 MB,
 then +0.04 MB over the 180 calls; clear_caches + malloc_trim 438 -> 264 MB (174 MB freed). Each assertion fails on a regression:
 optimizers hashed by identity (every call compiles, the 32-entry epoch cache fills) grew
@@ -18,9 +18,9 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import pytest
+from early import Child, Early
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GROWTH_BOUND_MB = 50  # after warm-up, over 180 calls that compile nothing new
@@ -89,48 +89,33 @@ print(json.dumps(out))
 """
 
 
-def child(code: str) -> subprocess.Popen:
-    """``code`` in a fresh interpreter; its stdout and stderr go to temporary files."""
+def child(code: str) -> Child:
+    """``code`` in a fresh interpreter."""
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=out, stderr=err, text=True)
-    proc.out, proc.err = out, err
-    return proc
+    return Child([sys.executable, "-c", code], env=env)
 
 
 def result(name: str, code: str) -> dict:
-    """The last line of the child's stdout, as JSON: the child started early, else one started now."""
-    proc = _early.pop(name, None) or child(code)
-    try:
-        proc.wait(timeout=300)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise
-    proc.out.seek(0)
-    proc.err.seek(0)
-    out, err = proc.out.read(), proc.err.read()
-    proc.out.close()
-    proc.err.close()
-    assert proc.returncode == 0, out + err
-    return json.loads(out.strip().splitlines()[-1])
+    """The last line of the child's stdout, as JSON: the child run beside the session, else now."""
+    proc = (_early.pop(name, None) or Early(lambda: child(code))).result(timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 _early = {}
 
 
 def start_early(items):
-    """Both measurements start when collection ends and run beside the session (tests/conftest.py):
-    each reads only its own resident set."""
+    """Both measurements run beside the session (tests/early.py): each reads only its own resident set."""
     if not os.path.exists("/proc/self/statm"):
         return []
     names = {item.originalname for item in items}
     if names & {"test_200_fits_over_20_shapes_grow_memory_by_less_than_the_bound",
                 "test_caches_stay_within_their_bounds_and_compile_each_shape_once",
                 "test_clear_caches_drops_the_compiled_epochs_and_frees_their_memory"}:
-        _early["fits"] = child(CHILD)
+        _early["fits"] = Early(lambda: child(CHILD))
     if "test_an_evicted_entry_frees_its_compiled_programs" in names:
-        _early["evicting"] = child(EVICTING_CODE)
+        _early["evicting"] = Early(lambda: child(EVICTING_CODE))
     return list(_early.values())
 
 

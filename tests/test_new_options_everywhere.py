@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fnann
-from early import Child
+from early import Child, Early
 from strategies import max_rel_error
 
 CASES = {
@@ -111,14 +111,14 @@ _early = {}
 
 
 def start_early(items):
-    """The two-device run starts when collection ends, beside the session (tests/conftest.py)."""
+    """The two-device run runs beside the session (tests/early.py)."""
     if any(item.originalname == "test_a_mesh_of_two_devices_equals_one_device" for item in items):
-        _early["mesh"] = mesh_child()
+        _early["mesh"] = Early(mesh_child)
     return list(_early.values())
 
 
 def test_a_mesh_of_two_devices_equals_one_device():
-    out = (_early.pop("mesh", None) or mesh_child()).result(timeout=300)
+    out = (_early.pop("mesh", None) or Early(mesh_child)).result(timeout=300)
     assert out.returncode == 0, out.stderr
     devices, error = out.stdout.split()
     assert devices == "2" and float(error) < 1e-5

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import fnann
+from early import Child, Early
 from fnann import inference, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -195,41 +196,33 @@ print(status, len(seen), *seen)
 _early = {}
 
 
-def start_train(folder) -> subprocess.Popen:
-    """``TRAIN_COUNTING`` into ``folder/run`` in a fresh process; stdout and stderr to files in ``folder``."""
-    with open(os.path.join(folder, "stdout"), "w") as out, open(os.path.join(folder, "stderr"), "w") as err:
-        return subprocess.Popen([sys.executable, "-c", TRAIN_COUNTING, os.path.join(folder, "run")], stdout=out,
-                                stderr=err, text=True, env={**os.environ, "PYTHONPATH": ROOT})
+def start_train() -> Child:
+    """``TRAIN_COUNTING`` into a fresh temporary folder, in a fresh process."""
+    FOLDER["train"] = folder = tempfile.mkdtemp(prefix="fnann-startup-")
+    return Child([sys.executable, "-c", TRAIN_COUNTING, os.path.join(folder, "run")], env={**os.environ, "PYTHONPATH": ROOT})
+
+
+FOLDER = {}
 
 
 def start_early(items):
-    """The training starts when collection ends and runs beside the session (tests/conftest.py)."""
-    if not any(item.originalname == "test_fnann_train_compiles_a_bounded_number_of_programs" for item in items):
-        return []
-    folder = tempfile.mkdtemp(prefix="fnann-startup-")
-    _early["train"] = (start_train(folder), folder)
-    return [_early["train"][0]]
+    """The training runs beside the session (tests/early.py)."""
+    if any(item.originalname == "test_fnann_train_compiles_a_bounded_number_of_programs" for item in items):
+        _early["train"] = Early(start_train)
+    return list(_early.values())
 
 
-def test_fnann_train_compiles_a_bounded_number_of_programs(tmp_path):
+def test_fnann_train_compiles_a_bounded_number_of_programs():
     """A default ``fnann train`` on digits in a fresh process: the gradient check, init, the
     epoch, the validation and the test programs, not one program per eager operation (the
     count was 47 before init, the gradient check, the keys and the input casts became single
     programs; it is 9 now)."""
-    proc, folder = _early.pop("train", None) or (start_train(str(tmp_path)), str(tmp_path))
     try:
-        try:
-            proc.wait(timeout=300)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
-        with open(os.path.join(folder, "stdout")) as f, open(os.path.join(folder, "stderr")) as g:
-            stdout, stderr = f.read(), g.read()
+        out = (_early.pop("train", None) or Early(start_train)).result(timeout=300)
     finally:
-        if folder != str(tmp_path):
-            shutil.rmtree(folder, ignore_errors=True)
-    assert proc.returncode == 0, stderr
-    status, count, *names = stdout.split("\n")[-2].split()
+        if "train" in FOLDER:
+            shutil.rmtree(FOLDER.pop("train"), ignore_errors=True)
+    assert out.returncode == 0, out.stderr
+    status, count, *names = out.stdout.split("\n")[-2].split()
     assert status == "0"
     assert int(count) <= 10, names
