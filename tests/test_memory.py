@@ -5,7 +5,7 @@ within their bounds; ``fnann.clear_caches`` drops every compiled epoch and gives
 of the compiled programs back to the allocator.
 
 The measurement runs in a fresh interpreter, so that the resident set it reads
-(``/proc/self/statm``, Linux only) is its own and not the test session's; it starts when
+(``/proc/self/statm``, Linux only) is its own and not the test session's; it
 runs beside the session (``start_early``, tests/early.py). Measured on the
 2-core development machine (jax 0.10.2, CPU; params from ``fnann.init``): warm-up 167 -> 474 MB,
 then +0.04 MB over the 180 calls; clear_caches + malloc_trim 438 -> 264 MB (174 MB freed). Each assertion fails on a regression:
@@ -16,7 +16,6 @@ optimizers hashed by identity (every call compiles, the 32-entry epoch cache fil
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest

@@ -199,7 +199,8 @@ _early = {}
 def start_train() -> Child:
     """``TRAIN_COUNTING`` into a fresh temporary folder, in a fresh process."""
     FOLDER["train"] = folder = tempfile.mkdtemp(prefix="fnann-startup-")
-    return Child([sys.executable, "-c", TRAIN_COUNTING, os.path.join(folder, "run")], env={**os.environ, "PYTHONPATH": ROOT})
+    return Child([sys.executable, "-c", TRAIN_COUNTING, os.path.join(folder, "run")],
+                 env={**os.environ, "PYTHONPATH": ROOT})
 
 
 FOLDER = {}
