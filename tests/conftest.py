@@ -98,3 +98,35 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cpu_numbers" in item.keywords:
             item.add_marker(skip)
+
+
+
+# Subprocess-bound tests run their children beside the session (tests/early.py): a test module
+# opts in with ``start_early(items)``, given its selected items, returning ``early.Early``
+# objects; one background thread launches them in turn, in the order of the modules, as soon as
+# collection ends. Nothing is launched early under pytest-xdist (each worker collects every
+# test) or --collect-only; children still running when the session ends are killed.
+_EARLY: list = []
+
+
+def pytest_collection_finish(session):
+    if os.environ.get("PYTEST_XDIST_WORKER") or session.config.option.collectonly:
+        return
+    selected: dict = {}
+    for item in session.items:
+        module = getattr(item, "module", None)
+        if module is not None and hasattr(module, "start_early"):
+            selected.setdefault(module, []).append(item)
+    for module, items in selected.items():
+        _EARLY.extend(module.start_early(items))
+    if _EARLY:
+        import threading
+
+        from early import lane
+
+        threading.Thread(target=lane, args=(list(_EARLY),), name="fnann-early-lane", daemon=True).start()
+
+
+def pytest_sessionfinish(session):
+    for started in _EARLY:
+        started.stop()

@@ -5,7 +5,6 @@ keys of train_step, fit, fit_many and fit(mesh=...) (same key, same run; resume 
 rates; save/load and the command line."""
 
 import os
-import subprocess
 import sys
 import textwrap
 
@@ -20,6 +19,7 @@ from jax.flatten_util import ravel_pytree
 import fnann
 from fnann.app import cli
 from fnann.backprop import objective_value
+from early import Child, Early
 from fnann.mlp import dropout_masks
 from strategies import HEADS, max_rel_error, problem, training_pass
 
@@ -213,9 +213,23 @@ MESH_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_a_mesh_fit_draws_the_one_device_masks():
+def mesh_child():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
-    out = subprocess.run([sys.executable, "-c", MESH_SCRIPT], capture_output=True, text=True, env=env, timeout=120)
+    return Child([sys.executable, "-c", MESH_SCRIPT], env=env)
+
+
+_early = {}
+
+
+def start_early(items):
+    """The two-device run runs beside the session (tests/early.py)."""
+    if any(item.originalname == "test_a_mesh_fit_draws_the_one_device_masks" for item in items):
+        _early["mesh"] = Early(mesh_child)
+    return list(_early.values())
+
+
+def test_a_mesh_fit_draws_the_one_device_masks():
+    out = (_early.pop("mesh", None) or Early(mesh_child)).result(timeout=120)
     assert out.returncode == 0, out.stderr
     devices, err, loss_err = out.stdout.split()
     assert devices == "2" and float(err) < 1e-5 and float(loss_err) < 1e-5  # float32, summed in another order

@@ -1,22 +1,48 @@
-"""The prepared accelerator check runs (``--quick``) on any CPU, so it is ready when a GPU is."""
+"""The prepared accelerator check runs (``--quick``) on any CPU, so it is ready when a GPU is.
 
+The check is a chain of subprocesses (~25 s); it runs beside the session (``start_early``,
+tests/early.py) and its test reads the report.
+"""
+
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+from early import Child, Early
+
 ROOT = Path(__file__).parent.parent
+FOLDER = {}  # the check's report folder, once started
 
 
-def test_the_quick_check_runs_every_section_and_never_overwrites_a_report(tmp_path):
-    report = tmp_path / "report.md"
-    done = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--quick", "--out", str(report)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=400)
-    assert done.returncode == 0, done.stdout + done.stderr
-    text = report.read_text()
-    for title in ("device and versions", "fnann gradcheck", "fnann train, cold cache", "fnann train, warm cache",
-                  "the test suite", "bench_train.py", "large networks", "bench_scale.py fit_many"):
-        assert f"## {title}: ok" in text, title
-    assert "matmul peak float32" in text and "of peak" in text and "0 section(s) failed" in text
-    again = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--quick", "--out", str(report)], cwd=ROOT,
-                           capture_output=True, text=True, timeout=60)
-    assert again.returncode == 2 and "exists; pass --overwrite" in again.stderr and report.read_text() == text
+def start() -> Child:
+    FOLDER["report"] = folder = Path(tempfile.mkdtemp(prefix="fnann-gpu-check-"))
+    return Child([sys.executable, "benchmarks/gpu_check.py", "--quick", "--out", str(folder / "report.md")], cwd=ROOT)
+
+
+_early = {}
+
+
+def start_early(items):
+    _early["quick"] = Early(start)
+    return [_early["quick"]]
+
+
+def test_the_quick_check_runs_every_section_and_never_overwrites_a_report():
+    early = _early.pop("quick", None) or Early(start)
+    try:
+        done = early.result(timeout=400)
+        assert done.returncode == 0, done.stdout + done.stderr
+        report = FOLDER["report"] / "report.md"
+        text = report.read_text()
+        for title in ("device and versions", "fnann gradcheck", "fnann train, cold cache", "fnann train, warm cache",
+                      "the test suite", "bench_train.py", "large networks", "bench_scale.py fit_many"):
+            assert f"## {title}: ok" in text, title
+        assert "matmul peak float32" in text and "of peak" in text and "0 section(s) failed" in text
+        again = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--quick", "--out", str(report)], cwd=ROOT,
+                               capture_output=True, text=True, timeout=60)
+        assert again.returncode == 2 and "exists; pass --overwrite" in again.stderr and report.read_text() == text
+    finally:
+        if "report" in FOLDER:
+            shutil.rmtree(FOLDER.pop("report"), ignore_errors=True)

@@ -5,7 +5,8 @@ within their bounds; ``fnann.clear_caches`` drops every compiled epoch and gives
 of the compiled programs back to the allocator.
 
 The measurement runs in a fresh interpreter, so that the resident set it reads
-(``/proc/self/statm``, Linux only) is its own and not the test session's. Measured on the
+(``/proc/self/statm``, Linux only) is its own and not the test session's; it
+runs beside the session (``start_early``, tests/early.py). Measured on the
 2-core development machine (jax 0.10.2, CPU; params from ``fnann.init``): warm-up 167 -> 474 MB,
 then +0.04 MB over the 180 calls; clear_caches + malloc_trim 438 -> 264 MB (174 MB freed). Each assertion fails on a regression:
 optimizers hashed by identity (every call compiles, the 32-entry epoch cache fills) grew
@@ -15,10 +16,10 @@ optimizers hashed by identity (every call compiles, the 32-entry epoch cache fil
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
+from early import Child, Early
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GROWTH_BOUND_MB = 50  # after warm-up, over 180 calls that compile nothing new
@@ -87,15 +88,41 @@ print(json.dumps(out))
 """
 
 
+def child(code: str) -> Child:
+    """``code`` in a fresh interpreter."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return Child([sys.executable, "-c", code], env=env)
+
+
+def result(name: str, code: str) -> dict:
+    """The last line of the child's stdout, as JSON: the child run beside the session, else now."""
+    proc = (_early.pop(name, None) or Early(lambda: child(code))).result(timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+_early = {}
+
+
+def start_early(items):
+    """Both measurements run beside the session (tests/early.py): each reads only its own resident set."""
+    if not os.path.exists("/proc/self/statm"):
+        return []
+    names = {item.originalname for item in items}
+    if names & {"test_200_fits_over_20_shapes_grow_memory_by_less_than_the_bound",
+                "test_caches_stay_within_their_bounds_and_compile_each_shape_once",
+                "test_clear_caches_drops_the_compiled_epochs_and_frees_their_memory"}:
+        _early["fits"] = Early(lambda: child(CHILD))
+    if "test_an_evicted_entry_frees_its_compiled_programs" in names:
+        _early["evicting"] = Early(lambda: child(EVICTING_CODE))
+    return list(_early.values())
+
+
 @pytest.fixture(scope="module")
 def measured():
     if not os.path.exists("/proc/self/statm"):
         pytest.skip("reads the resident set from /proc/self/statm (Linux)")
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return result("fits", CHILD)
 
 
 def test_200_fits_over_20_shapes_grow_memory_by_less_than_the_bound(measured):
@@ -143,6 +170,7 @@ print(json.dumps({"alive": sum(r() is not None for r in refs), "warm": rss[7], "
 """
 SHAPES = 32
 EVICTED_GROWTH_BOUND_MB = 30  # over the last 24 shapes, 4 alive
+EVICTING_CODE = EVICTING.replace("SHAPES", str(SHAPES))
 
 
 def test_an_evicted_entry_frees_its_compiled_programs():
@@ -152,11 +180,7 @@ def test_an_evicted_entry_frees_its_compiled_programs():
     module-level ``jax.jit`` with static arguments was, grew +71 MB."""
     if not os.path.exists("/proc/self/statm"):
         pytest.skip("reads the resident set from /proc/self/statm (Linux)")
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", EVICTING.replace("SHAPES", str(SHAPES))], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = result("evicting", EVICTING_CODE)
     assert out["alive"] == 4, out
     assert out["end"] - out["warm"] < EVICTED_GROWTH_BOUND_MB, out
 

@@ -4,7 +4,6 @@ fit and its resume, fit_many, a mesh of two (emulated) devices, save/load, predi
 diagnostics and summary; each result against an independent computation."""
 
 import os
-import subprocess
 import sys
 
 import jax
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 
 import fnann
+from early import Child, Early
 from strategies import max_rel_error
 
 CASES = {
@@ -102,9 +102,23 @@ print(len(jax.devices()), float(np.max(np.abs(a - b)) / np.max(np.abs(a))))
 """
 
 
-def test_a_mesh_of_two_devices_equals_one_device():
+def mesh_child():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, "-c", MESH], capture_output=True, text=True, timeout=300, env=env)
+    return Child([sys.executable, "-c", MESH], env=env)
+
+
+_early = {}
+
+
+def start_early(items):
+    """The two-device run runs beside the session (tests/early.py)."""
+    if any(item.originalname == "test_a_mesh_of_two_devices_equals_one_device" for item in items):
+        _early["mesh"] = Early(mesh_child)
+    return list(_early.values())
+
+
+def test_a_mesh_of_two_devices_equals_one_device():
+    out = (_early.pop("mesh", None) or Early(mesh_child)).result(timeout=300)
     assert out.returncode == 0, out.stderr
     devices, error = out.stdout.split()
     assert devices == "2" and float(error) < 1e-5

@@ -46,10 +46,17 @@ def same(a, b):
 def runs(tmp_path_factory):
     """The unbroken run, and one killed (kill -9) right after its first periodic save."""
     root = tmp_path_factory.mktemp("resume")
-    assert train(*RUN, "--out", str(root / "unbroken")) == 0
-    killed = subprocess.run([sys.executable, "-c", KILL_AFTER_FIRST_SAVE, "train", *RUN, "--out",
-                             str(root / "killed")], capture_output=True, text=True, timeout=300)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    killed = subprocess.Popen([sys.executable, "-c", KILL_AFTER_FIRST_SAVE, "train", *RUN, "--out",
+                               str(root / "killed")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)  # runs while this process trains the unbroken run
+    try:
+        assert train(*RUN, "--out", str(root / "unbroken")) == 0
+        _, stderr = killed.communicate(timeout=300)
+    finally:
+        if killed.poll() is None:
+            killed.kill()
+            killed.communicate()
+    assert killed.returncode == -signal.SIGKILL, stderr
     shutil.copytree(root / "killed", root / "half")  # the killed run as it was left
     return root
 

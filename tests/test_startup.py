@@ -10,14 +10,17 @@ trace and a compilation-cache lookup at start-up; an eager operation per array a
 import contextlib
 import importlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import jax
 import numpy as np
 import pytest
 
 import fnann
+from early import Child, Early
 from fnann import inference, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -181,21 +184,45 @@ def test_shapes_are_refused_where_values_are_needed_and_checked_where_they_are_t
         train.compile_fit(net, "cross_entropy", fnann.sgd(0.1), integer, x, y)
 
 
-def test_fnann_train_compiles_a_bounded_number_of_programs(tmp_path):
-    """A default ``fnann train`` on digits in a fresh process: the gradient check, init, the
-    epoch, the validation and the test programs, not one program per eager operation (the
-    count was 47 before init, the gradient check, the keys and the input casts became single
-    programs; it is 9 now)."""
-    code = f"""
+TRAIN_COUNTING = """
 import jax, sys
 from fnann.app import cli
 seen = []
 jax.monitoring.register_event_duration_secs_listener(
     lambda e, d, **k: seen.append(k.get("fun_name")) if e == "/jax/core/compile/backend_compile_duration" else None)
-status = cli.main(["train", "--out", {str(tmp_path / "run")!r}, "--no-cache", "--no-progress", "--no-plot"])
+status = cli.main(["train", "--out", sys.argv[1], "--no-cache", "--no-progress", "--no-plot"])
 print(status, len(seen), *seen)
 """
-    out = python(code)
+_early = {}
+
+
+def start_train() -> Child:
+    """``TRAIN_COUNTING`` into a fresh temporary folder, in a fresh process."""
+    FOLDER["train"] = folder = tempfile.mkdtemp(prefix="fnann-startup-")
+    return Child([sys.executable, "-c", TRAIN_COUNTING, os.path.join(folder, "run")],
+                 env={**os.environ, "PYTHONPATH": ROOT})
+
+
+FOLDER = {}
+
+
+def start_early(items):
+    """The training runs beside the session (tests/early.py)."""
+    if any(item.originalname == "test_fnann_train_compiles_a_bounded_number_of_programs" for item in items):
+        _early["train"] = Early(start_train)
+    return list(_early.values())
+
+
+def test_fnann_train_compiles_a_bounded_number_of_programs():
+    """A default ``fnann train`` on digits in a fresh process: the gradient check, init, the
+    epoch, the validation and the test programs, not one program per eager operation (the
+    count was 47 before init, the gradient check, the keys and the input casts became single
+    programs; it is 9 now)."""
+    try:
+        out = (_early.pop("train", None) or Early(start_train)).result(timeout=300)
+    finally:
+        if "train" in FOLDER:
+            shutil.rmtree(FOLDER.pop("train"), ignore_errors=True)
     assert out.returncode == 0, out.stderr
     status, count, *names = out.stdout.split("\n")[-2].split()
     assert status == "0"

@@ -1,0 +1,72 @@
+"""Child processes that run beside the session (see ``start_early`` in tests/conftest.py).
+
+A test that waits seconds on a child process would leave the second core idle while the
+session's own work (XLA compiling, one program at a time) keeps one core busy. So a module's
+``start_early(items)`` returns ``Early`` objects, and the session's background lane launches
+them one after another (one child at a time, on the other core) as soon as collection ends. A
+test calls ``result()``: it waits for the child the lane launched, or launches it itself when
+the lane has not reached it yet (or is not running: pytest-xdist workers, a module run on its
+own before its lane turn).
+"""
+
+import subprocess
+import tempfile
+import threading
+
+
+class Child:
+    """A subprocess whose stdout and stderr go to temporary files (a pipe nobody reads would block it)."""
+
+    def __init__(self, argv, **kwargs):
+        self.out, self.err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen(argv, stdout=self.out, stderr=self.err, text=True, **kwargs)
+
+    def result(self, timeout: float) -> subprocess.CompletedProcess:
+        """Waits for the child (killed after ``timeout`` s: TimeoutExpired) and returns what
+        ``subprocess.run(..., capture_output=True, text=True)`` would have."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        texts = []
+        for f in (self.out, self.err):
+            f.seek(0)
+            texts.append(f.read())
+            f.close()
+        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, *texts)
+
+
+class Early:
+    """A child to be launched once, by the background lane or by its test, whichever comes first."""
+
+    def __init__(self, start):
+        self._start, self._lock, self.child, self.stopped = start, threading.Lock(), None, False
+
+    def launch(self, by_lane: bool = False):
+        """Starts the child unless it was started; the lane starts nothing once stopped."""
+        with self._lock:
+            if self.child is None and not (by_lane and self.stopped):
+                self.child = self._start()
+            return self.child
+
+    def result(self, timeout: float) -> subprocess.CompletedProcess:
+        return self.launch().result(timeout)
+
+    def stop(self):
+        """The session is over: the lane launches nothing more, and a running child is killed."""
+        with self._lock:
+            self.stopped = True
+            if self.child is not None and self.child.proc.poll() is None:
+                self.child.proc.kill()
+                self.child.proc.wait()
+
+
+def lane(earlies):
+    """Launches each child in turn and waits for it before the next (a thread of the session)."""
+    for early in earlies:
+        child = early.launch(by_lane=True)
+        if child is None:
+            return
+        child.proc.wait()
