@@ -9,9 +9,13 @@ the lane has not reached it yet (or is not running: pytest-xdist workers, a modu
 own before its lane turn).
 """
 
+import os
 import subprocess
+import sys
 import tempfile
 import threading
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class Child:
@@ -36,6 +40,16 @@ class Child:
             texts.append(f.read())
             f.close()
         return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, *texts)
+
+
+def two_devices(script: str) -> Child:
+    """``python -c script`` in a fresh interpreter whose CPU backend has two devices (the count
+    is fixed when jax starts, so XLA_FLAGS is set before; LLVM's optimization off, a quarter
+    less compile time), this checkout first on PYTHONPATH."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2 --xla_backend_optimization_level=0",
+               PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+    return Child([sys.executable, "-c", script], env=env)
 
 
 class Early:
@@ -70,3 +84,10 @@ def lane(earlies):
         if child is None:
             return
         child.proc.wait()
+
+
+def selected(items, earlies: dict) -> list:
+    """The ``Early`` objects of ``earlies`` (``{test function's name: Early}``) whose test is
+    among the session's selected ``items``: a module's ``start_early`` in one line."""
+    names = {item.originalname for item in items}
+    return list(dict.fromkeys(early for name, early in earlies.items() if name in names))  # each once

@@ -4,8 +4,6 @@ central finite differences (the mask fixed); the masks' statistics; evaluation u
 keys of train_step, fit, fit_many and fit(mesh=...) (same key, same run; resume exact); bad
 rates; save/load and the command line."""
 
-import os
-import sys
 import textwrap
 
 import jax
@@ -19,7 +17,7 @@ from jax.flatten_util import ravel_pytree
 import fnann
 from fnann.app import cli
 from fnann.backprop import objective_value
-from early import Child, Early
+from early import Early, selected, two_devices
 from fnann.mlp import dropout_masks
 from strategies import HEADS, max_rel_error, problem, training_pass
 
@@ -193,8 +191,6 @@ def test_fit_is_bit_identical_for_one_key_and_resume_is_exact():
 
 
 MESH_SCRIPT = textwrap.dedent("""
-    import os
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2 --xla_backend_optimization_level=0"
     import jax, numpy as np
     from jax.sharding import Mesh
     import fnann
@@ -213,23 +209,16 @@ MESH_SCRIPT = textwrap.dedent("""
 """)
 
 
-def mesh_child():
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
-    return Child([sys.executable, "-c", MESH_SCRIPT], env=env)
-
-
-_early = {}
+MESH = Early(lambda: two_devices(MESH_SCRIPT))
 
 
 def start_early(items):
     """The two-device run runs beside the session (tests/early.py)."""
-    if any(item.originalname == "test_a_mesh_fit_draws_the_one_device_masks" for item in items):
-        _early["mesh"] = Early(mesh_child)
-    return list(_early.values())
+    return selected(items, {"test_a_mesh_fit_draws_the_one_device_masks": MESH})
 
 
 def test_a_mesh_fit_draws_the_one_device_masks():
-    out = (_early.pop("mesh", None) or Early(mesh_child)).result(timeout=120)
+    out = MESH.result(timeout=120)
     assert out.returncode == 0, out.stderr
     devices, err, loss_err = out.stdout.split()
     assert devices == "2" and float(err) < 1e-5 and float(loss_err) < 1e-5  # float32, summed in another order

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from early import Child, Early
+from early import Child, Early, selected
 
 ROOT = Path(__file__).parent.parent
 FOLDER = {}  # the check's report folder, once started
@@ -21,18 +21,17 @@ def start() -> Child:
     return Child([sys.executable, "benchmarks/gpu_check.py", "--quick", "--out", str(folder / "report.md")], cwd=ROOT)
 
 
-_early = {}
+QUICK = Early(start)
 
 
 def start_early(items):
-    _early["quick"] = Early(start)
-    return [_early["quick"]]
+    """The check runs beside the session (tests/early.py)."""
+    return selected(items, {"test_the_quick_check_runs_every_section_and_never_overwrites_a_report": QUICK})
 
 
 def test_the_quick_check_runs_every_section_and_never_overwrites_a_report():
-    early = _early.pop("quick", None) or Early(start)
     try:
-        done = early.result(timeout=400)
+        done = QUICK.result(timeout=400)
         assert done.returncode == 0, done.stdout + done.stderr
         report = FOLDER["report"] / "report.md"
         text = report.read_text()

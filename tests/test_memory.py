@@ -19,7 +19,7 @@ import os
 import sys
 
 import pytest
-from early import Child, Early
+from early import Child, Early, selected
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GROWTH_BOUND_MB = 50  # after warm-up, over 180 calls that compile nothing new
@@ -94,35 +94,31 @@ def child(code: str) -> Child:
     return Child([sys.executable, "-c", code], env=env)
 
 
-def result(name: str, code: str) -> dict:
+def result(early: Early) -> dict:
     """The last line of the child's stdout, as JSON: the child run beside the session, else now."""
-    proc = (_early.pop(name, None) or Early(lambda: child(code))).result(timeout=300)
+    proc = early.result(timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-_early = {}
+FITS, EVICTING_RUN = Early(lambda: child(CHILD)), Early(lambda: child(EVICTING_CODE))
 
 
 def start_early(items):
     """Both measurements run beside the session (tests/early.py): each reads only its own resident set."""
     if not os.path.exists("/proc/self/statm"):
         return []
-    names = {item.originalname for item in items}
-    if names & {"test_200_fits_over_20_shapes_grow_memory_by_less_than_the_bound",
-                "test_caches_stay_within_their_bounds_and_compile_each_shape_once",
-                "test_clear_caches_drops_the_compiled_epochs_and_frees_their_memory"}:
-        _early["fits"] = Early(lambda: child(CHILD))
-    if "test_an_evicted_entry_frees_its_compiled_programs" in names:
-        _early["evicting"] = Early(lambda: child(EVICTING_CODE))
-    return list(_early.values())
+    return selected(items, {"test_200_fits_over_20_shapes_grow_memory_by_less_than_the_bound": FITS,
+                            "test_caches_stay_within_their_bounds_and_compile_each_shape_once": FITS,
+                            "test_clear_caches_drops_the_compiled_epochs_and_frees_their_memory": FITS,
+                            "test_an_evicted_entry_frees_its_compiled_programs": EVICTING_RUN})
 
 
 @pytest.fixture(scope="module")
 def measured():
     if not os.path.exists("/proc/self/statm"):
         pytest.skip("reads the resident set from /proc/self/statm (Linux)")
-    return result("fits", CHILD)
+    return result(FITS)
 
 
 def test_200_fits_over_20_shapes_grow_memory_by_less_than_the_bound(measured):
@@ -180,7 +176,7 @@ def test_an_evicted_entry_frees_its_compiled_programs():
     module-level ``jax.jit`` with static arguments was, grew +71 MB."""
     if not os.path.exists("/proc/self/statm"):
         pytest.skip("reads the resident set from /proc/self/statm (Linux)")
-    out = result("evicting", EVICTING_CODE)
+    out = result(EVICTING_RUN)
     assert out["alive"] == 4, out
     assert out["end"] - out["warm"] < EVICTED_GROWTH_BOUND_MB, out
 

@@ -3,16 +3,13 @@ losses (per-layer activations, leaky ReLU/ELU/softplus/SiLU, skips, Huber/MAE/hi
 fit and its resume, fit_many, a mesh of two (emulated) devices, save/load, predict/evaluate,
 diagnostics and summary; each result against an independent computation."""
 
-import os
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import fnann
-from early import Child, Early
+from early import Early, selected, two_devices
 from strategies import max_rel_error
 
 CASES = {
@@ -102,23 +99,16 @@ print(len(jax.devices()), float(np.max(np.abs(a - b)) / np.max(np.abs(a))))
 """
 
 
-def mesh_child():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
-    return Child([sys.executable, "-c", MESH], env=env)
-
-
-_early = {}
+MESH_RUN = Early(lambda: two_devices(MESH))
 
 
 def start_early(items):
     """The two-device run runs beside the session (tests/early.py)."""
-    if any(item.originalname == "test_a_mesh_of_two_devices_equals_one_device" for item in items):
-        _early["mesh"] = Early(mesh_child)
-    return list(_early.values())
+    return selected(items, {"test_a_mesh_of_two_devices_equals_one_device": MESH_RUN})
 
 
 def test_a_mesh_of_two_devices_equals_one_device():
-    out = (_early.pop("mesh", None) or Early(mesh_child)).result(timeout=300)
+    out = MESH_RUN.result(timeout=300)
     assert out.returncode == 0, out.stderr
     devices, error = out.stdout.split()
     assert devices == "2" and float(error) < 1e-5

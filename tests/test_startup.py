@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import fnann
-from early import Child, Early
+from early import Child, Early, selected
 from fnann import inference, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -193,7 +193,6 @@ jax.monitoring.register_event_duration_secs_listener(
 status = cli.main(["train", "--out", sys.argv[1], "--no-cache", "--no-progress", "--no-plot"])
 print(status, len(seen), *seen)
 """
-_early = {}
 
 
 def start_train() -> Child:
@@ -204,13 +203,12 @@ def start_train() -> Child:
 
 
 FOLDER = {}
+TRAIN = Early(start_train)
 
 
 def start_early(items):
     """The training runs beside the session (tests/early.py)."""
-    if any(item.originalname == "test_fnann_train_compiles_a_bounded_number_of_programs" for item in items):
-        _early["train"] = Early(start_train)
-    return list(_early.values())
+    return selected(items, {"test_fnann_train_compiles_a_bounded_number_of_programs": TRAIN})
 
 
 def test_fnann_train_compiles_a_bounded_number_of_programs():
@@ -219,7 +217,7 @@ def test_fnann_train_compiles_a_bounded_number_of_programs():
     count was 47 before init, the gradient check, the keys and the input casts became single
     programs; it is 9 now)."""
     try:
-        out = (_early.pop("train", None) or Early(start_train)).result(timeout=300)
+        out = TRAIN.result(timeout=300)
     finally:
         if "train" in FOLDER:
             shutil.rmtree(FOLDER.pop("train"), ignore_errors=True)
