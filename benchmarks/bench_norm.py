@@ -8,7 +8,10 @@ Every figure is the median of ``--repeats`` timed runs of ``--steps`` steps in o
 ``lax.scan`` (step i's key is ``fold_in(key, i)``, as in ``fit``), after a compile-and-warm-up
 run, the variants timed round-robin. The compile run checks that the JAX variants do equal
 work: their first step (the same params, batch and dropout masks) gives the same loss to 1e-5.
-PyTorch eager on the CPU is timed beside them when torch is importable (else one line says so).
+PyTorch eager on the CPU is timed beside them when torch is importable (else one line says so),
+in a block of its own after theirs: torch's OpenMP threads keep spinning after each call, and
+in the round-robin they slowed whichever JAX variant ran next by 3-5% (with
+``OMP_WAIT_POLICY=PASSIVE`` the JAX figures were even again, torch's 1.6x slower).
 
 Speed-up = a variant's time / fnann manual's time: above 1.0, fnann's manual step is faster.
 
@@ -183,10 +186,10 @@ def main(argv=None) -> None:
             run = scan_of(step, True)
             fns[name] = lambda run=run, params=params, state=state: run(params, state, xs, ys, key)
         print("  " + check_same_work(norm, {name: fn() for name, fn in fns.items()}))  # compiles them
+        times = timed_side_by_side(fns, args.repeats)
         extra = torch_rows(norm, args.p, xs, ys, args.steps)
         have_torch = have_torch and extra is not None
-        fns.update(extra or {})
-        times = timed_side_by_side(fns, args.repeats)
+        times.update(timed_side_by_side(extra, args.repeats) if extra else {})  # after: see the docstring
         ref = times["fnann manual"]
         for name, t in times.items():
             print(f"  {name:32s} {1e3 * t / args.steps:8.3f} ms/step   manual's speed-up {t / ref:5.2f}x")

@@ -11,7 +11,8 @@ is recorded (its exit status, its last lines) and the others still run. The repo
 order:
 
 1. the device and versions (jax, jaxlib, fnann, numpy; ``nvidia-smi`` where there is one);
-2. ``fnann gradcheck`` (the README's network; float64, ``Precision.HIGHEST``);
+2. ``fnann gradcheck`` (the README's network, then it with batch norm and dropout 0.1 on its
+   hidden layers; float64, ``Precision.HIGHEST``);
 3. ``fnann train`` wall time with an empty compilation cache (cold) and with the cache it
    filled (warm);
 4. the test suite, with ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` (so parallel workers do not
@@ -22,7 +23,9 @@ order:
    forward + backward) and the fraction of the matmul peak measured in the same run at that
    dtype, fnann's ``train_step`` beside a hand-written ``jax.value_and_grad`` step, and torch
    eager where torch is installed;
-7. ``benchmarks/bench_scale.py --part many``: 16 models by ``fit_many`` against one ``fit``.
+7. ``benchmarks/bench_scale.py --part many``: 16 models by ``fit_many`` against one ``fit``;
+8. ``benchmarks/bench_norm.py``: batch norm's and layer norm's step (with dropout), manual
+   beside autodiff and a hand-written jax step, and torch eager where torch is installed.
 
 ``--quick`` shrinks every size (and runs one test file instead of the suite) so that the
 whole check takes well under a minute on a CPU: the suite runs it, so it never rots. Nothing
@@ -122,6 +125,7 @@ LARGE_SCRIPT = textwrap.dedent("""
 def sections(quick: bool, tmp: str) -> list[tuple[str, list[str], dict, int]]:
     """``(title, argv, extra environment, time limit in seconds)`` of every section, in order."""
     py, size = sys.executable, "quick" if quick else "full"
+    small = ["--sizes", "4,6,3"] if quick else []
     cache = os.path.join(tmp, "cache")
     train = [py, "-m", "fnann", "train", "--no-progress", "--no-plot", "--cache-dir", cache]
     train += ["--data", "xor", "--epochs", "2"] if quick else []
@@ -136,7 +140,9 @@ def sections(quick: bool, tmp: str) -> list[tuple[str, list[str], dict, int]]:
     return [
         ("device and versions", [py, "-c", versions], {}, 120),
         ("nvidia-smi", ["nvidia-smi"] if shutil.which("nvidia-smi") else [py, "-c", "print('no nvidia-smi')"], {}, 30),
-        ("fnann gradcheck", [py, "-m", "fnann", "gradcheck", *(["--sizes", "4,6,3"] if quick else [])], {}, 300),
+        ("fnann gradcheck", [py, "-m", "fnann", "gradcheck", *small], {}, 300),
+        ("fnann gradcheck, batch norm and dropout", [py, "-m", "fnann", "gradcheck", "--norm", "batch", "--dropout", "0.1",
+                                                     *small], {}, 300),
         ("fnann train, cold cache", [*train, "--out", os.path.join(tmp, "cold")], {}, 300),
         ("fnann train, warm cache", [*train, "--out", os.path.join(tmp, "warm")], {}, 300),
         ("the test suite", suite, {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}, 120 if quick else 330),
@@ -146,6 +152,7 @@ def sections(quick: bool, tmp: str) -> list[tuple[str, list[str], dict, int]]:
          {}, 400),
         ("bench_scale.py fit_many", [py, "benchmarks/bench_scale.py", "--part", "many",
                                      *(["--models", "2", "--epochs", "1", "--repeats", "1", "--no-cold"] if quick else [])], {}, 300),
+        ("bench_norm.py", [py, "benchmarks/bench_norm.py", *(["--quick"] if quick else [])], {}, 300),
     ]
 
 

@@ -36,7 +36,8 @@ def test_the_quick_check_runs_every_section_and_never_overwrites_a_report():
         report = FOLDER["report"] / "report.md"
         text = report.read_text()
         for title in ("device and versions", "fnann gradcheck", "fnann train, cold cache", "fnann train, warm cache",
-                      "the test suite", "bench_train.py", "large networks", "bench_scale.py fit_many"):
+                      "the test suite", "bench_train.py", "large networks", "bench_scale.py fit_many",
+                      "fnann gradcheck, batch norm and dropout", "bench_norm.py"):
             assert f"## {title}: ok" in text, title
         assert "matmul peak float32" in text and "of peak" in text and "0 section(s) failed" in text
         again = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--quick", "--out", str(report)], cwd=ROOT,
