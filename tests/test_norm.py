@@ -7,7 +7,8 @@ head, batches of 1 and 2); δ^(l) = ∂L/∂Z^(l); the forward pass against nump
 at evaluation; check_grads passes and catches a wrong norm backward; the running statistics
 against a numpy transcription; a batch of 1 in training is a clear error; float16 and huge
 values stay finite; bad options are one clear error naming the argument; no norm is the
-textbook net bit for bit."""
+textbook net bit for bit; where torch is installed, three training steps and the evaluation
+equal its BatchNorm1d's and LayerNorm's."""
 
 import jax
 import jax.numpy as jnp
@@ -277,3 +278,66 @@ def test_bad_norm_settings_and_bad_params_are_clear_errors():
                        ((fnann.RunningStats(jnp.full(4, jnp.nan), jnp.ones(4)),), "NaN")):
         with pytest.raises(ValueError, match=match):
             fnann.forward(batch, params, np.ones((2, 3), np.float32), stats=bad)
+
+
+
+@pytest.mark.parametrize("kind", ["batch", "layer"])
+def test_training_and_evaluation_equal_pytorchs_norm_layers(kind):
+    """Three SGD steps of a normalized tanh net in float64 against torch's BatchNorm1d or
+    LayerNorm (an independent implementation): the params, batch norm's running statistics
+    (torch keeps the unbiased batch variance in them) and the evaluation outputs."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    widths = [(4, 6), (6, 5)]
+    hidden = [(rng.standard_normal((o, i)) * 0.7, 1 + 0.2 * rng.standard_normal(o), 0.2 * rng.standard_normal(o))
+              for i, o in widths]
+    out = (rng.standard_normal((3, 5)) * 0.7, 0.1 * rng.standard_normal(3))
+    batches = [(rng.standard_normal((8, 4)) * 2 + 1, rng.integers(0, 3, 8)) for _ in range(3)]
+    x_eval = rng.standard_normal((5, 4))
+
+    norm_layer = {"batch": torch.nn.BatchNorm1d, "layer": torch.nn.LayerNorm}[kind]
+    linears = [torch.nn.Linear(i, o, bias=False).double() for i, o in widths]
+    normed = [norm_layer(o, eps=1e-5).double() for _, o in widths]  # BatchNorm1d's momentum is 0.1
+    last = torch.nn.Linear(5, 3).double()
+    model = torch.nn.Sequential(linears[0], normed[0], torch.nn.Tanh(), linears[1], normed[1], torch.nn.Tanh(), last)
+    with torch.no_grad():
+        for (W, gamma, beta), linear, norm in zip(hidden, linears, normed):
+            linear.weight.copy_(torch.from_numpy(W))
+            norm.weight.copy_(torch.from_numpy(gamma))
+            norm.bias.copy_(torch.from_numpy(beta))
+        last.weight.copy_(torch.from_numpy(out[0]))
+        last.bias.copy_(torch.from_numpy(out[1]))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model.train()
+    for x, y in batches:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.from_numpy(x_eval)), -1).numpy()
+
+    with jax.enable_x64(True):
+        net = fnann.MLP([4, 6, 5, 3], hidden="tanh", output="softmax", norm=kind)
+        params = (*(fnann.Normed(*map(jnp.asarray, layer)) for layer in hidden), fnann.Dense(*map(jnp.asarray, out)))
+        sgd = fnann.sgd(0.1)
+        step, state = fnann.train_step(net, "cross_entropy", sgd), sgd.init(params)
+        stats = fnann.init_stats(net, jnp.float64) if kind == "batch" else None
+        for x, y in batches:
+            x, y = jnp.asarray(x), jnp.asarray(y, jnp.int32)
+            if kind == "batch":
+                params, state, _, stats = step(params, state, x, y, None, stats)
+            else:
+                params, state, _ = step(params, state, x, y)
+        ours = np.asarray(fnann.forward(net, params, jnp.asarray(x_eval), stats=stats))
+
+    def close(a, b):
+        np.testing.assert_allclose(np.asarray(a), b.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+    for layer, linear, norm in zip(params, linears, normed):
+        close(layer.W, linear.weight), close(layer.gamma, norm.weight), close(layer.beta, norm.bias)
+    close(params[2].W, last.weight), close(params[2].b, last.bias)
+    if kind == "batch":
+        for k, norm in enumerate(normed):
+            close(stats[k].mean, norm.running_mean), close(stats[k].var, norm.running_var)
+    np.testing.assert_allclose(ours, probs, rtol=1e-10, atol=1e-12)
