@@ -8,7 +8,7 @@ interpreter that sets XLA_FLAGS=--xla_force_host_platform_device_count=2 before 
 
 Both workers join one jax.distributed run (coordinator on localhost:PORT, gloo CPU
 collectives), train their shard of ``shared_problem()`` on a global mesh of all 4 devices
-(``GLOBAL``) and evaluate it. Then each runs its share of single-process runs on a mesh of
+(``GLOBAL``) and evaluate it, then train a batch-norm net (``BN_NET``) the same way. Then each runs its share of single-process runs on a mesh of
 its own 2 devices (``LOCAL_RUNS[PID]``). Every result goes to the npz file OUT; the test
 computes the one-device references itself and compares.
 """
@@ -157,6 +157,11 @@ def main(pid: int, port: str, out: str):
             metrics = fnann.evaluate(NET, params, shard(xv), shard(yv), "cross_entropy", mesh=mesh)
             save(results, "global", params, hist)
             results["global/evaluate"] = np.array(metrics["loss"])
+            # batch norm over two processes: each batch (the last of 3 rows too) normalized by
+            # the statistics of its rows on all 4 devices
+            params, stats, hist = fnann.fit(BN_NET, "cross_entropy", OPT, bn_params(3), shard(x), shard(y),
+                                            validation_data=(shard(xv), shard(yv)), mesh=mesh, **GLOBAL)
+            save(results, "bn_global", (params, stats), hist)
             for run in LOCAL_RUNS[pid]:
                 run(results)
     finally:

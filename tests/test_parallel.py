@@ -79,6 +79,8 @@ def test_two_processes_and_meshes_of_two_devices_equal_one_device(tmp_path):
         want_bn = fnann.fit(ps.BN_NET, "cross_entropy", ps.OPT, ps.bn_params(2), x51, y51, key=ps.KEYS[0],
                             validation_data=val, **ps.LOCAL)
         want_bn_predict = fnann.predict(ps.BN_NET, *want_bn[:1], x51[:11], stats=want_bn[1])
+        want_bn_global = fnann.fit(ps.BN_NET, "cross_entropy", ps.OPT, ps.bn_params(3), x, y,
+                                   validation_data=(xv, yv), **ps.GLOBAL)
     for proc in procs:
         finish(proc)
     got = [dict(np.load(path)) for path in outs]
@@ -86,6 +88,9 @@ def test_two_processes_and_meshes_of_two_devices_equal_one_device(tmp_path):
         assert max_rel_error(leaves(r, "global"), jax.tree.leaves(want_global[0])) <= 1e-5
         same_history(r, "global", want_global[1])
         assert float(r["global/evaluate"]) == pytest.approx(want_eval_global["loss"], rel=1e-5)
+        bn_leaves = jax.tree.leaves(want_bn_global[:2])  # μ_B, σ²_B over the global batch
+        assert max_rel_error([r[f"bn_global/p{i}"] for i in range(len(bn_leaves))], bn_leaves) <= 1e-5
+        same_history(r, "bn_global", want_bn_global[2])
     r0, r1 = got  # each process's single-process runs on its own two devices
     assert max_rel_error(leaves(r0, "local_fit"), jax.tree.leaves(want_local[0])) <= 1e-5
     same_history(r0, "local_fit", want_local[1])
