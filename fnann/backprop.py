@@ -121,7 +121,7 @@ def delta_recursion(net: MLP, params: Params, trace: Trace, delta_L: Array) -> t
     layer = (None, *params)  # (W^(1), b^(1)), ..., (W^(L), b^(L))
     Z, A = (None, *trace.Z), trace.A  # Z^(1), ..., Z^(L);  A^(0) = x, ..., A^(L) = ŷ
     M = (None, *trace.M) if trace.M else (None,) * L  # M^(1), ..., M^(L-1): dropout masks (training)
-    N = (None, *trace.N) if trace.N else (None,) * L  # the normalized layers' Ẑ, 1/√(σ² + ε), Y
+    N = (None, *trace.layer_norms)  # the normalized layers' Ẑ, 1/√(σ² + ε), Y
     norm = (None, *net.norms)  # the hidden layers' norms (None: none)
     p = (None, *net.dropout_rates)  # p_1, ..., p_(L-1)
     delta, grads, dA = [None] * (L + 1), [None] * (L + 1), [None] * (L + 1)  # dA[l] = ∂L/∂A^(l)
@@ -129,11 +129,9 @@ def delta_recursion(net: MLP, params: Params, trace: Trace, delta_L: Array) -> t
     delta[L] = delta_L
     for l in range(L, 0, -1):
         d = delta[l].astype(layer[l].W.dtype)  # δ^(L) is float32 under 16-bit compute: back to the params' dtype
-        if d_norm[l] is None:
-            grads[l], dA[l - 1] = dense_backward(layer[l], A[l - 1], d)  # δ^(l) A^(l-1)ᵀ, Σ δ^(l), W^(l)ᵀ δ^(l)
-        else:  # Z^(l) = W^(l) A^(l-1): δ^(l) A^(l-1)ᵀ, and the norm's γ, β gradients
-            dense, dA[l - 1] = dense_backward(layer[l], A[l - 1], d)
-            grads[l] = Normed(dense.W, *d_norm[l])
+        grads[l], dA[l - 1] = dense_backward(layer[l], A[l - 1], d)  # δ^(l) A^(l-1)ᵀ, Σ δ^(l), W^(l)ᵀ δ^(l)
+        if d_norm[l] is not None:  # Z^(l) = W^(l) A^(l-1), no b: the norm's ∂L/∂γ, ∂L/∂β beside ∂L/∂W
+            grads[l] = Normed(grads[l].W, *d_norm[l])
         if l in net.residual:
             dA[l - 1] = dA[l - 1] + dA[l]  # + ∂L/∂A^(l), through the skip A^(l) = A^(l-1) + σ(Z^(l))
         if l > 1:

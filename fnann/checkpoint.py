@@ -14,6 +14,7 @@ malformed or hostile file raises one ``ValueError`` naming the file and the fiel
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import zipfile
@@ -28,7 +29,7 @@ from fnann import checks
 from fnann.activations import ACTIVATIONS, Activation
 from fnann.atomic import atomic_write
 from fnann.mlp import MLP, Dense, Normed, Params, Stats
-from fnann.norms import NORMS, BatchNorm, LayerNorm, RunningStats
+from fnann.norms import NORMS, RunningStats
 from fnann.optim import as_optimizer
 from fnann.tree_codec import Where, decode, encode, rebuild
 
@@ -87,10 +88,9 @@ def _net_spec(net: MLP) -> dict:
 
 
 def _norm_spec(norm) -> dict | None:
-    """``{"name": "layer", "eps": ε}``, ``{"name": "batch", "eps": ε, "momentum": m}`` or None."""
-    if norm is None:
-        return None
-    return {"name": norm.name, "eps": norm.eps, **({"momentum": norm.momentum} if isinstance(norm, BatchNorm) else {})}
+    """The norm's name and settings, ``{"name": "layer", "eps": ε}`` or ``{"name": "batch",
+    "momentum": m, "eps": ε}`` (its dataclass fields), or None."""
+    return None if norm is None else {"name": norm.name, **dataclasses.asdict(norm)}
 
 
 def _key_spec(key, arrays: dict):
@@ -305,7 +305,8 @@ def _load_norms(spec: dict, where: Where) -> list:
             continue
         if not isinstance(entry, dict) or entry.get("name") not in NORMS:
             raise at.error(f"must be null or a dict with name one of {sorted(NORMS)}; got {_short(entry)}.")
-        fields = ("name", "eps", "momentum") if entry["name"] == "batch" else ("name", "eps")
+        kind = NORMS[entry["name"]]
+        fields = ("name", *(f.name for f in dataclasses.fields(kind)))
         if set(entry) != set(fields):
             raise at.error(f"a {entry['name']} norm has exactly the fields {', '.join(fields)}; "
                            f"got {', '.join(map(str, entry))}.")
@@ -314,8 +315,7 @@ def _load_norms(spec: dict, where: Where) -> list:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise at.at(f".{field}").error(f"must be a number; got {_short(value)}.")
         try:
-            norms.append(LayerNorm(entry["eps"]) if entry["name"] == "layer"
-                         else BatchNorm(entry["momentum"], entry["eps"]))
+            norms.append(kind(**{field: entry[field] for field in fields[1:]}))
         except (TypeError, ValueError) as e:
             raise at.error(str(e)) from None
     return norms

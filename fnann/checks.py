@@ -362,10 +362,11 @@ def _unpack_layer(layer, l: int, name: str, normed: bool = False):
         raise TypeError(f"{name}[{l}] must be a {want}; got {type(layer).__name__}.") from None
 
 
-def check_stats(net, stats, name: str = "stats") -> None:
+def check_stats(net, stats, name: str = "stats", stacked: bool = False) -> None:
     """Checks a batch-norm net's running statistics: one ``RunningStats(mean, var)`` per
-    batch-norm layer (``net.batch_norm_layers``), each of shape ``(n_l,)``, floating, and (when
-    concrete) finite with var >= 0."""
+    batch-norm layer (``net.batch_norm_layers``), each of shape ``(n_l,)`` (``stacked``: K
+    models' stacked, ``(K, n_l)``, one K for all), floating, and (when concrete) finite with
+    var >= 0."""
     layers = net.batch_norm_layers
     if not layers:
         if stats not in (None, ()):
@@ -376,15 +377,18 @@ def check_stats(net, stats, name: str = "stats") -> None:
         got = f"{len(stats)} entries" if isinstance(stats, (tuple, list)) else type(stats).__name__
         raise ValueError(f"{name} must be one RunningStats(mean, var) per batch-norm layer {layers} "
                          f"(fnann.init_stats(net)); got {got}.")
+    lead = jnp.shape(getattr(stats[0], "mean", ()))[:1] if stacked else ()  # (K,): the first array's models
     for i, (l, s) in enumerate(zip(layers, stats)):
         if getattr(s, "_fields", None) != ("mean", "var"):
             raise TypeError(f"{name}[{i}] must be a RunningStats(mean, var); got {type(s).__name__}.")
         for field, a in (("mean", s.mean), ("var", s.var)):
             if not (hasattr(a, "shape") and hasattr(a, "dtype")) or not jnp.issubdtype(a.dtype, jnp.floating):
                 raise TypeError(f"{name}[{i}].{field} must be a floating array (from fnann.init_stats).")
-            if jnp.shape(a) != (net.sizes[l],):
+            want = (*lead, net.sizes[l])
+            if jnp.shape(a) != want:
                 raise ValueError(f"{name}[{i}].{field} has shape {jnp.shape(a)} but layer {l} has "
-                                 f"{net.sizes[l]} units: it must be ({net.sizes[l]},).")
+                                 f"{net.sizes[l]} units{' (stacked: K models first)' if stacked else ''}: "
+                                 f"it must be {want}.")
             check_finite(a, f"{name}[{i}].{field}")
         if is_concrete(s.var) and np.any(np.asarray(s.var) < 0):
             raise ValueError(f"{name}[{i}].var holds a negative variance; running variances are >= 0.")

@@ -144,14 +144,12 @@ def diagnose(net: MLP, params: Params, x, y, loss: Loss | str, opt: Optimizer | 
     else:
         updates, _ = opt.update(grads, opt.init(params) if opt_state is None else opt_state, params)
         ratio = [global_norm(u.W) / global_norm(p.W) for u, p in zip(updates, params)]
-    rows = []
-    N = (*trace.N, None) if trace.N else (None,) * net.n_layers  # the normalized layers' NormTrace
+    rows, inputs = [], trace.sigma_inputs  # σ's inputs: Z, or Y = γ ⊙ Ẑ + β after a norm
     for l, act in enumerate(net.activations):
         z, a = trace.Z[l].astype(dtype), trace.A[l + 1].astype(dtype)
         dead = jnp.mean(jnp.all(a == 0, axis=0), dtype=dtype) if act.dies else nan
         if act.saturates:
-            u = trace.Z[l] if N[l] is None else N[l].Y  # σ's input: Z, or Y = γ ⊙ Ẑ + β after a norm
-            slope = act.backward(u, jnp.ones_like(u))  # σ'(u) element-wise
+            slope = act.backward(inputs[l], jnp.ones_like(inputs[l]))  # σ'(u) element-wise
             saturated = jnp.mean(jnp.abs(slope) < saturation, dtype=dtype)
         else:
             saturated = nan

@@ -159,17 +159,11 @@ def _fd_indices(rng: np.random.Generator, sizes: list[int], n_fd: int | None) ->
             for n in sizes]
 
 
-def _sigma_inputs(trace: Trace) -> tuple:
-    """Each layer's activation input: Z^(l), or Y^(l) = γ ⊙ Ẑ^(l) + β of a normalized layer."""
-    N = (*trace.N, None) if trace.N else (None,) * len(trace.Z)
-    return tuple(z if n is None else n.Y for z, n in zip(trace.Z, N))
-
-
 def _kink_sides(net: MLP, trace: Trace) -> list:
     """Per kinked layer, whether each activation input lies above each kink: ``Z^(l) > k``
     (``Y^(l) > k`` for a normalized layer)."""
     return [z[..., None] > jnp.asarray(sigma.kinks, z.dtype)
-            for z, sigma in zip(_sigma_inputs(trace), net.activations) if sigma.kinks]
+            for z, sigma in zip(trace.sigma_inputs, net.activations) if sigma.kinks]
 
 
 def _abs_backward(sigma: Activation, z, d):
@@ -194,7 +188,7 @@ def _magnitudes(net: MLP, loss: Loss, params: Params, trace: Trace, y, value):
           / √(σ² + ε); T(γ^(l)) = Σ_batch D_Y ⊙ |Ẑ|, T(β^(l)) = Σ_batch D_Y; R adds the norm's
           Σ D_Y ⊙ (|γ| ⊙ (|Ẑ| + 1) + |β|) (Y's round-off, with that of μ and σ² inside Ẑ's).
     """
-    Z, A, N = trace.Z, trace.A, (*trace.N, None) if trace.N else (None,) * net.n_layers
+    Z, A, N = trace.Z, trace.A, trace.layer_norms
     M, p = (trace.M or (None,) * (net.n_layers - 1)), net.dropout_rates
 
     def loss_of_output(z):

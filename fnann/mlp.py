@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnann import checks
 from fnann.activations import Activation, get_activation, init_variance
@@ -72,6 +73,18 @@ class Trace(NamedTuple):
     A: tuple[Array, ...]
     M: tuple[Array | None, ...] = ()
     N: tuple[NormTrace | None, ...] = ()
+
+    @property
+    def layer_norms(self) -> tuple[NormTrace | None, ...]:
+        """``N`` with one entry per layer, the output layer's ``None`` included (all ``None``
+        for a net without normalization)."""
+        return (*self.N, None) if self.N else (None,) * len(self.Z)
+
+    @property
+    def sigma_inputs(self) -> tuple[Array, ...]:
+        """Each layer's activation input in a training pass: Z^(l), or Y^(l) = γ ⊙ Ẑ^(l) + β
+        of a normalized layer."""
+        return tuple(z if n is None else n.Y for z, n in zip(self.Z, self.layer_norms))
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -377,8 +390,8 @@ def init_stats(net: MLP, dtype=jnp.float32) -> Stats:
     """
     checks.check_net(net)
     dtype = checks.check_dtype(dtype)
-    return tuple(RunningStats(jnp.zeros((net.sizes[l],), dtype), jnp.ones((net.sizes[l],), dtype))
-                 for l in net.batch_norm_layers)
+    return tuple(RunningStats(*jax.device_put((np.zeros(net.sizes[l], dtype), np.ones(net.sizes[l], dtype))))
+                 for l in net.batch_norm_layers)  # host arrays put on the device: no program to compile
 
 
 @compiled_cache(maxsize=32)

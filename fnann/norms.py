@@ -28,27 +28,15 @@ long before the values do); Y comes back in Z's dtype.
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from fnann import checks
 from fnann.tree_codec import register_checkpoint_type
 
 Array = jax.Array
-
-
-def _real(value, name: str, low: float, high: float, low_open: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number; got {value!r}.")
-    value = float(value)
-    above = value > low if low_open else value >= low
-    if not (math.isfinite(value) and above and value <= high):
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
-        raise ValueError(f"{name} = {value!r} must be finite and in {interval}.")
-    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +53,7 @@ class LayerNorm:
     equation = "Ẑ = (Z - μ) / √(σ² + ε), μ, σ² over the units of each example"
 
     def __post_init__(self):
-        object.__setattr__(self, "eps", _real(self.eps, "LayerNorm eps", 0.0, 1.0, True))
+        object.__setattr__(self, "eps", checks.real(self.eps, "LayerNorm eps", 0.0, 1.0, low_open=True))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,8 +71,8 @@ class BatchNorm:
     equation = "Ẑ = (Z - μ_B) / √(σ²_B + ε), μ_B, σ²_B over the batch for each unit"
 
     def __post_init__(self):
-        object.__setattr__(self, "momentum", _real(self.momentum, "BatchNorm momentum", 0.0, 1.0, False))
-        object.__setattr__(self, "eps", _real(self.eps, "BatchNorm eps", 0.0, 1.0, True))
+        object.__setattr__(self, "momentum", checks.real(self.momentum, "BatchNorm momentum", 0.0, 1.0))
+        object.__setattr__(self, "eps", checks.real(self.eps, "BatchNorm eps", 0.0, 1.0, low_open=True))
 
 
 Norm = LayerNorm | BatchNorm

@@ -417,11 +417,7 @@ def _check_stats(net: MLP, stats, stacked: bool, dtype) -> tuple[Any, bool]:
     set, or K stacked when the params are) checked as one model's, or ``init_stats(net, dtype)``
     (batch norm); ``()`` for other nets."""
     if net.has_batch_norm and stats is not None and stacked and _is_stacked(stats):
-        one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a)[1:], jnp.result_type(a)), tuple(stats))
-        checks.check_stats(net, one)  # shapes of one model
-        for i, s in enumerate(stats):
-            for field, a in zip(s._fields, s):
-                checks.check_finite(a, f"stats[{i}].{field}")
+        checks.check_stats(net, stats, stacked=True)
         return tuple(stats), True
     return start_stats(net, stats, dtype), False
 

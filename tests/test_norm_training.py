@@ -244,6 +244,21 @@ def test_bad_stats_are_refused_naming_stats(data, bn_params, case):
         fnann.predict(BN, bn_params, x, stats=stats)
 
 
+def test_bad_stacked_stats_are_refused_by_fit_many(data):
+    """K models' stacked statistics are checked as a single model's are: one K for every
+    layer, finite, no negative variance (it used to check only the shapes and NaN)."""
+    x, y = data
+    params = jax.vmap(lambda k: fnann.init(k, BN))(jax.random.split(jax.random.key(0), 2))
+    good = jax.tree.map(lambda a: jnp.stack([a, a]), fnann.init_stats(BN))
+    cases = {r"stats\[1\]\.mean has shape \(3, 5\).*must be \(2, 5\)":
+             (good[0], fnann.RunningStats(jnp.zeros((3, 5)), jnp.ones((3, 5)))),
+             r"stats\[0\]\.var holds a negative variance": (good[0]._replace(var=-good[0].var), good[1]),
+             r"stats\[1\]\.var contains NaN": (good[0], good[1]._replace(var=good[1].var.at[1, 2].set(jnp.inf)))}
+    for match, stats in cases.items():
+        with pytest.raises(ValueError, match=match):
+            fnann.fit_many(BN, "cross_entropy", OPT, params, x, y, key=jax.random.split(KEY, 2), epochs=1,
+                           batch_size=BATCH, stats=stats)
+
 def test_evaluating_a_batch_norm_net_needs_its_stats(data, bn_params):
     x, y = data
     for call in (lambda: fnann.predict(BN, bn_params, x), lambda: fnann.accuracy(BN, bn_params, x, y),

@@ -259,7 +259,7 @@ def _compute(net: MLP, loss: Loss, opt: Optimizer, fused: bool, params: Params, 
     # the example's row of a (1, n) array as a vector; with batch norm, the batch's (m, n) as columns (n, m)
     col = (lambda a: a.T) if net.has_batch_norm else (lambda a: a[0])  # noqa: E731
     one = lambda rows: [col(r) for r in rows]  # noqa: E731
-    N = (*trace.N, None) if trace.N else (None,) * net.n_layers  # the normalized layers' NormTrace
+    N = trace.layer_norms  # the normalized layers' NormTrace
     return {
         "params": params, "x": col(x), "Z": one(trace.Z), "A": one(trace.A),
         "y": col(as_targets(y_hat, y, one_hot=loss.labels)),
@@ -268,8 +268,8 @@ def _compute(net: MLP, loss: Loss, opt: Optimizer, fused: bool, params: Params, 
         "ref_deltas": one(autodiff_deltas(net, loss, params, x, y, masks)),
         "M": [None if m is None else col(m) for m in trace.M] or [None] * (net.n_layers - 1),
         "da": [col(dense_backward(params[l], trace.A[l], deltas[l], HIGHEST)[1]) for l in range(net.n_layers)],
-        "slopes": [col(act.backward(z if t is None else t.Y, jnp.ones_like(z)))  # σ'(Z), or σ'(Y) after a norm
-                   for act, z, t in zip(sigma, trace.Z, N)],
+        "slopes": [col(act.backward(u, jnp.ones_like(u)))  # σ'(Z), or σ'(Y) after a norm
+                   for act, u in zip(sigma, trace.sigma_inputs)],
         "N": [None if t is None else jax.tree.map(col, t) for t in N],
         "dY": [None if d is None else col(d) for d in _norm_dY(net, params, trace, deltas)],
         "updates": updates, "state": state, "new": apply_updates(params, updates),

@@ -293,9 +293,9 @@ def _headline(run: Run) -> str:
 
 
 def _compile_ahead(run: Run, ahead):
-    """Compiles the epoch and the test evaluation on the second thread, from the shapes alone,
-    while this one draws the params and checks the gradients; their futures. (A batch-norm
-    net's epoch compiles in ``fit`` itself: ``compile_fit`` takes no running statistics.)"""
+    """Compiles the epoch and the test evaluation on the second thread, from the shapes alone
+    (a batch-norm net's running statistics too), while this one draws the params and checks
+    the gradients; their futures."""
     import jax
     import numpy as np
 
@@ -305,9 +305,9 @@ def _compile_ahead(run: Run, ahead):
     dtype = np.dtype(run.opts.dtype)
     param_shapes = jax.eval_shape(lambda k: fnann.init(k, run.net, dtype=dtype), key_shape)
     stat_shapes = jax.eval_shape(lambda: fnann.init_stats(run.net, dtype))
-    fit = ahead(lambda: None) if run.net.has_batch_norm else ahead(
-        fnann.train.compile_fit, run.net, run.loss, run.opt, param_shapes, *run.train, batch_size=run.batch,
-        method=run.opts.method, validation_data=run.val, key=key_shape, compute_dtype=run.opts.compute_dtype)
+    fit = ahead(fnann.train.compile_fit, run.net, run.loss, run.opt, param_shapes, *run.train, batch_size=run.batch,
+                method=run.opts.method, validation_data=run.val, key=key_shape, compute_dtype=run.opts.compute_dtype,
+                **with_stats(run.net, stat_shapes))
     return fit, ahead(fnann.inference.compile_inference, run.net, param_shapes, *run.test, run.loss,
                       **with_stats(run.net, stat_shapes))
 
@@ -395,8 +395,7 @@ def _fit(run: Run, params, stats, opt_state, first: int, key, history: dict, rec
         for k, v in logs.items():
             so_far.setdefault(k, []).append(v)
         if o.save_every and (epoch + 1) % o.save_every == 0 and epoch + 1 < last:
-            _write_checkpoint(run, out, state.params, getattr(state, "stats", ()), state, _shown(run, so_far),
-                              _meta(run))
+            _write_checkpoint(run, out, state.params, state.stats, state, _shown(run, so_far), _meta(run))
             saved.append(epoch + 1)
 
     try:
