@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 import io
 import json
 
@@ -19,8 +18,6 @@ from fnann.app.explain import _compiled_compute, explain
 from fnann.diagnostics import diagnose
 from fnann.summaries import summary
 from test_explain import block
-
-FIT_TAKES_STATS = "stats" in inspect.signature(fnann.fit).parameters  # the fit/predict stats= branch
 
 
 def _stats(net, shift=0.0):
@@ -272,10 +269,9 @@ def test_fnann_explain_norm_batch_draws_a_batch_of_four(capsys):
 
 @pytest.fixture(scope="module")
 def norm_run(tmp_path_factory):
-    """One tiny ``fnann train --norm`` run: ``(folder, norm, printed)``. Batch norm once ``fit``
-    takes ``stats=`` (the other branch), layer norm until then."""
+    """One tiny ``fnann train --norm batch`` run: ``(folder, norm, printed)``."""
     out = tmp_path_factory.mktemp("run") / "r"
-    norm = "batch" if FIT_TAKES_STATS else "layer"
+    norm = "batch"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         status = cli.main(["train", "--data", "xor", "--epochs", "1", "--hidden-sizes", "8", "--norm", norm,
@@ -289,14 +285,13 @@ def test_train_norm_is_recorded_and_checkpointed(norm_run):
     ck = fnann.load(out / "checkpoint.npz")
     assert ck.net.norm_name == norm and ck.meta["run"]["norm"] == norm
     assert f", {norm} norm, loss" in printed
-    if norm == "batch":
-        assert len(ck.stats) == 1 and ck.stats[0].mean.shape == (8,)
-        assert not np.array_equal(np.asarray(ck.stats[0].mean), np.zeros(8))  # trained, not init_stats
+    assert len(ck.stats) == 1 and ck.stats[0].mean.shape == (8,)
+    assert not np.array_equal(np.asarray(ck.stats[0].mean), np.zeros(8))  # trained, not init_stats
 
 
 def test_resume_with_another_norm_is_refused(norm_run, capsys):
     out, norm, _ = norm_run
-    other = "none" if norm != "none" else "layer"
+    other = "layer"
     status = cli.main(["train", "--out", str(out), "--resume", "--norm", other, "--no-plot", "--no-cache"])
     err = capsys.readouterr().err
     assert status == 2 and f"--norm {other} (recorded: {norm})" in err and len(err.strip().splitlines()) == 1
